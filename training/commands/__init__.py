@@ -1,0 +1,1 @@
+"""Subcommands of the `verify` CLI, one module each; discovered by `training.cli`."""

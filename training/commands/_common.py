@@ -1,0 +1,44 @@
+"""Helpers shared by the CLI subcommands: common flags and output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "__fspath__"):
+        return str(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object on stdout (the `--json` convention)."""
+    sys.stdout.write(json.dumps(obj, default=_default, sort_keys=False) + "\n")
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """`--model` and `--modality`, with the bundled default model of the modality when no model is named."""
+    parser.add_argument(
+        "--model", default=None, help="model directory (model.json + model.safetensors); default: bundled"
+    )
+    parser.add_argument(
+        "--modality",
+        choices=["auto", "face", "signature"],
+        default="auto",
+        help="what the images show; 'auto' decides from the model or the input (default: auto)",
+    )

@@ -1,0 +1,69 @@
+"""The interface every loaded model offers: preprocessing, batched embedding, its card and fingerprint.
+
+Scores everywhere in the project are cosine similarities of L2-normalised embeddings (larger = more alike),
+so that a FAISS inner-product index, the thresholds in model cards and the CLI all speak the same unit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Crop:
+    """A preprocessed input, ready for the network.
+
+    Attributes:
+        image: uint8 array, [H, W] for grayscale models or [H, W, 3] RGB, at the model's input size.
+        info: what preprocessing found (e.g. ``faces_found``, ``box``, ``quality``), shown to users.
+    """
+
+    image: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Embedder(ABC):
+    """A loaded model: card + preprocessing + network. Built by `verify.load_model`."""
+
+    card: dict[str, Any]
+
+    @property
+    def modality(self) -> str:
+        """'face' or 'signature'."""
+        return str(self.card["modality"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.card["architecture"]["dim"])
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash naming the exact weights; galleries store it to refuse other models."""
+        return str(self.card["fingerprint"])
+
+    @property
+    def threshold(self) -> float | None:
+        """The calibrated similarity threshold of the card, if any."""
+        cal = self.card.get("calibration") or {}
+        value = cal.get("threshold")
+        return None if value is None else float(value)
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray) -> Crop:
+        """Turn a decoded image (uint8 [H, W] or [H, W, 3] RGB) into a crop; may raise NoFaceError."""
+
+    @abstractmethod
+    def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Embed preprocessed crops. Returns float32 [N, D], rows L2-normalised."""
+
+    def embed(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Preprocess then embed decoded images. Returns float32 [N, D]."""
+        crops = [self.preprocess(im).image for im in images]
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_crops(crops, batch_size=batch_size)

@@ -1,0 +1,210 @@
+"""Model files: `model.safetensors` (weights, with the card in its header) + `model.json` (the card).
+
+The card holds everything needed to rebuild and use the model with no other argument: architecture, input size
+and normalisation, preprocessing, training config, data fingerprint, metrics, calibrated threshold. Loading
+checks the weights against the card (hash, then names and shapes) and refuses a mismatch. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from verify.errors import ModelError
+
+CARD_FORMAT = "siamese-verify/model-card"
+CARD_VERSION = 1
+CARD_FILE = "model.json"
+WEIGHTS_FILE = "model.safetensors"
+_DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def new_card(
+    name: str,
+    modality: str,
+    architecture: dict[str, Any],
+    input: dict[str, Any],
+    preprocessing: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """A card with the required sections; `extra` adds training, data, metrics, calibration, ..."""
+    if modality not in ("face", "signature"):
+        raise ModelError(f"modality must be 'face' or 'signature', got {modality!r}")
+    for key in ("height", "width", "channels"):
+        if key not in input:
+            raise ModelError(f"card input section needs {key!r}")
+    card = {
+        "format": CARD_FORMAT,
+        "version": CARD_VERSION,
+        "name": name,
+        "modality": modality,
+        "architecture": dict(architecture),
+        "input": {"mean": [0.5] * int(input["channels"]), "std": [0.5] * int(input["channels"]), **input},
+        "preprocessing": dict(preprocessing),
+    }
+    card.update(extra)
+    return card
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_card(directory: Path, card: dict[str, Any]) -> Path:
+    path = Path(directory) / CARD_FILE
+    atomic_write_bytes(path, (json.dumps(card, indent=2, default=_json_default) + "\n").encode())
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable in a card: {type(obj).__name__}")
+
+
+def _header_card(card: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in card.items() if k not in ("weights", "fingerprint")}
+
+
+def save_model(directory: Path | str, net: nn.Module, card: dict[str, Any], dtype: str = "float32") -> Path:
+    """Write `model.safetensors` and `model.json` into `directory` atomically; fills the card's
+    "weights" and "fingerprint" fields (in place) and returns the directory."""
+    if dtype not in _DTYPES:
+        raise ModelError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().to("cpu", _DTYPES[dtype]) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in net.state_dict().items()
+    }
+    meta = {"card": json.dumps(_header_card(card), default=_json_default)}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        os.replace(tmp, directory / WEIGHTS_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    sha = file_sha256(directory / WEIGHTS_FILE)
+    card["weights"] = {"file": WEIGHTS_FILE, "sha256": sha, "dtype": dtype}
+    card["fingerprint"] = sha[:16]
+    write_card(directory, card)
+    return directory
+
+
+def model_dir(path: Path | str) -> Path:
+    """The model directory for a directory, a model.json or a model.safetensors path."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model (expected a directory with {CARD_FILE} and {WEIGHTS_FILE})")
+    return path if path.is_dir() else path.parent
+
+
+def read_card(path: Path | str) -> dict[str, Any]:
+    """Read a card from a model directory, its model.json, or the header of its model.safetensors."""
+    directory = model_dir(path)
+    card_path = directory / CARD_FILE
+    if card_path.is_file():
+        try:
+            card = json.loads(card_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{card_path}: not a valid JSON model card ({exc})") from exc
+    elif (directory / WEIGHTS_FILE).is_file():
+        card = _card_from_header(directory / WEIGHTS_FILE)
+    else:
+        raise ModelError(f"{directory}: no {CARD_FILE} or {WEIGHTS_FILE} found")
+    if card.get("format") != CARD_FORMAT:
+        raise ModelError(f"{card_path}: not a siamese-verify model card (format={card.get('format')!r})")
+    if int(card.get("version", 0)) > CARD_VERSION:
+        raise ModelError(f"{card_path}: card version {card['version']} is newer than this code supports")
+    return card
+
+
+def _card_from_header(weights: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"{weights}: unreadable weights file ({exc})") from exc
+    if "card" not in meta:
+        raise ModelError(f"{weights}: carries no model card and there is no {CARD_FILE} beside it")
+    card = json.loads(meta["card"])
+    sha = file_sha256(weights)
+    card["weights"] = {"file": weights.name, "sha256": sha}
+    card["fingerprint"] = sha[:16]
+    return card
+
+
+def load_state(path: Path | str, card: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """The weights of a model directory as float32 tensors, after checking them against the card's hash."""
+    directory = model_dir(path)
+    card = card if card is not None else read_card(directory)
+    weights = directory / str((card.get("weights") or {}).get("file", WEIGHTS_FILE))
+    if not weights.is_file():
+        raise ModelError(f"{weights}: weights file missing")
+    expected = (card.get("weights") or {}).get("sha256")
+    if expected and file_sha256(weights) != expected:
+        raise ModelError(
+            f"{weights}: weights do not match the card in {directory / CARD_FILE} (sha256 differs); "
+            "the files come from different models: copy both files of one model together"
+        )
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"{weights}: unreadable weights file ({exc})") from exc
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def load_network(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the exact torch network of a model directory from its card, with its weights loaded."""
+    from verify.models.registry import get_architecture
+
+    card = read_card(path)
+    arch = card.get("architecture") or {}
+    net = get_architecture(str(arch.get("kind", "timm")))(arch)
+    state = load_state(path, card)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ModelError(
+            f"{model_dir(path)}: the weights do not fit the architecture in the card "
+            f"({arch.get('kind')}/{arch.get('backbone', '')}, dim {arch.get('dim')}): {first}"
+        ) from exc
+    net.eval()
+    return net, card

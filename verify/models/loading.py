@@ -1,0 +1,25 @@
+"""`load_model(path)`: a model directory -> a ready `Embedder`, with nothing guessed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from verify.models.base import Embedder
+from verify.models.card import load_network, model_dir, read_card
+from verify.models.registry import get_loader
+
+
+def load_model(path: Path | str, device: str | None = None) -> Embedder:
+    """Load a model directory (or its model.json / model.safetensors) as an `Embedder`.
+
+    Raises:
+        ModelError: missing files, an invalid card, or weights that do not match the card.
+    """
+    card = read_card(path)
+    loader = get_loader(str((card.get("architecture") or {}).get("kind", "timm")))
+    if loader is not None:
+        return loader(card, model_dir(path))
+    from verify.models.runtime import TorchEmbedder
+
+    net, card = load_network(path)
+    return TorchEmbedder(card, net, device=device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ class Embedder(ABC):
     """A loaded model: card + preprocessing + network. Built by `verify.load_model`."""
 
     card: dict[str, Any]
+    directory: Path | None = None  # the model directory it was loaded from (extra files: OOD scorer, ...)
 
     @property
     def modality(self) -> str:

@@ -18,8 +18,11 @@ def load_model(path: Path | str, device: str | None = None) -> Embedder:
     card = read_card(path)
     loader = get_loader(str((card.get("architecture") or {}).get("kind", "timm")))
     if loader is not None:
-        return loader(card, model_dir(path))
-    from verify.models.runtime import TorchEmbedder
+        model = loader(card, model_dir(path))
+    else:
+        from verify.models.runtime import TorchEmbedder
 
-    net, card = load_network(path)
-    return TorchEmbedder(card, net, device=device)
+        net, card = load_network(path)
+        model = TorchEmbedder(card, net, device=device)
+    model.directory = model_dir(path)
+    return model

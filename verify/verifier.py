@@ -1,0 +1,271 @@
+"""The verification pipeline: load -> validate -> preprocess -> OOD gate -> embed -> compare/search -> decision.
+
+One `Verifier` wraps one model with its calibrated threshold, its score calibrator (p(match)) and its
+out-of-distribution gate, and caches embeddings by image content hash so an image seen twice is embedded once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verify.errors import ConfigError, NoFaceError, OutOfDistributionError, VerifyError
+from verify.io import image_sha256, load_image
+from verify.models.base import Embedder
+
+MATCH, NO_MATCH, UNKNOWN, REJECTED = "match", "no match", "unknown", "rejected"
+_NOT_A = {"face": "not a face", "signature": "not a signature"}
+
+
+@dataclass
+class Probe:
+    """One input after the pipeline: its embedding, the crop that was compared, gate and timing facts."""
+
+    sha256: str
+    embedding: np.ndarray | None
+    crop: np.ndarray | None
+    info: dict[str, Any] = field(default_factory=dict)
+    ood_score: float | None = None
+    rejected: str | None = None  # the reason when the gate (or face detection) refused it
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """The answer: match / no match / unknown / rejected, with everything a user needs to trust it."""
+
+    decision: str
+    score: float | None = None
+    probability: float | None = None
+    threshold: float | None = None
+    threshold_source: str = ""
+    identity: str | None = None
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    ood_scores: list[float | None] = field(default_factory=list)
+    ood_threshold: float | None = None
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    model: str = ""
+    crops: list[np.ndarray | None] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("crops")
+        out["candidates"] = [{"identity": n, "score": s} for n, s in self.candidates]
+        return out
+
+
+class Verifier:
+    """A model + its threshold, p(match) calibrator and OOD gate.
+
+    Args:
+        model: a loaded `Embedder`.
+        threshold: similarity threshold; default: the card's calibrated one.
+        use_ood: apply the card's OOD gate when it has one.
+        cache_size: how many embeddings to keep by image hash.
+    """
+
+    def __init__(
+        self, model: Embedder, threshold: float | None = None, use_ood: bool = True, cache_size: int = 2048
+    ) -> None:
+        self.model = model
+        cal = model.card.get("calibration") or {}
+        self.threshold = threshold if threshold is not None else model.threshold
+        if self.threshold is None:
+            raise ConfigError(
+                f"model {model.card.get('name')!r} has no calibrated threshold; pass one (--threshold) "
+                "or calibrate it with `verify eval --calibrate`"
+            )
+        self.threshold_source = "given" if threshold is not None else str(cal.get("source", "model card"))
+        self._calibrator = _load_calibrator(cal.get("calibrator"))
+        self.ood, self.ood_threshold = _load_ood(model) if use_ood else (None, None)
+        self._cache: OrderedDict[str, Probe] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def from_path(cls, path: Path | str, **kwargs: Any) -> Verifier:
+        from verify.models.loading import load_model
+
+        return cls(load_model(path), **kwargs)
+
+    # --- stages -------------------------------------------------------------------------------------------
+    def probe(self, source: Any, name: str | None = None) -> Probe:
+        """Decode, preprocess, gate and embed one input (cached by content hash)."""
+        return self.probes([source], names=[name])[0]
+
+    def probes(self, sources: Sequence[Any], names: Sequence[str | None] | None = None) -> list[Probe]:
+        """Batched `probe`: every new image is embedded in one batch."""
+        names = list(names) if names is not None else [None] * len(sources)
+        out: list[Probe | None] = [None] * len(sources)
+        todo: list[tuple[int, Probe]] = []
+        for i, (src, name) in enumerate(zip(sources, names, strict=True)):
+            t0 = time.perf_counter()
+            channels = "gray" if int(self.model.card["input"].get("channels", 3)) == 1 else "rgb"
+            image = load_image(src, mode=channels, name=name)
+            sha = image_sha256(image)
+            if sha in self._cache:
+                self._cache.move_to_end(sha)
+                out[i] = self._cache[sha]
+                continue
+            probe = Probe(sha256=sha, embedding=None, crop=None)
+            probe.timings["decode_ms"] = 1e3 * (time.perf_counter() - t0)
+            self._preprocess(image, probe)
+            out[i] = probe
+            if probe.rejected is None:
+                todo.append((i, probe))
+            else:
+                self._remember(probe)
+        if todo:
+            t0 = time.perf_counter()
+            emb = self.model.embed_crops([p.crop for _, p in todo])
+            per = 1e3 * (time.perf_counter() - t0) / len(todo)
+            for (_, probe), e in zip(todo, emb, strict=True):
+                probe.embedding = e
+                probe.timings["embed_ms"] = per
+                self._gate(probe)
+                self._remember(probe)
+        return [p for p in out if p is not None]
+
+    def _preprocess(self, image: np.ndarray, probe: Probe) -> None:
+        t0 = time.perf_counter()
+        try:
+            crop = self.model.preprocess(image)
+        except NoFaceError as exc:
+            probe.rejected = f"{_NOT_A['face']}: {exc}"
+        else:
+            probe.crop, probe.info = crop.image, dict(crop.info)
+            if self.model.modality == "signature" and crop.info.get("ink_fraction", 1.0) == 0:
+                probe.rejected = f"{_NOT_A['signature']}: the page is blank"
+        probe.timings["preprocess_ms"] = 1e3 * (time.perf_counter() - t0)
+
+    def _gate(self, probe: Probe) -> None:
+        if self.ood is None or probe.embedding is None:
+            return
+        t0 = time.perf_counter()
+        probe.ood_score = float(self.ood.score(probe.embedding[None])[0])
+        if probe.ood_score < float(self.ood_threshold):
+            probe.rejected = (
+                f"{_NOT_A[self.model.modality]} (OOD score {probe.ood_score:.1f} < {self.ood_threshold:.1f})"
+            )
+        probe.timings["ood_ms"] = 1e3 * (time.perf_counter() - t0)
+
+    def _remember(self, probe: Probe) -> None:
+        self._cache[probe.sha256] = probe
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def probability(self, score: float) -> float | None:
+        if self._calibrator is None:
+            return None
+        return float(np.asarray(self._calibrator.predict_proba(np.array([score], np.float64))).ravel()[0])
+
+    # --- questions ----------------------------------------------------------------------------------------
+    def _base(self, probes: Sequence[Probe]) -> Decision:
+        timings: dict[str, float] = {}
+        for p in probes:
+            for k, v in p.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+        notes = [str(p.info["note"]) for p in probes if p.info.get("note")]
+        return Decision(
+            decision=REJECTED,
+            threshold=self.threshold,
+            threshold_source=self.threshold_source,
+            ood_scores=[p.ood_score for p in probes],
+            ood_threshold=self.ood_threshold,
+            notes=notes,
+            timings_ms=timings,
+            model=str(self.model.card.get("name", "")),
+            crops=[p.crop for p in probes],
+        )
+
+    def match(self, a: Any, b: Any, names: Sequence[str | None] = (None, None)) -> Decision:
+        """1:1 verification of two inputs."""
+        t0 = time.perf_counter()
+        pa, pb = self.probes([a, b], names=list(names))
+        result = self._base([pa, pb])
+        rejected = [f"input {i + 1}: {p.rejected}" for i, p in enumerate((pa, pb)) if p.rejected]
+        if rejected:
+            result.reason = "; ".join(rejected)
+        else:
+            assert pa.embedding is not None and pb.embedding is not None
+            result.score = float(np.dot(pa.embedding, pb.embedding))
+            result.probability = self.probability(result.score)
+            result.decision = MATCH if result.score >= float(self.threshold) else NO_MATCH
+        result.timings_ms["total_ms"] = 1e3 * (time.perf_counter() - t0)
+        return result
+
+    def identify(self, image: Any, gallery: Any, k: int = 5, name: str | None = None) -> Decision:
+        """1:N open-set identification: the best identity above the threshold, else "unknown"."""
+        t0 = time.perf_counter()
+        probe = self.probe(image, name=name)
+        result = self._base([probe])
+        if probe.rejected:
+            result.reason = probe.rejected
+        else:
+            assert probe.embedding is not None
+            t1 = time.perf_counter()
+            found = gallery.identify(probe.embedding, threshold=float(self.threshold), k=k)
+            result.timings_ms["search_ms"] = 1e3 * (time.perf_counter() - t1)
+            result.candidates = [(str(n), float(s)) for n, s in found.candidates]
+            result.score = None if found.score is None else float(found.score)
+            result.probability = None if result.score is None else self.probability(result.score)
+            result.identity = found.name
+            result.decision = MATCH if found.name is not None else UNKNOWN
+        result.timings_ms["total_ms"] = 1e3 * (time.perf_counter() - t0)
+        return result
+
+    def verify_claim(self, image: Any, gallery: Any, claimed: str, name: str | None = None) -> Decision:
+        """1:1 against an enrolled identity's template (max over its samples)."""
+        probe = self.probe(image, name=name)
+        result = self._base([probe])
+        result.identity = claimed
+        if probe.rejected:
+            result.reason = probe.rejected
+            return result
+        assert probe.embedding is not None
+        threshold = float(self.threshold)
+        per_id = getattr(gallery, "identity_threshold", None)
+        if callable(per_id) and per_id(claimed) is not None:
+            threshold, result.threshold_source = float(per_id(claimed)), f"per-identity threshold of {claimed}"
+            result.threshold = threshold
+        result.score = float(gallery.verify(probe.embedding, claimed))
+        result.probability = self.probability(result.score)
+        result.decision = MATCH if result.score >= threshold else NO_MATCH
+        return result
+
+    def embed_or_raise(self, source: Any, name: str | None = None) -> Probe:
+        """`probe`, raising the typed error when the input is rejected (for enrollment)."""
+        probe = self.probe(source, name=name)
+        if probe.rejected:
+            cls = NoFaceError if probe.rejected.startswith(_NOT_A["face"] + ":") else OutOfDistributionError
+            raise cls(f"{name or 'input'}: {probe.rejected}")
+        return probe
+
+
+def _load_calibrator(section: dict[str, Any] | None) -> Any:
+    if not section:
+        return None
+    from verify.calibration import ScoreCalibrator
+
+    return ScoreCalibrator.from_dict(section)
+
+
+def _load_ood(model: Embedder) -> tuple[Any, float | None]:
+    section = model.card.get("ood") or {}
+    if not section.get("file"):
+        return None, None
+    if model.directory is None:
+        return None, None
+    from verify.ood import GaussianOODScorer
+
+    path = Path(model.directory) / str(section["file"])
+    if not path.is_file():
+        raise VerifyError(f"{path}: the OOD scorer named in the model card is missing")
+    return GaussianOODScorer.load(path), float(section["threshold"])

@@ -1,0 +1,12 @@
+"""Procedural signature generator: sigma-lognormal writers, skilled forgers, scan-like rendering.
+
+No real signature dataset can be had offline, so the project synthesises one in the manner of Ferrer et al.'s
+GPDS-Synthetic database: `generate_dataset` writes the CEDAR layout, `render_writer_samples` renders in memory,
+`contact_sheet` makes a preview grid.
+"""
+
+from __future__ import annotations
+
+from verify.synth.dataset import contact_sheet, generate_dataset, render_writer_samples
+
+__all__ = ["contact_sheet", "generate_dataset", "render_writer_samples"]

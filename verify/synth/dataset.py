@@ -1,0 +1,223 @@
+"""Synthetic signature datasets in the CEDAR layout, in memory samples and a preview contact sheet.
+
+Every random draw comes from a generator seeded by (seed, writer, purpose, index), so the bytes of a file do not
+depend on the number of workers, the order of work or which other writers are generated.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from verify.errors import ConfigError, DatasetError
+from verify.synth.render import Pen, render_traces
+from verify.synth.shapes import sample_shape
+from verify.synth.style import WriterStyle, sample_style
+from verify.synth.writer import forgery_traces, genuine_traces
+
+FORGERS_PER_WRITER = 3  # skilled forgeries of one writer come from this many forgers in turn
+MANIFEST = "manifest.csv"
+_STYLE, _FORGER, _MANNER, _GENUINE, _FORGERY = range(5)
+
+
+def _rng(seed: int, writer: int, purpose: int, index: int = 0) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, writer, purpose, index]))
+
+
+def _pen(style: WriterStyle, rng: np.random.Generator, fill: float) -> Pen:
+    return Pen(
+        width=style.pen_width * float(np.exp(rng.normal(0.0, 0.05))),
+        ink=min(1.0, style.ink * float(np.exp(rng.normal(0.0, 0.03)))),
+        fill=float(np.clip(fill * np.exp(rng.normal(0.0, 0.04)), 0.5, 1.0)),
+    )
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < 16 or width < 16:
+        raise ConfigError(f"image size {height}x{width} is too small; use at least 16x16 (default 150x220)")
+
+
+def render_writer_samples(
+    writer_id: int, n_genuine: int, n_forgeries: int, seed: int, height: int = 150, width: int = 220
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Genuine signatures and skilled forgeries of one synthetic writer, in memory.
+
+    Args:
+        writer_id: the writer (any int; datasets number writers from 1).
+        n_genuine: genuine repetitions to render.
+        n_forgeries: skilled forgeries to render (by `FORGERS_PER_WRITER` forgers in turn).
+        seed: dataset seed; (seed, writer_id) fixes everything.
+        height, width: image size in pixels.
+
+    Returns:
+        (genuine images, forgery images), each a list of uint8 [H, W] arrays (dark ink on light paper).
+    """
+    _check_size(height, width)
+    style_rng = _rng(seed, writer_id, _STYLE)
+    style = sample_style(style_rng)
+    shape = sample_shape(style, style_rng)
+    genuine = []
+    for i in range(n_genuine):
+        rng = _rng(seed, writer_id, _GENUINE, i)
+        traces = genuine_traces(shape, style, rng)
+        genuine.append(render_traces(traces, height, width, _pen(style, rng, style.fill), rng))
+    forgers = [sample_style(_rng(seed, writer_id, _FORGER, k)) for k in range(FORGERS_PER_WRITER)]
+    forged = []
+    for i in range(n_forgeries):
+        k = i % FORGERS_PER_WRITER
+        rng = _rng(seed, writer_id, _FORGERY, i)
+        traces = forgery_traces(shape, forgers[k], rng, _rng(seed, writer_id, _MANNER, k))
+        forged.append(render_traces(traces, height, width, _pen(forgers[k], rng, style.fill), rng))
+    return genuine, forged
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise DatasetError(f"{path}: PNG encoding failed")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def _write_writer(args: tuple[Path, int, int, int, int, int, int]) -> list[tuple[str, int, str]]:
+    out, writer, n_gen, n_forg, seed, height, width = args
+    genuine, forged = render_writer_samples(writer, n_gen, n_forg, seed, height, width)
+    rows = []
+    for kind, folder, stem, images in (
+        ("genuine", "full_org", "original", genuine),
+        ("skilled", "full_forg", "forgeries", forged),
+    ):
+        for i, image in enumerate(images, start=1):
+            rel = f"{folder}/{stem}_{writer}_{i}.png"
+            _write_png(out / rel, image)
+            rows.append((rel, writer, kind))
+    return rows
+
+
+def generate_dataset(
+    out_dir: str | os.PathLike[str],
+    writers: int,
+    genuine: int,
+    forgeries: int,
+    seed: int = 0,
+    height: int = 150,
+    width: int = 220,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic signature dataset in the CEDAR layout.
+
+    Files: `full_org/original_{w}_{i}.png`, `full_forg/forgeries_{w}_{i}.png` (w and i from 1) and
+    `manifest.csv` with columns path (relative to out_dir), writer, kind ("genuine" or "skilled").
+
+    Args:
+        out_dir: output folder (created; existing files of the same names are replaced).
+        writers: number of writers.
+        genuine: genuine signatures per writer.
+        forgeries: skilled forgeries per writer.
+        seed: the same seed gives the same bytes, whatever `workers`.
+        height, width: image size in pixels.
+        workers: processes to use.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        out_dir as a Path.
+    """
+    if writers < 1 or genuine < 1 or forgeries < 0 or workers < 1:
+        raise ConfigError(
+            f"need writers >= 1, genuine >= 1, forgeries >= 0, workers >= 1; got writers={writers}, "
+            f"genuine={genuine}, forgeries={forgeries}, workers={workers}"
+        )
+    _check_size(height, width)
+    out = Path(out_dir)
+    for folder in ("full_org", "full_forg"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    tasks = [(out, w, genuine, forgeries, seed, height, width) for w in range(1, writers + 1)]
+    from tqdm import tqdm
+
+    bar = tqdm(total=writers, desc="writers", unit="writer", disable=not progress, file=sys.stderr)
+    rows: list[tuple[str, int, str]] = []
+    if workers == 1:
+        for task in tasks:
+            rows.extend(_write_writer(task))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(_write_writer, tasks, chunksize=max(1, writers // (8 * workers))):
+                rows.extend(part)
+                bar.update()
+    bar.close()
+    _write_manifest(out / MANIFEST, rows)
+    return out
+
+
+def _write_manifest(path: Path, rows: list[tuple[str, int, str]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "writer", "kind"])
+        writer.writerows(sorted(rows, key=lambda r: (r[1], r[2], r[0].split("_")[-1].zfill(12))))
+    os.replace(tmp, path)
+
+
+def _samples_from_dir(root: Path, writers: int, per_kind: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise DatasetError(f"{root}: no {MANIFEST}; generate the dataset with `verify synth signatures` first")
+    with manifest.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ids = sorted({int(r["writer"]) for r in rows})[:writers]
+    out = []
+    for w in ids:
+        groups: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        for r in rows:
+            if int(r["writer"]) == w and len(groups[r["kind"] != "genuine"]) < per_kind:
+                groups[r["kind"] != "genuine"].append(cv2.imread(str(root / r["path"]), cv2.IMREAD_GRAYSCALE))
+        out.append(groups)
+    return out
+
+
+def contact_sheet(
+    out_dir_or_images: str | os.PathLike[str] | Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
+    writers: int = 4,
+    per_kind: int = 3,
+    gap: int = 4,
+) -> np.ndarray:
+    """A preview grid: one row per writer, `per_kind` genuine images then `per_kind` forgeries.
+
+    Args:
+        out_dir_or_images: a dataset folder (read through its manifest) or, per writer, (genuine, forged)
+            lists of uint8 [H, W] images of one size.
+        writers: rows to show.
+        per_kind: images of each kind per row.
+        gap: pixels between images; a wider dark bar separates genuine from forged.
+
+    Returns:
+        uint8 [rows * (H + gap), ...] grayscale sheet.
+    """
+    if isinstance(out_dir_or_images, (str, os.PathLike)):
+        groups = _samples_from_dir(Path(out_dir_or_images), writers, per_kind)
+    else:
+        groups = [(list(g)[:per_kind], list(f)[:per_kind]) for g, f in list(out_dir_or_images)[:writers]]
+    if not groups or not groups[0][0]:
+        raise DatasetError("contact sheet: no images to show")
+    h, w = groups[0][0][0].shape[:2]
+    blank = np.full((h, w), 255, np.uint8)
+    rows = []
+    for genuine, forged in groups:
+        cells = [*(list(genuine) + [blank] * (per_kind - len(genuine)))]
+        cells = [c for img in cells for c in (img, np.full((h, gap), 255, np.uint8))]
+        cells.append(np.full((h, 3 * gap), 0, np.uint8))  # separator: genuine | forged
+        forged_cells = list(forged) + [blank] * (per_kind - len(forged))
+        cells += [c for img in forged_cells for c in (np.full((h, gap), 255, np.uint8), img)]
+        rows.append(np.hstack(cells))
+        rows.append(np.full((gap, rows[-1].shape[1]), 255, np.uint8))
+    return np.vstack(rows[:-1])

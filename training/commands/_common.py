@@ -42,3 +42,23 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="what the images show; 'auto' decides from the model or the input (default: auto)",
     )
+
+
+def add_threshold_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="similarity threshold (default: the model card's calibrated one)"
+    )
+
+
+def load_verifier(args: argparse.Namespace, first_image: Any = None) -> Any:
+    """A `Verifier` for `--model`, else the bundled model of `--modality` (auto: guessed from `first_image`)."""
+    from verify.models.defaults import resolve_model_path
+    from verify.verifier import Verifier
+
+    modality = getattr(args, "modality", "auto")
+    if not getattr(args, "model", None) and modality == "auto" and first_image is not None:
+        from verify.modality import guess_modality
+
+        modality = guess_modality(first_image)
+    path = resolve_model_path(getattr(args, "model", None), modality)
+    return Verifier.from_path(path, threshold=getattr(args, "threshold", None))

@@ -1,0 +1,88 @@
+"""`verify gallery list|remove|reembed|stats`: look after an enrolled gallery."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from training.commands._common import add_json_flag, add_model_flags, print_json
+from verify.errors import VerifyError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("gallery", help="list, remove, re-embed or describe a gallery")
+    sub = p.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="identities and their sample counts")
+    ls.add_argument("--samples", action="store_true", help="list every sample too")
+    rm = sub.add_parser("remove", help="remove an identity or one sample")
+    who = rm.add_mutually_exclusive_group(required=True)
+    who.add_argument("--name", help="identity to remove with all its samples")
+    who.add_argument("--sample", type=int, help="sample id to remove")
+    re = sub.add_parser("reembed", help="re-embed the stored images with another model (after a model change)")
+    add_model_flags(re)
+    st = sub.add_parser("stats", help="counts, index type, model fingerprint, size on disk")
+    for q in (ls, rm, re, st):
+        q.add_argument("--gallery", required=True, help="gallery directory")
+    add_json_flag(ls)
+    add_json_flag(st)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from verify.gallery import FaissGallery
+
+    if args.gallery_command == "reembed":
+        return _reembed(args)
+    with FaissGallery.open(args.gallery) as gallery:
+        if args.gallery_command == "list":
+            rows = [_identity_row(gallery, info, args.samples) for info in gallery.identities()]
+            if args.json:
+                print_json({"identities": rows})
+            else:
+                for row in rows:
+                    print(f"{row['n_samples']:4d}  {row['name']}")
+        elif args.gallery_command == "remove":
+            if args.name is not None:
+                gallery.remove_identity(args.name)
+                print(f"removed identity {args.name!r}")
+            else:
+                gallery.remove_sample(args.sample)
+                print(f"removed sample {args.sample}")
+        else:
+            stats = gallery.stats()
+            if args.json:
+                print_json(stats)
+            else:
+                for key, value in stats.items():
+                    print(f"{key}: {value}")
+    return 0
+
+
+def _identity_row(gallery: object, info: object, with_samples: bool) -> dict:
+    row = {"name": info.name, "n_samples": info.n_samples}  # type: ignore[attr-defined]
+    if with_samples:
+        row["samples"] = [
+            {"id": s.id, "source": s.source, "enrolled_at": s.enrolled_at}  # type: ignore[attr-defined]
+            for s in gallery.samples(info.name)  # type: ignore[attr-defined]
+        ]
+    return row
+
+
+def _reembed(args: argparse.Namespace) -> int:
+    from verify.gallery import FaissGallery
+    from verify.models.defaults import resolve_model_path
+    from verify.verifier import Verifier
+
+    verifier = Verifier.from_path(resolve_model_path(args.model, args.modality))
+    model = verifier.model
+
+    def embed(images: list[bytes]) -> np.ndarray:
+        return np.stack([verifier.embed_or_raise(im).embedding for im in images])
+
+    with FaissGallery.open(args.gallery) as gallery:
+        if not gallery.stats().get("images_kept", True):
+            raise VerifyError(f"{args.gallery}: images were not kept at enrollment; re-enroll them instead")
+        gallery.reembed(embed, model.fingerprint)
+    print(f"re-embedded {args.gallery} with {model.card.get('name')} ({model.fingerprint})")
+    return 0

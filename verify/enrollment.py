@@ -1,0 +1,132 @@
+"""Enrollment: images -> quality checks -> OOD gate -> embeddings -> gallery, with a reason for every refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from verify.errors import VerifyError
+from verify.io import read_bytes
+from verify.verifier import Verifier
+
+THUMBNAIL_SIDE = 96
+
+
+@dataclass
+class SampleOutcome:
+    """What happened to one image given for enrollment."""
+
+    source: str
+    status: str  # "enrolled" | "refused" | "skipped"
+    reason: str = ""
+    sample_id: int | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EnrollReport:
+    name: str
+    outcomes: list[SampleOutcome]
+    warnings: list[str]
+
+    @property
+    def enrolled(self) -> int:
+        return sum(o.status == "enrolled" for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "enrolled": self.enrolled,
+            "warnings": self.warnings,
+            "samples": [o.__dict__ for o in self.outcomes],
+        }
+
+
+def thumbnail_png(crop: np.ndarray, modality: str, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A small PNG of the compared crop (signatures shown as dark ink on white)."""
+    img = np.asarray(crop)
+    if modality == "signature":
+        img = 255 - img
+    scale = side / max(img.shape[:2])
+    img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))))
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes() if ok else b""
+
+
+def _check_quality(verifier: Verifier, info: dict[str, Any]) -> None:
+    if verifier.model.modality == "face" and info.get("quality"):
+        from verify.preprocess.face_quality import require_quality
+
+        require_quality(info["quality"])
+
+
+def enroll_images(
+    verifier: Verifier,
+    gallery: Any,
+    name: str,
+    sources: Sequence[Any],
+    labels: Sequence[str] | None = None,
+    keep_images: bool = True,
+    check_quality: bool = True,
+) -> EnrollReport:
+    """Enroll every acceptable image of `sources` under `name`; refused ones are reported, not raised.
+
+    Args:
+        verifier: the model pipeline (quality, OOD gate, embedding).
+        gallery: an open `FaissGallery` made by the same model.
+        name: the identity.
+        sources: paths, bytes or arrays.
+        labels: a display name per source (file names); default: the path or "image N".
+        keep_images: store the original bytes so the gallery can be re-embedded by a new model.
+        check_quality: refuse faces that are too small, blurred or turned away.
+    """
+    name = name.strip()
+    if not name:
+        raise VerifyError("an identity name is required")
+    labels = (
+        list(labels)
+        if labels is not None
+        else [
+            str(s) if isinstance(s, str) or hasattr(s, "__fspath__") else f"image {i + 1}"
+            for i, s in enumerate(sources)
+        ]
+    )
+    outcomes: list[SampleOutcome] = []
+    accepted: list[tuple[SampleOutcome, Any, bytes | None]] = []
+    for src, label in zip(sources, labels, strict=True):
+        try:
+            probe = verifier.embed_or_raise(src, name=label)
+            if check_quality:
+                _check_quality(verifier, probe.info)
+        except VerifyError as exc:
+            outcomes.append(SampleOutcome(label, "refused", str(exc)))
+            continue
+        outcome = SampleOutcome(label, "enrolled", quality=dict(probe.info.get("quality") or {}))
+        outcomes.append(outcome)
+        keep = keep_images and (isinstance(src, (str, bytes)) or hasattr(src, "__fspath__"))
+        accepted.append((outcome, probe, read_bytes(src) if keep else None))
+    warnings: list[str] = []
+    if accepted:
+        result = gallery.enroll(
+            name,
+            np.stack([p.embedding for _, p, _ in accepted]),
+            image_hashes=[p.sha256 for _, p, _ in accepted],
+            thumbnails=[thumbnail_png(p.crop, verifier.model.modality) for _, p, _ in accepted],
+            images=[raw for _, _, raw in accepted] if keep_images else None,
+            sources=[o.source for o, _, _ in accepted],
+        )
+        warnings = list(result.warnings)
+        skipped = set(result.skipped)
+        ids = iter(result.sample_ids)
+        for pos, (outcome, _, _) in enumerate(accepted):
+            if pos in skipped:
+                outcome.status, outcome.reason = "skipped", "already enrolled (same image)"
+            else:
+                outcome.sample_id = next(ids)
+    return EnrollReport(name, outcomes, warnings)

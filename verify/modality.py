@@ -1,0 +1,19 @@
+"""Deciding 'face' or 'signature' for an input when the user did not say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verify.errors import VerifyError
+from verify.io import load_image
+
+
+def guess_modality(source: Any) -> str:
+    """'face' when a face detector finds a face in the image, else 'signature'."""
+    from verify.preprocess.face_detect import detect_faces
+
+    try:
+        image = load_image(source, mode="rgb")
+    except VerifyError:
+        return "signature"
+    return "face" if detect_faces(image) else "signature"

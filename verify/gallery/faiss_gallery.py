@@ -1,0 +1,368 @@
+"""`FaissGallery`: enrolled identities in SQLite (the source of truth) with a FAISS inner-product index.
+
+A gallery directory holds `gallery.sqlite` (meta, identities, samples with float32 embeddings), `index.faiss`
+(an `IndexIDMap2` whose ids are sample ids), `index.json` (the index's generation) and `gallery.lock`.
+
+Durability: a change runs in one SQLite transaction that bumps `meta.generation`; the new index is written to a
+temp file and fsynced before the COMMIT, renamed over `index.faiss` after it, then `index.json` records the
+generation. Opening compares generation and id set with SQLite and rebuilds the index from SQLite when they
+disagree, so a process killed at any point leaves a gallery that opens consistent. `VERIFY_GALLERY_CRASH_AT`
+(or the module-level `crash_hook`) injects a crash at the points "before_commit", "after_commit" and
+"after_index_replace" for tests. Concurrency: a `threading.RLock` in-process and `fcntl.flock` across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from verify.errors import GalleryError, ModelMismatchError, UnknownIdentityError
+from verify.gallery import index as ix
+from verify.gallery import store
+from verify.gallery.maintenance import GalleryMaintenanceMixin
+from verify.gallery.queries import GalleryQueryMixin
+from verify.gallery.types import EnrollResult
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: in-process locking only
+    fcntl = None  # type: ignore[assignment]
+
+CRASH_ENV = "VERIFY_GALLERY_CRASH_AT"
+crash_hook: Callable[[str], None] | None = None
+_RETRAIN_GROWTH = 2.0  # retrain a trained index when the gallery has doubled since it was trained
+
+
+def _checkpoint(point: str) -> None:
+    if crash_hook is not None:
+        crash_hook(point)
+    if os.environ.get(CRASH_ENV) == point:
+        os._exit(1)
+
+
+class FaissGallery(GalleryQueryMixin, GalleryMaintenanceMixin):
+    """A gallery of enrolled identities searched by cosine similarity. Build with `create` / `open`."""
+
+    DB_FILE = "gallery.sqlite"
+    INDEX_FILE = "index.faiss"
+    SIDECAR_FILE = "index.json"
+    LOCK_FILE = "gallery.lock"
+
+    def __init__(self, directory: Path) -> None:
+        """Private: use `create`, `open` or `open_or_create`."""
+        self.directory = Path(directory)
+        self._lock = threading.RLock()
+        self._lock_fd = os.open(self.directory / self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        self._flock_depth = 0
+        self._index: faiss.IndexIDMap2 | None = None
+        self._searcher: faiss.Index | None = None
+        self._generation = -1
+        self._active_type = "Flat"
+        self._trained_on = 0
+        self._conn = store.connect(self.directory / self.DB_FILE)
+        self._read_meta()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def create(cls, directory: str | Path, *, dim: int, fingerprint: str, index_type: str = "Flat") -> FaissGallery:
+        """Create an empty gallery in `directory` (made if missing); refuses a directory that has one."""
+        directory = Path(directory)
+        if dim <= 0:
+            raise GalleryError(f"dimension must be positive, got {dim}")
+        ix.validate_index_type(index_type, dim)
+        if (directory / cls.DB_FILE).exists():
+            raise GalleryError(f"{directory}: a gallery already exists here; open it instead")
+        directory.mkdir(parents=True, exist_ok=True)
+        self = cls(directory)
+        try:
+            with self._locked():
+                if store.get_meta(self._conn):
+                    raise GalleryError(f"{directory}: a gallery already exists here; open it instead")
+                self._conn.execute("BEGIN IMMEDIATE")
+                values = {"format_version": store.FORMAT_VERSION, "fingerprint": fingerprint, "dim": dim}
+                values.update(index_type=index_type, generation=0, created=store.now())
+                store.set_meta(self._conn, values)
+                self._conn.execute("COMMIT")
+                self._read_meta()
+                self._rebuild_locked()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @classmethod
+    def open(cls, directory: str | Path, *, fingerprint: str | None = None) -> FaissGallery:
+        """Open an existing gallery; with `fingerprint`, refuse one built by another model."""
+        directory = Path(directory)
+        if not (directory / cls.DB_FILE).is_file():
+            raise GalleryError(f"{directory}: no gallery here ({cls.DB_FILE} missing); create one first")
+        self = cls(directory)
+        try:
+            version = int(store.get_meta(self._conn).get("format_version", "0"))
+            if version > store.FORMAT_VERSION or version < 1:
+                raise GalleryError(f"{directory}: gallery format {version} is not supported by this version")
+            if fingerprint is not None and fingerprint != self.fingerprint:
+                raise ModelMismatchError(
+                    f"{directory}: gallery was embedded by model {self.fingerprint}, the model in use is"
+                    f" {fingerprint}; re-embed it from its stored images with `verify gallery reembed` or use"
+                    " the matching model"
+                )
+            with self._lock:
+                self._sync()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @classmethod
+    def open_or_create(
+        cls, directory: str | Path, *, dim: int, fingerprint: str, index_type: str = "Flat"
+    ) -> FaissGallery:
+        """Open the gallery in `directory` (checking fingerprint and dim), or create it there."""
+        if (Path(directory) / cls.DB_FILE).is_file():
+            gallery = cls.open(directory, fingerprint=fingerprint)
+            if gallery.dim != dim:
+                gallery.close()
+                raise ModelMismatchError(f"{directory}: gallery holds {gallery.dim}-d embeddings, not {dim}-d")
+            return gallery
+        return cls.create(directory, dim=dim, fingerprint=fingerprint, index_type=index_type)
+
+    def _read_meta(self) -> None:
+        meta = store.get_meta(self._conn)
+        self.dim = int(meta.get("dim", "0"))
+        self.fingerprint = meta.get("fingerprint", "")
+        self.index_type = meta.get("index_type", "Flat")
+
+    def close(self) -> None:
+        """Close the database and the lock file; the gallery cannot be used afterwards."""
+        with self._lock:
+            if self._lock_fd >= 0:
+                self._conn.close()
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+                self._index = self._searcher = None
+
+    def __enter__(self) -> FaissGallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- locking and index state
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the in-process RLock and the cross-process file lock (re-entrant)."""
+        with self._lock:
+            if self._lock_fd < 0:
+                raise GalleryError(f"{self.directory}: gallery is closed")
+            if self._flock_depth == 0 and fcntl is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._flock_depth += 1
+            try:
+                yield
+            finally:
+                self._flock_depth -= 1
+                if self._flock_depth == 0 and fcntl is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _sync(self) -> None:
+        """Bring the in-memory index up to date with SQLite (another process may have changed it)."""
+        if self._lock_fd < 0:
+            raise GalleryError(f"{self.directory}: gallery is closed")
+        if self._index is None or store.generation(self._conn) != self._generation:
+            with self._locked():
+                self._load_or_rebuild()
+
+    def _paths(self) -> tuple[Path, Path]:
+        return self.directory / self.INDEX_FILE, self.directory / self.SIDECAR_FILE
+
+    def _load_or_rebuild(self) -> None:
+        """Under the file lock: load index.faiss if it matches SQLite (generation and ids), else rebuild it."""
+        self._read_meta()
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        index_path, sidecar_path = self._paths()
+        generation = store.generation(self._conn)
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+        except (OSError, ValueError):
+            sidecar = {}
+        index = ix.read_index(index_path) if sidecar.get("generation") == generation else None
+        if (
+            index is None
+            or index.d != self.dim
+            or not np.array_equal(ix.index_ids(index), store.sample_ids(self._conn))
+        ):
+            self._rebuild_locked()
+            return
+        self._active_type = str(sidecar.get("active_type", "Flat"))
+        self._trained_on = int(sidecar.get("trained_on", 0))
+        ix.set_search_params(index, self._active_type, sidecar.get("search_params"))
+        self._set_index(index, generation)
+
+    def _set_index(self, index: faiss.IndexIDMap2, generation: int) -> None:
+        self._index, self._searcher, self._generation = index, None, generation
+
+    def _build_all(self) -> faiss.IndexIDMap2:
+        """A fresh index over every sample in SQLite (sees the open transaction's changes)."""
+        ids, embeddings = store.all_embeddings(self._conn, self.dim)
+        self._active_type = ix.effective_type(self.index_type, len(ids))
+        self._trained_on = len(ids) if self._active_type != "Flat" or self.index_type == "Flat" else 0
+        return ix.build_index(self.dim, self._active_type, embeddings, ids)
+
+    def _rebuild_locked(self) -> None:
+        index = self._build_all()
+        generation = store.generation(self._conn)
+        self._publish(ix.write_index_temp(index, self._paths()[0]), generation)
+        self._set_index(index, generation)
+
+    def _publish(self, tmp: Path, generation: int) -> None:
+        """Rename the temp index into place, then record its generation in the sidecar (both durable)."""
+        index_path, sidecar_path = self._paths()
+        os.replace(tmp, index_path)
+        _checkpoint("after_index_replace")
+        side_tmp = sidecar_path.with_name(f"{sidecar_path.name}.{os.getpid()}.tmp")
+        info = {"generation": generation, "active_type": self._active_type, "trained_on": self._trained_on}
+        side_tmp.write_text(json.dumps(info))
+        ix.fsync_path(side_tmp)
+        os.replace(side_tmp, sidecar_path)
+        ix.fsync_path(self.directory)
+
+    def _next_index(self, added: tuple[np.ndarray, np.ndarray] | None, removed: np.ndarray | None) -> faiss.Index:
+        """The index after a change: updated in place when possible, else rebuilt (and retrained) from SQLite."""
+        assert self._index is not None
+        n = int(self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        retrain = ix.effective_type(self.index_type, n) != self._active_type or (
+            self._active_type != "Flat" and n >= _RETRAIN_GROWTH * max(self._trained_on, 1)
+        )
+        if retrain or (removed is not None and len(removed) and not ix.supports_remove(self._active_type)):
+            return self._build_all()
+        if removed is not None and len(removed):
+            self._index.remove_ids(np.ascontiguousarray(removed, dtype=np.int64))
+        if added is not None and len(added[0]):
+            self._index.add_with_ids(added[1], np.ascontiguousarray(added[0], dtype=np.int64))
+        return self._index
+
+    def _write(self, change: Callable[[], tuple[Any, Any]], *, rebuild: bool = False) -> None:
+        """Run `change` (SQL statements returning (added, removed)) in one durable transaction with the index."""
+        with self._locked():
+            self._sync()
+            self._conn.execute("BEGIN IMMEDIATE")
+            tmp: Path | None = None
+            try:
+                added, removed = change()
+                generation = self._generation + 1
+                store.set_meta(self._conn, {"generation": generation})
+                index = self._build_all() if rebuild else self._next_index(added, removed)
+                tmp = ix.write_index_temp(index, self._paths()[0])
+                _checkpoint("before_commit")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                self._index = None
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
+                self._read_meta()
+                raise
+            _checkpoint("after_commit")
+            ix.set_search_params(index, self._active_type)
+            self._set_index(index, generation)
+            self._publish(tmp, generation)
+
+    # ----------------------------------------------------------------- changes
+    def enroll(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        *,
+        image_hashes: list[str | None] | None = None,
+        thumbnails: list[Any] | None = None,
+        images: list[Any] | None = None,
+        sources: list[str | None] | None = None,
+    ) -> EnrollResult:
+        """Add samples of identity `name` (created if new).
+
+        Args:
+            name: identity name.
+            embeddings: [D] or [N, D] float embeddings of the model with this gallery's fingerprint.
+            image_hashes: per-sample sha256 hex of the source image (computed from `images` bytes/paths if None).
+            thumbnails: per-sample PNG bytes or uint8 RGB arrays, shown by UIs.
+            images: per-sample kept images for `reembed`: encoded bytes, uint8 arrays (stored as PNG) or paths.
+            sources: per-sample free text (file name, ...).
+
+        Returns:
+            Sample ids and warnings. A sample whose image hash is already enrolled is skipped with a warning;
+            a sample closer to another identity (max over its samples) than to `name`'s other samples is
+            enrolled with a warning naming that identity and both scores.
+        """
+        from verify.gallery.samples import as_matrix, check_name, sample_fields
+
+        name = check_name(name)
+        x = as_matrix(embeddings, self.dim)
+        fields = sample_fields(len(x), image_hashes, thumbnails, images, sources)
+        result = EnrollResult()
+
+        def change() -> tuple[Any, Any]:
+            keep = self._drop_known_hashes(fields, result)
+            result.warnings += self._duplicate_warnings(name, x[keep])
+            ident = store.identity_id(self._conn, name, create=True)
+            assert ident is not None
+            result.sample_ids = [store.insert_sample(self._conn, ident, x[i], fields[i]) for i in keep]
+            return (np.array(result.sample_ids, dtype=np.int64), x[keep]), None
+
+        self._write(change)
+        return result
+
+    def _drop_known_hashes(self, fields: list[dict[str, Any]], result: EnrollResult) -> list[int]:
+        known = store.samples_with_hash(self._conn, [f.get("image_sha256") for f in fields])
+        keep: list[int] = []
+        for i, f in enumerate(fields):
+            sha = f.get("image_sha256")
+            if sha and sha in known:
+                sid, owner = known[sha]
+                result.warnings.append(f"input {i}: image already enrolled as sample {sid} of {owner!r}; skipped")
+                result.skipped.append(i)
+            else:
+                keep.append(i)
+                if sha:
+                    known[sha] = (-1, f"input {i} of this call")
+        return keep
+
+    def remove_sample(self, sample_id: int) -> None:
+        """Remove one sample; an identity left with no samples is removed too."""
+
+        def change() -> tuple[Any, Any]:
+            row = self._conn.execute("SELECT identity_id FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
+            if row is None:
+                raise GalleryError(f"no sample with id {sample_id} in {self.directory}")
+            self._conn.execute("DELETE FROM samples WHERE id = ?", (int(sample_id),))
+            self._conn.execute(
+                "DELETE FROM identities WHERE id = ? AND NOT EXISTS (SELECT 1 FROM samples WHERE identity_id = ?)",
+                (row[0], row[0]),
+            )
+            return None, np.array([sample_id], dtype=np.int64)
+
+        self._write(change)
+
+    def remove_identity(self, name: str) -> None:
+        """Remove an identity and all its samples (UnknownIdentityError if not enrolled)."""
+
+        def change() -> tuple[Any, Any]:
+            ident = store.identity_id(self._conn, name)
+            if ident is None:
+                raise UnknownIdentityError(f"{name!r} is not enrolled in {self.directory}")
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM samples WHERE identity_id = ?", (ident,))]
+            self._conn.execute("DELETE FROM samples WHERE identity_id = ?", (ident,))
+            self._conn.execute("DELETE FROM identities WHERE id = ?", (ident,))
+            return None, np.array(ids, dtype=np.int64)
+
+        self._write(change)

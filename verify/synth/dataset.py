@@ -150,7 +150,7 @@ def generate_dataset(
             rows.extend(_write_writer(task))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
             for part in pool.map(_write_writer, tasks, chunksize=max(1, writers // (8 * workers))):
                 rows.extend(part)
                 bar.update()

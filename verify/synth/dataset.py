@@ -20,7 +20,7 @@ from verify.errors import ConfigError, DatasetError
 from verify.synth.render import Pen, render_traces
 from verify.synth.shapes import sample_shape
 from verify.synth.style import WriterStyle, sample_style
-from verify.synth.writer import forgery_traces, genuine_traces
+from verify.synth.writer import forgery_traces, genuine_traces, imitating_style
 
 FORGERS_PER_WRITER = 3  # skilled forgeries of one writer come from this many forgers in turn
 MANIFEST = "manifest.csv"
@@ -68,13 +68,16 @@ def render_writer_samples(
         rng = _rng(seed, writer_id, _GENUINE, i)
         traces = genuine_traces(shape, style, rng)
         genuine.append(render_traces(traces, height, width, _pen(style, rng, style.fill), rng))
-    forgers = [sample_style(_rng(seed, writer_id, _FORGER, k)) for k in range(FORGERS_PER_WRITER)]
+    forgers = []
+    for k in range(FORGERS_PER_WRITER):
+        forger_rng = _rng(seed, writer_id, _FORGER, k)
+        forgers.append(imitating_style(style, sample_style(forger_rng), forger_rng))
     forged = []
     for i in range(n_forgeries):
         k = i % FORGERS_PER_WRITER
         rng = _rng(seed, writer_id, _FORGERY, i)
         traces = forgery_traces(shape, forgers[k], rng, _rng(seed, writer_id, _MANNER, k))
-        forged.append(render_traces(traces, height, width, _pen(forgers[k], rng, style.fill), rng))
+        forged.append(render_traces(traces, height, width, _pen(forgers[k], rng, forgers[k].fill), rng))
     return genuine, forged
 
 

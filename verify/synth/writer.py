@@ -8,7 +8,7 @@ Ferrer et al.'s GPDS-Synthetic forgeries: close in shape, different in dynamics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def _forger_manner(rng: np.random.Generator) -> _Manner:
         shear_jitter=float(rng.uniform(0.04, 0.08)),
         scale_jitter=float(rng.uniform(0.04, 0.08)),
         slow=float(rng.uniform(0.35, 0.7)),
-        spacing=float(rng.uniform(1.3, 1.9)),
+        spacing=float(rng.uniform(1.0, 1.25)),
         hesitation=float(rng.uniform(0.05, 0.2)),
         tremor=float(rng.uniform(0.012, 0.03)),
         ramp=0.015,
@@ -118,6 +118,31 @@ def genuine_traces(shape: SignatureShape, style: WriterStyle, rng: np.random.Gen
     return _execute(shape, style, _GENUINE, rng)
 
 
+def imitating_style(genuine: WriterStyle, forger: WriterStyle, rng: np.random.Generator) -> WriterStyle:
+    """The habits of `forger` while imitating `genuine`'s signature.
+
+    The forger copies what they see: the rhythm that shapes the curves (stroke overlap, about the same lognormal
+    spread), the size on the page and a similar pen; their own pressure and ink stay. Their slowness, hesitations
+    and tremor come from the forger's manner in `forgery_traces`.
+
+    Args:
+        genuine: the genuine writer's habits.
+        forger: the forger's own habits.
+        rng: the forger's generator.
+
+    Returns:
+        The style the forger writes the imitation with.
+    """
+    return replace(
+        forger,
+        mu=genuine.mu,
+        sigma=0.5 * (genuine.sigma + forger.sigma),
+        spacing=genuine.spacing,
+        pen_width=genuine.pen_width * float(np.exp(rng.normal(0.0, 0.2))),
+        fill=genuine.fill,
+    )
+
+
 def forgery_traces(
     shape: SignatureShape, forger: WriterStyle, rng: np.random.Generator, manner_rng: np.random.Generator
 ) -> list[Trace]:
@@ -125,7 +150,7 @@ def forgery_traces(
 
     Args:
         shape: the genuine writer's signature shape (what the forger imitates).
-        forger: the forger's own habits (timing, pressure, pen).
+        forger: the forger's habits while imitating (see `imitating_style`).
         rng: the generator of this repetition.
         manner_rng: the forger's own generator for how carefully they imitate (same for all their forgeries).
 

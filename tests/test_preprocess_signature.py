@@ -1,0 +1,137 @@
+"""Signature preprocessing on drawn signatures (cv2 strokes on white paper), and the plain resize preprocessor."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from verify.errors import ConfigError, InvalidImageError
+from verify.models.base import Crop
+from verify.models.registry import get_preprocessor
+from verify.preprocess.resize import ResizePreprocessor
+from verify.preprocess.signature import (
+    SignatureParams,
+    SignaturePreprocessor,
+    preprocess_signature,
+    signature_crop,
+    to_display,
+)
+
+CARD = {"input": {"height": 150, "width": 220, "channels": 1, "mean": [0.5], "std": [0.5]}}
+
+
+def _page(offset: tuple[int, int] = (0, 0), angle: float = 0.0, ink: int = 30, noise: bool = True) -> np.ndarray:
+    """A 300 x 480 white page with a wide scribble (about 200 x 70 px), rotated and moved by `offset` (dx, dy)."""
+    page = np.full((300, 480), 255, np.uint8)
+    xs = np.linspace(60, 260, 60)
+    ys = 150 + 30 * np.sin(xs / 12.0) + 5 * np.cos(xs / 5.0)
+    cv2.polylines(page, [np.stack([xs, ys], 1).astype(np.int32)], False, ink, 3, cv2.LINE_AA)
+    cv2.line(page, (70, 185), (250, 175), ink, 2, cv2.LINE_AA)
+    rot = cv2.getRotationMatrix2D((160, 150), angle, 1.0)
+    rot[:, 2] += offset
+    page = cv2.warpAffine(page, rot, (480, 300), borderValue=255)
+    if noise:
+        rng = np.random.default_rng(0)
+        page = np.clip(page.astype(int) - rng.integers(0, 6, page.shape), 0, 255).astype(np.uint8)
+    return page
+
+
+def _box(img: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(img)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+@pytest.mark.parametrize(("offset", "angle"), [((0, 0), 0.0), ((150, -80), 12.0), ((-40, 90), -20.0)])
+def test_signature_lands_centred_and_bright(offset: tuple[int, int], angle: float) -> None:
+    page = _page(offset, angle)
+    crop = signature_crop(page)
+    out = crop.image
+    assert out.shape == (150, 220) and out.dtype == np.uint8
+    x0, y0, x1, y1 = _box(out)
+    assert abs((x0 + x1) / 2 - 109.5) <= 2 and abs((y0 + y1) / 2 - 74.5) <= 2  # centred
+    assert x1 - x0 >= 194 or y1 - y0 >= 132  # fills the canvas along the limiting side (minus the margin)
+    ink = out[out > 0]
+    assert np.median(ink) > 150  # ink bright (page ink was 30)
+    assert (out == 0).mean() > 0.6  # background cleared to exactly 0
+    assert 0.005 < crop.info["ink_fraction"] < 0.1 and not crop.info["blank"]
+    bx, _, bw, _ = crop.info["bbox"]
+    assert 60 + offset[0] < bx + bw / 2 < 260 + offset[0] and bw > 150
+
+
+def test_translation_invariant() -> None:
+    a = preprocess_signature(_page((0, 0), noise=False)).astype(int)
+    b = preprocess_signature(_page((120, 60), noise=False)).astype(int)
+    assert np.abs(a - b).mean() < 2
+
+
+def test_speck_far_away_does_not_move_the_box() -> None:
+    page = _page()
+    clean = preprocess_signature(page)
+    page[5:8, 470:473] = 0  # a dust speck in the corner
+    np.testing.assert_array_equal(preprocess_signature(page), clean)
+    assert not np.array_equal(preprocess_signature(page, params=SignatureParams(speck_fraction=0)), clean)
+    dotted = _page()
+    cv2.circle(dotted, (150, 100), 2, 30, -1)  # an i-dot just above the strokes is kept
+    crop = signature_crop(dotted)
+    assert crop.info["bbox"][1] <= 98 and not np.array_equal(crop.image, clean)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        np.full((200, 300), 255, np.uint8),
+        np.clip(240 + np.random.default_rng(1).normal(0, 4, (200, 300)), 0, 255).astype(np.uint8),
+        np.zeros((64, 64, 3), np.uint8),
+    ],
+)
+def test_blank_page_is_safe(page: np.ndarray) -> None:
+    crop = signature_crop(page, 60, 90)
+    assert crop.image.shape == (60, 90) and not crop.image.any()
+    assert crop.info["ink_fraction"] == 0 and crop.info["bbox"] is None and crop.info["blank"]
+
+
+def test_gray_and_rgb_agree() -> None:
+    gray = _page((20, 10), 5.0)
+    rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    np.testing.assert_array_equal(preprocess_signature(rgb), preprocess_signature(gray))
+    blue_ink = np.dstack([gray, gray, np.full_like(gray, 255)])  # blue pen on white: still found
+    assert np.abs(preprocess_signature(blue_ink).astype(int) - preprocess_signature(gray)).mean() < 15
+    with pytest.raises(InvalidImageError):
+        preprocess_signature(np.zeros((20, 20, 5), np.uint8))
+
+
+def test_to_display_and_preprocessor_from_card() -> None:
+    page = _page()
+    pre = get_preprocessor("signature")(CARD | {"preprocessing": {"kind": "signature", "margin": 0.1}})
+    assert isinstance(pre, SignaturePreprocessor) and pre.params.margin == 0.1
+    crop = pre(page)
+    assert isinstance(crop, Crop) and crop.image.shape == (150, 220)
+    shown = to_display(crop)
+    assert shown.dtype == np.uint8 and shown[0, 0] == 255 and shown.min() < 100
+    rgb_card = {"input": {**CARD["input"], "channels": 3, "height": 64, "width": 96}}
+    out = SignaturePreprocessor(rgb_card)(page).image
+    assert out.shape == (64, 96, 3) and (out[..., 0] == out[..., 2]).all()
+    with pytest.raises(ConfigError, match="unknown signature preprocessing fields"):
+        SignaturePreprocessor(CARD | {"preprocessing": {"kind": "signature", "sharpen": 2}})
+    with pytest.raises(ConfigError):
+        SignaturePreprocessor({"input": {}})
+
+
+def test_resize_preprocessor() -> None:
+    rgb = np.zeros((40, 80, 3), np.uint8)
+    rgb[:, 40:] = (255, 0, 0)
+    pre = get_preprocessor("resize")({"input": {"height": 32, "width": 32, "channels": 3}})
+    assert isinstance(pre, ResizePreprocessor)
+    crop = pre(rgb)
+    assert crop.image.shape == (32, 32, 3) and crop.info["size"] == (40, 80)
+    assert tuple(crop.image[5, 30]) == (255, 0, 0) and tuple(crop.image[5, 1]) == (0, 0, 0)
+    gray = ResizePreprocessor({"input": {"height": 20, "width": 10, "channels": 1}})(rgb).image
+    assert gray.shape == (20, 10) and gray[0, 9] == 76  # RGB -> grey weights: 0.299 * 255
+    assert ResizePreprocessor({"input": {"height": 16, "width": 16, "channels": 3}})(rgb[..., 0]).image.shape == (
+        16,
+        16,
+        3,
+    )
+    with pytest.raises(ConfigError):
+        ResizePreprocessor({"input": {"height": 16, "width": 16, "channels": 2}})

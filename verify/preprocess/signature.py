@@ -1,0 +1,155 @@
+"""Signature preprocessing: find the ink, crop to it, clear the background, invert, fit to the input size.
+
+The output follows the SigNet convention: ink bright on a black (0) background, the signature's aspect ratio
+kept and centred on the canvas. `to_display` turns it back into dark ink on white for people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import cv2
+import numpy as np
+
+from verify.errors import ConfigError, InvalidImageError
+from verify.models.base import Crop
+
+
+@dataclass(frozen=True)
+class SignatureParams:
+    """Tunable steps; a card's "preprocessing" section may set any of them (plus "kind")."""
+
+    blur: int = 3  # Gaussian kernel (odd, pixels) before Otsu; 0 or 1: none
+    margin: float = 0.05  # around the ink box, as a fraction of its larger side
+    min_contrast: float = 25.0  # ink must be this many grey levels darker than paper, else the page is blank
+    speck_fraction: float = 2e-4  # isolated ink blobs under this fraction of the page, away from the strokes, are dust
+
+    def __post_init__(self) -> None:
+        if self.blur < 0 or self.margin < 0 or self.min_contrast < 0 or not 0 <= self.speck_fraction < 1:
+            raise ConfigError(f"invalid signature preprocessing parameters: {self}")
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(f"signature image must be uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY if arr.shape[2] == 3 else cv2.COLOR_RGBA2GRAY)
+    raise InvalidImageError(f"signature image must be [H, W] or [H, W, 3], got shape {arr.shape}")
+
+
+def _ink_mask(gray: np.ndarray, params: SignatureParams) -> tuple[np.ndarray, float]:
+    """bool [H, W] ink mask (empty for a blank page) and the Otsu threshold."""
+    k = params.blur | 1
+    smooth = cv2.GaussianBlur(gray, (k, k), 0) if params.blur > 1 else gray
+    threshold, binary = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    mask = binary > 0
+    if not mask.any() or mask.all() or smooth[~mask].mean() - smooth[mask].mean() < params.min_contrast:
+        return np.zeros_like(mask), float(threshold)
+    return _drop_isolated_specks(binary, params.speck_fraction * gray.size), float(threshold)
+
+
+def _drop_isolated_specks(binary: np.ndarray, min_area: float) -> np.ndarray:
+    """Ink mask without components under `min_area` pixels lying away from the big strokes (dust, scanner
+    noise); small parts near the strokes (i-dots, accents) stay."""
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    area = stats[:, cv2.CC_STAT_AREA]
+    big = np.flatnonzero(area[1:] >= min_area) + 1
+    if min_area < 1 or big.size == 0:
+        return binary > 0
+    x0 = stats[big, cv2.CC_STAT_LEFT].min()
+    y0 = stats[big, cv2.CC_STAT_TOP].min()
+    x1 = (stats[big, cv2.CC_STAT_LEFT] + stats[big, cv2.CC_STAT_WIDTH]).max()
+    y1 = (stats[big, cv2.CC_STAT_TOP] + stats[big, cv2.CC_STAT_HEIGHT]).max()
+    reach = 0.15 * max(x1 - x0, y1 - y0)
+    cx, cy = centroids[:, 0], centroids[:, 1]
+    near = (cx >= x0 - reach) & (cx <= x1 + reach) & (cy >= y0 - reach) & (cy <= y1 + reach)
+    keep = (area >= min_area) | near
+    keep[0] = False
+    return keep[labels]
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize keeping the aspect ratio and centre on a black [height, width] canvas."""
+    h, w = image.shape
+    scale = min(height / h, width / w)
+    nh, nw = max(1, min(height, round(h * scale))), max(1, min(width, round(w * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    canvas = np.zeros((height, width), np.uint8)
+    top, left = (height - nh) // 2, (width - nw) // 2
+    canvas[top : top + nh, left : left + nw] = resized
+    return canvas
+
+
+def signature_crop(
+    image: np.ndarray, height: int = 150, width: int = 220, params: SignatureParams | None = None
+) -> Crop:
+    """`preprocess_signature` with what it found: Crop.info has ink_fraction, bbox (x, y, w, h in the input;
+    None for a blank page), blank and threshold."""
+    params = params or SignatureParams()
+    gray = _to_gray(image)
+    mask, threshold = _ink_mask(gray, params)
+    ink_fraction = float(mask.mean())
+    info: dict[str, Any] = {"ink_fraction": ink_fraction, "bbox": None, "blank": ink_fraction == 0.0}
+    info["threshold"] = threshold
+    if info["blank"]:
+        return Crop(np.zeros((height, width), np.uint8), info)
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    pad = max(2, round(params.margin * max(w, h)))
+    box = (slice(y, y + h), slice(x, x + w))
+    inverted = np.where(mask[box], 255 - gray[box], 0).astype(np.uint8)
+    inverted = np.pad(inverted, pad)  # zeros on every side, so the ink stays centred even at the page edge
+    info["bbox"] = (int(x), int(y), int(w), int(h))
+    return Crop(_fit(inverted, height, width), info)
+
+
+def preprocess_signature(
+    image: np.ndarray, height: int = 150, width: int = 220, params: SignatureParams | None = None
+) -> np.ndarray:
+    """Scanned signature (uint8 [H, W] or [H, W, 3] RGB, dark ink on light paper) -> uint8 [height, width].
+
+    Steps: grey, light Gaussian blur, Otsu threshold for the ink (specks dropped), crop to the ink box plus a
+    margin, background set to 0 and ink inverted (bright), resized keeping the aspect ratio and centred. A blank
+    page gives an all-zero canvas.
+    """
+    return signature_crop(image, height, width, params).image
+
+
+def to_display(crop: Crop | np.ndarray) -> np.ndarray:
+    """A preprocessed signature as dark ink on white, uint8, same shape, for the UI."""
+    image = crop.image if isinstance(crop, Crop) else np.asarray(crop)
+    return (255 - image.astype(np.uint8)).astype(np.uint8)
+
+
+class SignaturePreprocessor:
+    """The "signature" preprocessor of a model card: ``pre(image) -> Crop`` at card["input"] size.
+
+    Reads card["input"]["height"/"width"/"channels"] and optional card["preprocessing"] fields of
+    `SignatureParams`; with 3 channels the grey crop is repeated into [H, W, 3].
+    """
+
+    def __init__(self, card: dict[str, Any]) -> None:
+        try:
+            spec = card["input"]
+            self.height, self.width = int(spec["height"]), int(spec["width"])
+            self.channels = int(spec.get("channels", 1))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"model card 'input' needs integer height and width: {exc}") from exc
+        extra = {k: v for k, v in (card.get("preprocessing") or {}).items() if k != "kind"}
+        known = {f.name for f in fields(SignatureParams)}
+        unknown = sorted(set(extra) - known)
+        if unknown:
+            raise ConfigError(f"unknown signature preprocessing fields {unknown}; known: {sorted(known)}")
+        self.params = SignatureParams(**extra)
+
+    def __call__(self, image: np.ndarray) -> Crop:
+        crop = signature_crop(image, self.height, self.width, self.params)
+        if self.channels == 3:
+            crop.image = np.repeat(crop.image[:, :, None], 3, axis=2)
+        return crop

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from verify.errors import ConfigError
+from verify.errors import ConfigError, DatasetError
 from verify.synth import contact_sheet, generate_dataset, render_writer_samples
 from verify.synth.lognormal import strokes_from_targets, trajectory
 
@@ -73,6 +73,10 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path, dataset: Pa
                            progress=False)  # fmt: skip
     for rel in ("full_org/original_1_1.png", "full_forg/forgeries_1_2.png"):
         assert (dataset / rel).read_bytes() == (one / rel).read_bytes(), rel
+    # regenerating smaller into a folder of a larger run would leave files the loaders pick up
+    with pytest.raises(DatasetError, match="earlier, larger run"):
+        generate_dataset(again, writers=2, genuine=3, forgeries=2, seed=7, height=64, width=96, progress=False)
+    generate_dataset(one, writers=1, genuine=1, forgeries=2, seed=7, height=64, width=96, progress=False)
 
 
 def test_cedar_layout_and_manifest(dataset: Path) -> None:

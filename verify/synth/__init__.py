@@ -7,6 +7,7 @@ GPDS-Synthetic database: `generate_dataset` writes the CEDAR layout, `render_wri
 
 from __future__ import annotations
 
-from verify.synth.dataset import contact_sheet, generate_dataset, render_writer_samples
+from verify.synth.dataset import generate_dataset, render_writer_samples
+from verify.synth.preview import contact_sheet
 
 __all__ = ["contact_sheet", "generate_dataset", "render_writer_samples"]

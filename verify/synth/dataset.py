@@ -1,4 +1,4 @@
-"""Synthetic signature datasets in the CEDAR layout, in memory samples and a preview contact sheet.
+"""Synthetic signature datasets in the CEDAR layout, and the same samples in memory.
 
 Every random draw comes from a generator seeded by (seed, writer, purpose, index), so the bytes of a file do not
 depend on the number of workers, the order of work or which other writers are generated.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -141,6 +140,7 @@ def generate_dataset(
         )
     _check_size(height, width)
     out = Path(out_dir)
+    _check_no_stale(out, writers, {"full_org": genuine, "full_forg": forgeries})
     for folder in ("full_org", "full_forg"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     tasks = [(out, w, genuine, forgeries, seed, height, width) for w in range(1, writers + 1)]
@@ -162,6 +162,20 @@ def generate_dataset(
     return out
 
 
+def _check_no_stale(out: Path, writers: int, per_writer: dict[str, int]) -> None:
+    """Refuse a folder holding signature files this run would not overwrite: loaders would mix them in."""
+    for folder, count in per_writer.items():
+        for path in sorted((out / folder).glob("*_*_*.png")):
+            parts = path.stem.split("_")
+            if not (parts[1].isdigit() and parts[2].isdigit()):
+                continue
+            if int(parts[1]) > writers or int(parts[2]) > count:
+                raise DatasetError(
+                    f"{path}: left from an earlier, larger run (this one writes {writers} writers); "
+                    "the dataset loaders would mix it in; remove the old files or choose another --out"
+                )
+
+
 def _write_manifest(path: Path, rows: list[tuple[str, int, str]]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="") as fh:
@@ -169,58 +183,3 @@ def _write_manifest(path: Path, rows: list[tuple[str, int, str]]) -> None:
         writer.writerow(["path", "writer", "kind"])
         writer.writerows(sorted(rows, key=lambda r: (r[1], r[2], r[0].split("_")[-1].zfill(12))))
     os.replace(tmp, path)
-
-
-def _samples_from_dir(root: Path, writers: int, per_kind: int) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
-    manifest = root / MANIFEST
-    if not manifest.is_file():
-        raise DatasetError(f"{root}: no {MANIFEST}; generate the dataset with `verify synth signatures` first")
-    with manifest.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    ids = sorted({int(r["writer"]) for r in rows})[:writers]
-    out = []
-    for w in ids:
-        groups: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
-        for r in rows:
-            if int(r["writer"]) == w and len(groups[r["kind"] != "genuine"]) < per_kind:
-                groups[r["kind"] != "genuine"].append(cv2.imread(str(root / r["path"]), cv2.IMREAD_GRAYSCALE))
-        out.append(groups)
-    return out
-
-
-def contact_sheet(
-    out_dir_or_images: str | os.PathLike[str] | Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
-    writers: int = 4,
-    per_kind: int = 3,
-    gap: int = 4,
-) -> np.ndarray:
-    """A preview grid: one row per writer, `per_kind` genuine images then `per_kind` forgeries.
-
-    Args:
-        out_dir_or_images: a dataset folder (read through its manifest) or, per writer, (genuine, forged)
-            lists of uint8 [H, W] images of one size.
-        writers: rows to show.
-        per_kind: images of each kind per row.
-        gap: pixels between images; a wider dark bar separates genuine from forged.
-
-    Returns:
-        uint8 [rows * (H + gap), ...] grayscale sheet.
-    """
-    if isinstance(out_dir_or_images, (str, os.PathLike)):
-        groups = _samples_from_dir(Path(out_dir_or_images), writers, per_kind)
-    else:
-        groups = [(list(g)[:per_kind], list(f)[:per_kind]) for g, f in list(out_dir_or_images)[:writers]]
-    if not groups or not groups[0][0]:
-        raise DatasetError("contact sheet: no images to show")
-    h, w = groups[0][0][0].shape[:2]
-    blank = np.full((h, w), 255, np.uint8)
-    rows = []
-    for genuine, forged in groups:
-        cells = [*(list(genuine) + [blank] * (per_kind - len(genuine)))]
-        cells = [c for img in cells for c in (img, np.full((h, gap), 255, np.uint8))]
-        cells.append(np.full((h, 3 * gap), 0, np.uint8))  # separator: genuine | forged
-        forged_cells = list(forged) + [blank] * (per_kind - len(forged))
-        cells += [c for img in forged_cells for c in (np.full((h, gap), 255, np.uint8), img)]
-        rows.append(np.hstack(cells))
-        rows.append(np.full((gap, rows[-1].shape[1]), 255, np.uint8))
-    return np.vstack(rows[:-1])

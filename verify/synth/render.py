@@ -86,9 +86,9 @@ def render_traces(traces: list[Trace], height: int, width: int, pen: Pen, rng: n
     ink_var = np.clip(1.0 - 0.08 * np.abs(_smooth_field(height, width, 4, rng)), 0.7, 1.0)
     alpha = np.clip(coverage * pen.ink * ink_var, 0.0, 1.0)
     paper = rng.uniform(222.0, 250.0) + 1.5 * _smooth_field(height, width, 6, rng)
-    paper += rng.normal(0.0, rng.uniform(1.0, 3.0), (height, width)).astype(np.float32)
+    paper += np.float32(rng.uniform(1.0, 3.0)) * rng.standard_normal((height, width), dtype=np.float32)
     ink_tone = rng.uniform(5.0, 45.0)
     page = paper * (1.0 - alpha) + ink_tone * alpha
     page = cv2.GaussianBlur(page.astype(np.float32), (0, 0), rng.uniform(0.4, 0.8))
-    page += rng.normal(0.0, 1.2, (height, width)).astype(np.float32)
+    page += np.float32(1.2) * rng.standard_normal((height, width), dtype=np.float32)
     return np.clip(np.round(page), 0, 255).astype(np.uint8)

@@ -176,10 +176,17 @@ def _check_no_stale(out: Path, writers: int, per_writer: dict[str, int]) -> None
                 )
 
 
+def _row_order(row: tuple[str, int, str]) -> tuple[int, str, int]:
+    """Writer, then genuine before skilled, then sample number."""
+    rel, writer, kind = row
+    return writer, kind, int(Path(rel).stem.rsplit("_", 1)[1])
+
+
 def _write_manifest(path: Path, rows: list[tuple[str, int, str]]) -> None:
+    ordered = sorted(rows, key=_row_order)
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "writer", "kind"])
-        writer.writerows(sorted(rows, key=lambda r: (r[1], r[2], r[0].split("_")[-1].zfill(12))))
+        out = csv.writer(fh)
+        out.writerow(["path", "writer", "kind"])
+        out.writerows(ordered)
     os.replace(tmp, path)

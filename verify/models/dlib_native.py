@@ -72,7 +72,7 @@ class DlibNativeEmbedder(Embedder):
         chips = [_check_chip(c) for c in crops]
         if not chips:
             return np.zeros((0, DLIB_DIM), np.float32)
-        out = []
+        out: list[np.ndarray] = []
         for start in range(0, len(chips), max(1, batch_size)):
             descriptors = self._net.compute_face_descriptor(chips[start : start + batch_size])
             out.extend(np.asarray(d, dtype=np.float32) for d in descriptors)

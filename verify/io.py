@@ -28,7 +28,10 @@ _ORIENTATION_TAG = 0x0112
 
 
 def read_bytes(
-    source: str | os.PathLike[str] | bytes, *, max_bytes: int = MAX_BYTES, name: str | None = None
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = MAX_BYTES,
+    name: str | None = None,
 ) -> bytes:
     """Read a file (or pass bytes through), refusing missing, empty and over-large inputs."""
     if isinstance(source, (bytes, bytearray, memoryview)):

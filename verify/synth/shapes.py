@@ -54,8 +54,12 @@ def _initial(style: WriterStyle, rng: np.random.Generator, comp: Component) -> N
         comp.to(x + 1.3, 0.6, 1.2)
 
 
-def _letter(style: WriterStyle, rng: np.random.Generator, comp: Component, base: float) -> None:
-    """One up/down oscillation: an x-height letter, an ascender or a descender, looped or not."""
+def _letter(style: WriterStyle, rng: np.random.Generator, comp: Component, base: float) -> tuple[str, float]:
+    """One up/down oscillation: an x-height letter, an ascender or a descender, looped or not.
+
+    Returns:
+        The letter's kind ("x", "asc" or "desc") and the x of its top, for an i-dot or a t-cross.
+    """
     w = style.letter_width * rng.uniform(0.75, 1.25)
     x, _ = comp.pen
     garland = rng.random() < style.garland_p
@@ -64,9 +68,9 @@ def _letter(style: WriterStyle, rng: np.random.Generator, comp: Component, base:
     kind = rng.choice(["x", "asc", "desc"], p=_kind_p(style))
     if kind == "asc":
         top = rng.uniform(1.9, 2.6)
-        comp.to(x + w * 0.6, base + top, (1.6 if loop else 0.6) * curv)
+        comp.to(x + w * 0.6, base + top, min(2.3, (1.6 if loop else 0.6) * curv))
         back = -0.25 * w if loop else 0.05 * w
-        comp.to(x + w * 0.6 + back, base, (1.3 if loop else 0.2) * curv)
+        comp.to(x + w * 0.6 + back, base, min(2.0, (1.3 if loop else 0.2) * curv))
     elif kind == "desc":
         comp.to(x + w * 0.5, base + 1.0, 0.5 * curv if garland else -0.8 * curv)
         comp.to(x + w * 0.45, base - rng.uniform(1.1, 1.6), -0.2)
@@ -75,6 +79,20 @@ def _letter(style: WriterStyle, rng: np.random.Generator, comp: Component, base:
     else:
         comp.to(x + w * 0.55, base + rng.uniform(0.8, 1.15), curv if garland else -curv)
         comp.to(x + w, base, curv if garland else -1.3 * curv)
+    return str(kind), x + w * 0.55
+
+
+def _mark(kind: str, x: float, base: float, rng: np.random.Generator) -> Component | None:
+    """An i-dot above an x-height letter or a t-cross through an ascender; none for descenders."""
+    if kind == "x":
+        dot = Component(points=[(x + 0.15, base + rng.uniform(1.5, 1.9))])
+        dot.to(x + 0.2, dot.pen[1] - 0.03, 0.0)
+        return dot
+    if kind == "asc":
+        cross = Component(points=[(x - 0.35, base + 1.3)])
+        cross.to(x + rng.uniform(0.3, 0.6), base + rng.uniform(1.3, 1.5), float(rng.uniform(-0.3, 0.3)))
+        return cross
+    return None
 
 
 def _kind_p(style: WriterStyle) -> list[float]:
@@ -94,6 +112,25 @@ def _flourish(style: WriterStyle, rng: np.random.Generator, comp: Component, sta
         comp.to(x + 1.2, y - 0.2, 0.8)
 
 
+def _words(style: WriterStyle, rng: np.random.Generator, comps: list[Component]) -> list[Component]:
+    """Write the name into comps[-1] (a short first name and a pen lift first, for two words); return marks."""
+    phase = rng.uniform(0, 2 * np.pi)
+    sizes = [int(rng.integers(2, 5)), style.n_letters] if style.words == 2 else [style.n_letters]
+    marks, i = [], 0
+    for k, size in enumerate(sizes):
+        if k > 0:
+            x, _ = comps[-1].pen
+            comps.append(Component(points=[(x + rng.uniform(0.5, 0.9), 0.2)]))
+        for _ in range(size):
+            base = style.baseline_slope * i * style.letter_width + style.baseline_wave * np.sin(phase + 0.9 * i)
+            kind, top_x = _letter(style, rng, comps[-1], base)
+            mark = _mark(kind, top_x, base, rng) if rng.random() < style.marks_p else None
+            if mark is not None:
+                marks.append(mark)
+            i += 1
+    return marks
+
+
 def sample_shape(style: WriterStyle, rng: np.random.Generator) -> SignatureShape:
     """Draw the virtual target points of a writer's signature.
 
@@ -110,14 +147,12 @@ def sample_shape(style: WriterStyle, rng: np.random.Generator) -> SignatureShape
         if style.pen_lift:
             x, _ = comps[-1].pen
             comps.append(Component(points=[(x + 0.3, 0.3)]))
-    start_x = comps[-1].pen[0]
-    phase = rng.uniform(0, 2 * np.pi)
-    for i in range(style.n_letters):
-        base = style.baseline_slope * i * style.letter_width + style.baseline_wave * np.sin(phase + 0.9 * i)
-        _letter(style, rng, comps[-1], base)
+    marks = _words(style, rng, comps)
+    start_x = comps[-1].points[0][0]
     x, y = comps[-1].pen
     comps[-1].to(x + 0.35, y + 0.6, 0.6)  # exit stroke
     _flourish(style, rng, comps[-1], start_x)
+    comps.extend(marks)
     points, turns = [], []
     for comp in comps:
         p = np.asarray(comp.points, dtype=np.float64)

@@ -20,6 +20,8 @@ class WriterStyle:
     loop_p: float  # chance that an ascender or descender is a loop rather than a stick
     garland_p: float  # chance of a garland (u-like, counter-clockwise) rather than arcade (n-like) joint
     curvature: float  # typical turn of the pen direction along one stroke, radians
+    words: int  # 1 (name) or 2 (first name, pen lift, surname)
+    marks_p: float  # chance per letter of an i-dot or t-cross written after the name, as a separate mark
     initial: str  # capital initial: "none", "loop" or "oval"
     pen_lift: bool  # lift the pen between the initial and the name
     flourish: str  # ending: "none", "underline", "tail" or "loop"
@@ -48,16 +50,18 @@ def sample_style(rng: np.random.Generator) -> WriterStyle:
     return WriterStyle(
         slant=float(rng.uniform(-0.1, 0.6)),
         aspect=float(rng.uniform(0.8, 1.5)),
-        letter_width=float(rng.uniform(0.35, 0.7)),
+        letter_width=float(rng.uniform(0.4, 0.7)),
         n_letters=int(rng.integers(4, 10)),
         ascender_p=float(rng.uniform(0.1, 0.4)),
         descender_p=float(rng.uniform(0.0, 0.25)),
         loop_p=float(rng.uniform(0.4, 1.0)),
         garland_p=float(rng.uniform(0.2, 0.9)),
-        curvature=float(rng.uniform(0.6, 1.4)),
+        curvature=float(rng.uniform(0.5, 1.2)),
+        words=int(1 + (rng.random() < 0.35)),
+        marks_p=float(rng.uniform(0.0, 0.2)),
         initial=str(rng.choice(["none", "loop", "oval"], p=[0.2, 0.45, 0.35])),
         pen_lift=bool(rng.random() < 0.5),
-        flourish=str(rng.choice(["none", "underline", "tail", "loop"], p=[0.25, 0.3, 0.25, 0.2])),
+        flourish=str(rng.choice(["none", "underline", "tail", "loop"], p=[0.3, 0.3, 0.28, 0.12])),
         baseline_slope=float(rng.normal(0.0, 0.04)),
         baseline_wave=float(rng.uniform(0.0, 0.25)),
         mu=float(rng.uniform(-1.9, -1.45)),

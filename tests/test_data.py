@@ -322,3 +322,13 @@ def test_image_dataset(tmp_path: Path) -> None:
     assert tuple(batch[0].shape) == (2, 3, 24, 32) and batch[1].tolist() == [1, 0]
     with pytest.raises(KeyError):
         ImageDataset(samples, classes=["a"])
+
+
+def test_synthetic_generator_layout_matches_manifest(tmp_path: Path) -> None:
+    from verify.synth.dataset import generate_dataset
+
+    generate_dataset(tmp_path, writers=2, genuine=2, forgeries=1, seed=0, height=48, width=64, progress=False)
+    by_layout = load_signature_dataset(tmp_path, "cedar")
+    by_manifest = load_signature_dataset(tmp_path, "manifest")
+    assert len(by_layout) == 6
+    assert sorted(by_layout, key=str) == sorted(by_manifest, key=str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,9 @@ def test_cli_writes_dataset_and_preview(tmp_path: Path) -> None:
     assert (out / "full_forg/forgeries_2_1.png").is_file() and (out / "manifest.csv").is_file()
     preview = cv2.imread(str(out / "preview.png"), cv2.IMREAD_GRAYSCALE)
     assert preview is not None and preview.shape[0] == 2 * 48 + 4
+    again = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
+    summary = json.loads(again.stdout)
+    assert again.returncode == 0 and summary["images"] == 6 and summary["preview"].endswith("preview.png")
     bad = subprocess.run([*cmd[:4], "0", *cmd[5:]], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "writers" in bad.stderr
 

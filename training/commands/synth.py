@@ -7,10 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from training.commands._common import add_json_flag, print_json
-from verify.errors import DatasetError
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +48,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the dataset; print a one-line summary (or one JSON object with --json)."""
-    from verify.synth import contact_sheet, generate_dataset
+    from verify.synth import generate_dataset, write_preview
 
     start = time.perf_counter()
     out = generate_dataset(
@@ -69,11 +66,7 @@ def run(args: argparse.Namespace) -> int:
     images = args.writers * (args.genuine + args.forgeries)
     preview = None
     if args.preview:
-        preview = out / "preview.png"
-        ok, buf = cv2.imencode(".png", contact_sheet(out, writers=min(4, args.writers)))
-        if not ok:
-            raise DatasetError(f"{preview}: PNG encoding failed")
-        preview.write_bytes(buf.tobytes())
+        preview = write_preview(out, writers=min(4, args.writers))
     summary = {
         "out": str(out),
         "images": images,

@@ -8,6 +8,6 @@ GPDS-Synthetic database: `generate_dataset` writes the CEDAR layout, `render_wri
 from __future__ import annotations
 
 from verify.synth.dataset import generate_dataset, render_writer_samples
-from verify.synth.preview import contact_sheet
+from verify.synth.preview import contact_sheet, write_preview
 
-__all__ = ["contact_sheet", "generate_dataset", "render_writer_samples"]
+__all__ = ["contact_sheet", "generate_dataset", "render_writer_samples", "write_preview"]

@@ -80,7 +80,8 @@ def render_writer_samples(
     return genuine, forged
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Encode uint8 [H, W] as PNG and write it atomically (temporary file, then rename)."""
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise DatasetError(f"{path}: PNG encoding failed")
@@ -99,7 +100,7 @@ def _write_writer(args: tuple[Path, int, int, int, int, int, int]) -> list[tuple
     ):
         for i, image in enumerate(images, start=1):
             rel = f"{folder}/{stem}_{writer}_{i}.png"
-            _write_png(out / rel, image)
+            write_png(out / rel, image)
             rows.append((rel, writer, kind))
     return rows
 

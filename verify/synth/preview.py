@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from verify.errors import DatasetError
-from verify.synth.dataset import MANIFEST
+from verify.synth.dataset import MANIFEST, write_png
 
 Group = tuple[list[np.ndarray], list[np.ndarray]]
 
@@ -77,3 +77,10 @@ def contact_sheet(
     rows = [_row(genuine, forged, per_kind, gap) for genuine, forged in groups]
     space = np.full((gap, rows[0].shape[1]), 255, np.uint8)
     return np.vstack([part for r in rows for part in (r, space)][:-1])
+
+
+def write_preview(out_dir: str | os.PathLike[str], writers: int = 4, per_kind: int = 3) -> Path:
+    """Write `out_dir/preview.png`, the contact sheet of a generated dataset; return its path."""
+    path = Path(out_dir) / "preview.png"
+    write_png(path, contact_sheet(out_dir, writers=writers, per_kind=per_kind))
+    return path

@@ -36,3 +36,48 @@ def unit_embeddings(rng: np.random.Generator) -> np.ndarray:
     """A few 2-D embeddings on the unit circle. [8, 2]"""
     angles = rng.uniform(0, 2 * np.pi, size=8)
     return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+
+
+def make_tiny_model(directory: Path, modality: str = "signature", seed: int = 0, threshold: float = 0.9) -> Path:
+    """An untrained resnet18 signature model at 32x48 px with a stated threshold (for pipeline tests)."""
+    import torch
+
+    from verify.models import new_card, save_model
+    from verify.models.embedder import create_timm_network
+
+    torch.manual_seed(seed)
+    arch = {"kind": "timm", "backbone": "resnet18", "dim": 16, "in_chans": 1}
+    card = new_card(
+        name=f"tiny-{seed}",
+        modality=modality,
+        architecture=arch,
+        input={"height": 32, "width": 48, "channels": 1},
+        preprocessing={"kind": "signature"},
+        calibration={"threshold": threshold, "source": "test fixture"},
+    )
+    net = create_timm_network(arch).train()
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # cumulative average: the statistics of exactly these passes
+    with torch.no_grad():  # settle BatchNorm statistics so the untrained net tells inputs apart
+        for _ in range(3):
+            net((torch.rand(16, 1, 32, 48) > 0.85).float() * 2 - 1)  # sparse bright ink on black
+    return save_model(directory, net.eval(), card)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def synth_signatures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic CEDAR-layout dataset: 4 writers x 3 genuine + 2 skilled forgeries at 150x220 px."""
+    from verify.synth import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("synth"), 4, 3, 2, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory():
+    return make_tiny_model

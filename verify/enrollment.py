@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from verify.errors import VerifyError
+from verify.errors import QualityError, VerifyError
 from verify.io import read_bytes
 from verify.verifier import Verifier
 
@@ -59,11 +59,11 @@ def thumbnail_png(crop: np.ndarray, modality: str, side: int = THUMBNAIL_SIDE) -
     return buf.tobytes() if ok else b""
 
 
-def _check_quality(verifier: Verifier, info: dict[str, Any]) -> None:
-    if verifier.model.modality == "face" and info.get("quality"):
-        from verify.preprocess.face_quality import require_quality
-
-        require_quality(info["quality"])
+def _check_quality(info: dict[str, Any]) -> None:
+    """Refuse a sample whose preprocessing reported quality issues (thresholds come from the model card)."""
+    issues = info.get("quality_issues") or []
+    if issues:
+        raise QualityError("; ".join(str(i) for i in issues))
 
 
 def enroll_images(
@@ -103,7 +103,7 @@ def enroll_images(
         try:
             probe = verifier.embed_or_raise(src, name=label)
             if check_quality:
-                _check_quality(verifier, probe.info)
+                _check_quality(probe.info)
         except VerifyError as exc:
             outcomes.append(SampleOutcome(label, "refused", str(exc)))
             continue

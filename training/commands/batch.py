@@ -1,0 +1,110 @@
+"""`verify batch`: score a pairs CSV (or claims against a gallery) into a results CSV; `verify batch merge`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from training.commands._common import add_json_flag, add_model_flags, add_threshold_flag, print_json
+from verify.errors import ConfigError
+
+_EPILOG = """\
+input CSV: reference,questioned[,label][,id] (paths relative to --images-root, default the CSV's folder), or
+questioned,claimed_identity[,label][,id] with --gallery. Output: every input column, row (1-based input row),
+score, p_match, decision, threshold, ood_score, ood_flag, error (empty when fine), elapsed_ms.
+Exit 0: every row scored; 1: some rows have an error (missing/corrupt/rejected image); 2: usage error.
+
+sub-action: `verify batch merge PART... --out OUT [--pairs IN]` joins the outputs of --shard runs (an optional
+first word: without it, `verify batch --pairs ... --out ...` runs the job).
+sharding: --shard i/n (0 <= i < n) takes the rows whose sha1(id or row number) % n == i.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "batch",
+        help="verify every pair of a CSV (resumable, sharded); `batch merge` joins shard outputs",
+        description="Verify every row of a pairs CSV; writes a results CSV (+ report when labels are given).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--pairs", type=Path, help="input CSV (reference,questioned[,label][,id]); required")
+    p.add_argument("--out", type=Path, help="results CSV to write; required")
+    p.add_argument("--images-root", type=Path, help="folder relative image paths start from (default: CSV's)")
+    p.add_argument("--gallery", type=Path, help="gallery directory, for questioned,claimed_identity CSVs")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping rows already done")
+    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0: main process)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default 32)")
+    p.add_argument("--shard", default="0/1", help="do only shard i of n, as i/n with 0 <= i < n (default 0/1)")
+    p.add_argument("--chunk-rows", type=int, default=256, help="rows per durable write to the output (default 256)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_model_flags(p)
+    add_threshold_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="batch_action", metavar="{merge}", parser_class=type(p))
+    m = actions.add_parser("merge", help="join the results CSVs of --shard runs into one, in input order")
+    m.add_argument("parts", nargs="+", type=Path, help="results CSVs of `verify batch --shard i/n`")
+    m.add_argument("--out", type=Path, required=True, help="merged results CSV to write")
+    m.add_argument("--pairs", type=Path, help="the input CSV: check that every row is there exactly once")
+    m.add_argument("--images-root", type=Path, help="unused by merge; accepted so job scripts can share flags")
+    add_json_flag(m)
+    m.set_defaults(func=run_merge)
+
+
+def run(args: argparse.Namespace) -> int:
+    from verify.batch import BatchConfig, parse_shard, run_batch
+    from verify.models.defaults import resolve_model_path
+    from verify.verifier import Verifier
+
+    if args.pairs is None or args.out is None:
+        raise ConfigError("needs --pairs IN.csv and --out OUT.csv (or: verify batch merge PART... --out OUT.csv)")
+    config = BatchConfig(
+        pairs=args.pairs,
+        out=args.out,
+        images_root=args.images_root,
+        resume=args.resume,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        shard=parse_shard(args.shard),
+        chunk_rows=args.chunk_rows,
+        gallery=args.gallery,
+    )
+    verifier = Verifier.from_path(resolve_model_path(args.model, args.modality), threshold=args.threshold)
+    if args.modality != "auto" and verifier.model.modality != args.modality:
+        raise ConfigError(f"--modality {args.modality}, but the model is a {verifier.model.modality} model")
+    if args.gallery is not None:
+        from verify.gallery import FaissGallery
+
+        with FaissGallery.open(args.gallery, fingerprint=verifier.model.fingerprint) as gallery:
+            summary = run_batch(verifier, config, gallery=gallery, progress=not args.no_progress)
+    else:
+        summary = run_batch(verifier, config, progress=not args.no_progress)
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print(
+            f"{summary.rows} rows (shard {config.shard}): {summary.ok} ok, {summary.failed} with an error "
+            f"({summary.rejected} rejected); {summary.processed} processed now at {summary.rows_per_s:.1f} rows/s"
+        )
+        print(f"results: {summary.out}" + (f"  report: {summary.report}" if summary.report else ""))
+    return 0 if summary.failed == 0 else 1
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from verify.batch import merge_parts, read_batch_input
+    from verify.batch.shard import read_results
+
+    if args.pairs is not None:
+        data = read_batch_input(args.pairs, args.images_root)
+        key, expected = data.key, data.keys
+    else:
+        columns = list(read_results(args.parts[0]).columns)
+        key, expected = next((c for c in columns if c.strip().lower() == "id"), "row"), None
+    summary = merge_parts(args.parts, args.out, key, expected)
+    if args.json:
+        print_json({"out": str(summary.out), "rows": summary.rows, "parts": summary.parts})
+    else:
+        print(f"merged {summary.parts} part(s), {summary.rows} rows -> {summary.out}", file=sys.stdout)
+    return 0

@@ -1,0 +1,178 @@
+"""Decode + preprocess images in DataLoader worker processes, embed them in the main process in batches.
+
+Each distinct path is decoded once and each distinct image content (sha256 of the decoded pixels) is embedded
+once; `ImageCache` keeps path -> `ImageResult` for the whole run, which is small (one [D] vector per image).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from verify.errors import VerifyError
+from verify.io import image_sha256, load_image
+from verify.verifier import _NOT_A, Probe, Verifier
+
+
+@dataclass
+class ImageResult:
+    """One image after the pipeline.
+
+    Attributes:
+        sha256: content hash of the decoded pixels ("" when it could not be decoded).
+        embedding: float32 [D], or None when the image failed or was rejected.
+        ood_score: the OOD gate's score, when the model has a gate and the image was embedded.
+        error: why the image could not be used (missing, corrupt, ...), else None.
+        rejected: why the pipeline refused it (blank page, no face, OOD), else None.
+        elapsed_ms: decode + preprocess + this image's share of its embedding batch.
+    """
+
+    sha256: str
+    embedding: np.ndarray | None = None
+    ood_score: float | None = None
+    error: str | None = None
+    rejected: str | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass
+class _Decoded:
+    path: str
+    probe: Probe | None
+    error: str | None
+    elapsed_ms: float
+
+
+class DecodeDataset(Dataset):
+    """Paths -> decoded, preprocessed crops (runs in DataLoader workers; no torch work here).
+
+    Args:
+        paths: image paths.
+        verifier: whose model preprocesses (and, for signatures, whose blank-page rule applies).
+    """
+
+    def __init__(self, paths: Sequence[str], verifier: Verifier) -> None:
+        self.paths = list(paths)
+        self.verifier = verifier
+        channels = int(verifier.model.card["input"].get("channels", 3))
+        self.mode = "gray" if channels == 1 else "rgb"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> _Decoded:
+        path = self.paths[i]
+        t0 = time.perf_counter()
+        try:
+            image = load_image(path, mode=self.mode, name=path)
+            probe = Probe(sha256=image_sha256(image), embedding=None, crop=None)
+            self.verifier._preprocess(image, probe)
+        except VerifyError as exc:
+            return _Decoded(path, None, _one_line(str(exc)), 1e3 * (time.perf_counter() - t0))
+        return _Decoded(path, probe, None, 1e3 * (time.perf_counter() - t0))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _worker_init(_: int) -> None:
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _collate(items: list[_Decoded]) -> list[_Decoded]:
+    return items
+
+
+@dataclass
+class ImageCache:
+    """path -> ImageResult for every image seen in the run, and sha256 -> embedding to embed content once."""
+
+    by_path: dict[str, ImageResult] = field(default_factory=dict)
+    by_sha: dict[str, ImageResult] = field(default_factory=dict)
+    decoded: int = 0
+    embedded: int = 0
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.by_path
+
+
+def iter_embedded(
+    paths: Sequence[str], verifier: Verifier, cache: ImageCache, workers: int = 0, batch_size: int = 32
+) -> Iterator[int]:
+    """Fill `cache` for `paths` (skipping those already there), one batch at a time.
+
+    Yields:
+        after each batch, how many images it resolved.
+    """
+    todo = [p for p in dict.fromkeys(paths) if p not in cache]
+    if not todo:
+        return
+    loader = DataLoader(
+        DecodeDataset(todo, verifier),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        multiprocessing_context=_context() if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=False,
+    )
+    for batch in loader:
+        _embed_batch(batch, verifier, cache, batch_size)
+        yield len(batch)
+
+
+def _context() -> Any:
+    # fork: workers share the loaded model with the parent instead of unpickling it (Linux default < 3.14)
+    return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+
+
+def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, batch_size: int) -> None:
+    cache.decoded += len(batch)
+    todo: list[tuple[_Decoded, ImageResult]] = []
+    for item in batch:
+        if item.probe is None:
+            cache.by_path[item.path] = ImageResult("", error=item.error, elapsed_ms=item.elapsed_ms)
+            continue
+        probe = item.probe
+        known = cache.by_sha.get(probe.sha256)
+        if known is not None:  # same pixels under another path: embedded once, the result object shared
+            cache.by_path[item.path] = known
+            continue
+        result = ImageResult(probe.sha256, rejected=probe.rejected, elapsed_ms=item.elapsed_ms)
+        if probe.rejected is None:
+            todo.append((item, result))
+        cache.by_path[item.path] = cache.by_sha[probe.sha256] = result
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    emb = verifier.model.embed_crops([item.probe.crop for item, _ in todo], batch_size=batch_size)  # type: ignore[union-attr]
+    _gate(verifier, emb, [r for _, r in todo])
+    share = 1e3 * (time.perf_counter() - t0) / len(todo)
+    cache.embedded += len(todo)
+    for (_, result), e in zip(todo, emb, strict=True):
+        result.embedding = None if result.rejected else e
+        result.elapsed_ms += share
+
+
+def _gate(verifier: Verifier, emb: np.ndarray, results: list[ImageResult]) -> None:
+    """The verifier's OOD gate, vectorised over a batch [N, D]."""
+    if verifier.ood is None or len(results) == 0:
+        return
+    scores = np.asarray(verifier.ood.score(emb), dtype=np.float64).ravel()
+    limit = float(verifier.ood_threshold)  # type: ignore[arg-type]
+    for result, score in zip(results, scores, strict=True):
+        result.ood_score = float(score)
+        if score < limit:
+            result.rejected = f"{_NOT_A[verifier.model.modality]} (OOD score {score:.1f} < {limit:.1f})"

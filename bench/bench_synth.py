@@ -67,11 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=220, help="image width (default: 220)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    load_before = round(os.getloadavg()[0], 2)
     runs = [_dataset(w, args) for w in (1, 2)]
     memory = round(_in_memory(args.height, args.width), 1)
     result = {
         "benchmark": "synthetic signature generation (synthetic data, CEDAR layout, PNG files)",
         "machine": _machine(),
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "image_size": [args.height, args.width],
         "runs": runs,
         "render_only_images_per_s_1_process": memory,
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         print(f"| {r['workers']} | {r['images']} | {r['seconds']:.2f} | {r['images_per_s']:.1f} |")
     print(f"\nRendering only (no PNG, no disk), 1 process: {memory:.1f} images/s")
+    print(f"Load average (1 min) before/after: {load_before} / {result['load_average_1min_after']} (shared machine)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -169,6 +169,18 @@ def test_embeddings_agree_with_dlib_on_demo_faces(port, card, demo_chips) -> Non
         assert dlib_same == port_same == (DEMO[i].startswith("obama") and DEMO[j].startswith("obama"))
 
 
+def test_load_model_end_to_end_decides_like_dlib(card) -> None:
+    pytest.importorskip("dlib")
+    import verify
+    from verify.io import load_image
+
+    model = verify.load_model(MODEL_DIR)
+    emb = model.embed([load_image(FACES / name) for name in DEMO])
+    assert emb.shape == (4, 128) and model.threshold == card["calibration"]["threshold"]
+    same = emb @ emb.T >= model.threshold
+    np.testing.assert_array_equal(same, [[n.startswith("obama") == m.startswith("obama") for m in DEMO] for n in DEMO])
+
+
 def test_fresh_conversion_matches_dlib_exactly(demo_chips, card) -> None:
     import dlib
 

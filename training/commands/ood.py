@@ -1,0 +1,55 @@
+"""`verify ood fit`: fit a model's out-of-distribution gate on in-distribution data."""
+
+from __future__ import annotations
+
+import argparse
+
+from training.commands._common import add_json_flag, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ood", help="fit the out-of-distribution gate of a model")
+    sub = p.add_subparsers(dest="ood_command", metavar="ACTION", required=True)
+    fit = sub.add_parser("fit", help="fit class-conditional Gaussians on training identities, threshold on held-out")
+    fit.add_argument("--model", required=True, help="model directory (the gate is written into it)")
+    fit.add_argument("--data", required=True, help="in-distribution dataset folder")
+    fit.add_argument(
+        "--protocol",
+        default="cedar",
+        help="dataset layout: cedar, gpds, mcyt, bhsig, manifest, folders",
+    )
+    fit.add_argument("--covariance", choices=["tied", "diag", "full"], default="tied", help="covariance model")
+    fit.add_argument("--keep", type=float, default=0.95, help="share of held-out inputs to accept (default 0.95)")
+    fit.add_argument("--held-out", type=float, default=0.3, help="share of identities held out (default 0.3)")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the identity split")
+    add_json_flag(fit)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import verify
+    from training.ood_fit import fit_ood_gate
+    from verify.data import load_identity_folders, load_signature_dataset
+    from verify.data.splits import split_identities, split_samples
+
+    model = verify.load_model(args.model)
+    samples = (
+        load_identity_folders(args.data)
+        if args.protocol == "folders"
+        else load_signature_dataset(args.data, args.protocol)
+    )
+    split = split_identities(
+        sorted({s.identity for s in samples}),
+        {"train": 1 - args.held_out, "held_out": args.held_out},
+        seed=args.seed,
+    )
+    parts = split_samples(samples, split)
+    section = fit_ood_gate(model, parts["train"], parts["held_out"], covariance=args.covariance, keep=args.keep)
+    if args.json:
+        print_json(section)
+    else:
+        print(
+            f"OOD gate written to {args.model}: threshold {section['threshold']:.1f} keeps {args.keep:.0%} "
+            f"of {section['n_held_out']} held-out inputs ({section['n_classes']} training identities)"
+        )
+    return 0

@@ -1,0 +1,85 @@
+"""Fitting the out-of-distribution gate of a model (Winkens et al. 2020, class-conditional Gaussians).
+
+Embeddings of in-distribution training inputs (one class per identity) fit a `GaussianOODScorer`; the rejection
+threshold keeps a fraction (default 95%) of HELD-OUT in-distribution inputs; scorer and threshold go beside the
+model (`ood.safetensors`) and into its card (`card["ood"]`), where the `Verifier` finds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from verify.data import Sample
+from verify.errors import ConfigError
+from verify.io import load_image
+from verify.models.base import Embedder
+from verify.models.card import write_card
+from verify.ood import GaussianOODScorer
+
+OOD_FILE = "ood.safetensors"
+
+
+def embed_images(model: Embedder, images: Sequence[np.ndarray], batch_size: int = 32, desc: str = "") -> np.ndarray:
+    """Preprocess + embed decoded images in batches. Returns float32 [N, D]."""
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc or "embed", leave=False, disable=not desc):
+        crops = [model.preprocess(im).image for im in images[start : start + batch_size]]
+        out.append(model.embed_crops(crops, batch_size=batch_size))
+    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
+
+
+def embed_samples(model: Embedder, samples: Sequence[Sample], batch_size: int = 32, desc: str = "") -> np.ndarray:
+    """Load, preprocess and embed dataset samples. Returns float32 [N, D]."""
+    mode = "gray" if int(model.card["input"]["channels"]) == 1 else "rgb"
+    out = []
+    for start in tqdm(range(0, len(samples), batch_size), desc=desc or "embed", leave=False, disable=not desc):
+        images = [load_image(s.path, mode=mode) for s in samples[start : start + batch_size]]
+        out.append(embed_images(model, images, batch_size))
+    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
+
+
+def fit_ood_gate(
+    model: Embedder,
+    train: Sequence[Sample],
+    held_out: Sequence[Sample],
+    covariance: str = "tied",
+    keep: float = 0.95,
+    batch_size: int = 32,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Fit the gate on `train` (genuine samples, class = identity), threshold on `held_out`, save beside the model.
+
+    Returns:
+        The card's "ood" section: file, threshold, covariance, keep, sizes, the in-distribution scores' quantiles.
+    """
+    train = [s for s in train if s.kind == "genuine"]
+    if len({s.identity for s in train}) < 2 or len(held_out) < 10:
+        raise ConfigError("the OOD gate needs >= 2 training identities and >= 10 held-out in-distribution inputs")
+    feats = embed_samples(model, train, batch_size, desc="OOD fit: embed train")
+    scorer = GaussianOODScorer(covariance=covariance).fit(feats, np.array([s.identity for s in train]))
+    held = scorer.score(embed_samples(model, held_out, batch_size, desc="OOD fit: embed held-out"))
+    threshold = scorer.choose_threshold(held, keep=keep)
+    section = {
+        "file": OOD_FILE,
+        "threshold": threshold,
+        "covariance": covariance,
+        "shrinkage": "ledoit_wolf",
+        "features": "embedding",
+        "keep": keep,
+        "score": "max_c 2 log N(f(x); mu_c, Sigma_c)",
+        "n_train": len(train),
+        "n_classes": len({s.identity for s in train}),
+        "n_held_out": len(held_out),
+        "held_out_quantiles": {str(q): float(np.quantile(held, q)) for q in (0.01, 0.05, 0.5)},
+    }
+    if write:
+        if model.directory is None:
+            raise ConfigError("the model was not loaded from a directory; cannot store its OOD gate")
+        scorer.save(model.directory / OOD_FILE)
+        model.card["ood"] = section
+        write_card(model.directory, model.card)
+    return section

@@ -1,0 +1,187 @@
+"""Training: config, augmentation, the CLI end to end (tiny), resume, determinism, fine-tuning, 2-process DDP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.augment import create_augment
+from training.config import TrainConfig, load_config, parse_overrides
+from training.loop import lr_factor
+from verify.errors import ConfigError
+
+VERIFY_BIN = str(Path(sys.executable).parent / "verify")
+TINY = [
+    "backbone=test_resnet", "height=32", "width=48", "dim=16", "p=4", "k=3", "steps_per_epoch=2",
+    "early_stopping=0", "warmup_epochs=0",
+]  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 shared cores: one thread per process is fastest
+
+
+def _sets(*extra: str) -> list[str]:
+    return [arg for item in (*TINY, *extra) for arg in ("--set", item)]
+
+
+def _run(args: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def sig_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from verify.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("train_data") / "sig"
+    return generate_dataset(root, writers=10, genuine=5, forgeries=2, seed=0, height=64, width=96, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cli_run(sig_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    run = tmp_path_factory.mktemp("runs") / "run"
+    proc = _run(
+        [VERIFY_BIN, "train", "--data", str(sig_data), "--out", str(run), "--quiet", "--json", *_sets("epochs=1")]
+    )
+    assert proc.returncode == 0, proc.stderr
+    return run, json.loads(proc.stdout)
+
+
+def _tiny_config(**kw) -> TrainConfig:
+    return load_config(None, [*TINY, "epochs=1", *(f"{k}={v}" for k, v in kw.items())])
+
+
+# --- config ----------------------------------------------------------------------------------------------------
+
+
+def test_config_overrides_and_validation(tmp_path):
+    assert parse_overrides(["lr=1e-3", "loss_params.margin=0.3", "miner=semihard"]) == {
+        "lr": "1e-3", "loss_params": {"margin": 0.3}, "miner": "semihard",
+    }  # fmt: skip
+    (tmp_path / "c.yaml").write_text("epochs: 3\nloss_params: {margin: 0.1}\nmodality: face\n")
+    cfg = load_config(tmp_path / "c.yaml", ["lr=1e-3", "loss_params.squared=false"])
+    assert cfg.lr == pytest.approx(1e-3) and cfg.epochs == 3
+    assert cfg.loss_params == {"margin": 0.1, "squared": False}
+    assert (cfg.height, cfg.width, cfg.channels, cfg.preprocessing) == (112, 112, 3, "face")
+    for bad, match in [
+        (["epochs=0"], "epochs"),
+        (["lernrate=1"], "unknown config key"),
+        (["lr=fast"], "lr must be a float"),
+        (["amp=3"], "amp must be true or false"),
+        (["loss=arcface"], "unknown loss"),
+        (["optimizer"], "key=value"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            load_config(None, bad)
+
+
+def test_lr_warmup_then_cosine():
+    cfg = _tiny_config(epochs=4, warmup_epochs=1, scheduler="cosine")
+    f = [lr_factor(cfg, s, 10) for s in range(40)]
+    assert f[0] < f[5] < f[9] <= 1.0  # warm-up rises
+    assert f[10] == pytest.approx(1.0) and f[39] < 0.01  # cosine decays to ~0
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))
+
+
+# --- augmentation ------------------------------------------------------------------------------------------------
+
+
+def test_augmentations_keep_shape_and_vary():
+    rng = np.random.default_rng(0)
+    sig = np.full((32, 48), 255, np.uint8)
+    sig[14:18, 8:40] = 0  # a dark stroke
+    aug = create_augment("signature", np.random.default_rng(1))
+    outs = [aug(sig) for _ in range(8)]
+    assert all(o.shape == sig.shape and o.dtype == np.uint8 for o in outs)
+    assert any(not np.array_equal(o, sig) for o in outs)
+    assert np.array_equal(create_augment("signature", rng, strength=0)(sig), sig)
+    face = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
+    faug = create_augment("face", np.random.default_rng(2))
+    assert all(faug(face).shape == face.shape for _ in range(4))
+    with pytest.raises(ConfigError):
+        create_augment("iris", rng)
+
+
+# --- end to end ----------------------------------------------------------------------------------------------------
+
+
+def test_cli_train_writes_loadable_model(cli_run, sig_data):
+    import verify
+    from verify.io import load_image
+    from verify.models.card import read_card
+
+    run, summary = cli_run
+    for name in ("model.json", "model.safetensors", "split.json", "metrics.csv", "curves.png", "config.json"):
+        assert (run / name).is_file(), name
+    assert summary["epochs"] == 1 and summary["val"]["val_eer"] is not None
+    assert summary["untrained_val"]["val_eer"] is not None
+    card = read_card(run)
+    assert card["training"]["config"]["backbone"] == "test_resnet"
+    assert card["data"]["fingerprint"] and card["metrics"]["val"]["new"]["val_eer"] == summary["val"]["val_eer"]
+    assert json.loads((run / "model.json").read_text()) == card  # the card round-trips
+    split = json.loads((run / "split.json").read_text())["splits"]
+    assert split["train"] and split["val"] and not set(split["train"]) & set(split["val"])
+    model = verify.load_model(run)
+    images = [load_image(p, mode="gray") for p in sorted((sig_data / "full_org").glob("*.png"))[:3]]
+    emb = model.embed(images)
+    assert emb.shape == (3, 16) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert model.fingerprint == card["fingerprint"]
+
+
+def test_resume_continues_from_saved_epoch(cli_run):
+    run, _ = cli_run
+    proc = _run([VERIFY_BIN, "train", "--out", str(run), "--resume", "--quiet", "--json", "--set", "epochs=2"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["epochs"] == 2
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    assert json.loads((run / "state" / "last.json").read_text())["extra"]["epoch"] == 1
+    again = _run([VERIFY_BIN, "train", "--data", str(run), "--out", str(run), *_sets()])
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_deterministic_with_seed_on_cpu(sig_data, tmp_path):
+    from training.trainer import train
+
+    cfg = _tiny_config(seed=3, device="cpu")
+    for name in ("a", "b"):
+        train(cfg, sig_data, tmp_path / name, progress=False)
+    wa, wb = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    la, lb = (pd.read_csv(tmp_path / n / "metrics.csv")["loss"].tolist() for n in ("a", "b"))
+    assert la == lb
+
+
+def test_init_with_replay_reports_old_and_new(cli_run, sig_data, tmp_path):
+    from training.trainer import train
+    from verify.models.card import read_card
+    from verify.synth import generate_dataset
+
+    base, _ = cli_run
+    new = generate_dataset(
+        tmp_path / "new", writers=8, genuine=5, forgeries=1, seed=7, height=64, width=96, progress=False
+    )
+    cfg = _tiny_config(replay_fraction=0.25, backbone="resnet18", dim=8)  # the card's architecture wins
+    summary = train(cfg, new, tmp_path / "ft", init=base, replay=sig_data, progress=False)
+    assert summary["val"]["val_eer"] is not None and summary["old_val"]["val_eer"] is not None
+    card, old = read_card(tmp_path / "ft"), read_card(base)
+    assert card["architecture"] == old["architecture"] and card["input"] == old["input"]
+    assert card["training"]["init"]["fingerprint"] == old["fingerprint"]
+    split = json.loads((tmp_path / "ft" / "split.json").read_text())["splits"]
+    assert split["replay_train"] and split["replay_val"]
+
+
+def test_ddp_two_cpu_processes(sig_data, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", VERIFY_BIN]
+    proc = _run([*cmd, "train", "--data", str(sig_data), "--out", str(run), "--quiet", *_sets("epochs=1")], 240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "model.safetensors").is_file()
+    assert pd.read_csv(run / "metrics.csv")["steps"].tolist() == [2]  # per rank
+    assert proc.stdout.count("trained 1 epoch") == 1  # only rank 0 reports

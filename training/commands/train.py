@@ -1,0 +1,113 @@
+"""`verify train`: train (or fine-tune, or resume) a Siamese embedder with metric learning.
+
+Under `torchrun --nproc_per_node N` the same command trains with DDP (gloo on CPU, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from training.commands._common import print_json
+
+_SIGNATURE_PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a face or signature embedder (metric learning); writes RUN/model.json + model.safetensors",
+        description="Train a Siamese embedder on identity-labelled images. Identities are split into disjoint "
+        "train / validation sets (RUN/split.json); the best epoch by validation EER is the run's model.",
+    )
+    p.add_argument("--data", type=Path, help="dataset folder (required unless --resume)")
+    p.add_argument("--out", type=Path, required=True, help="run folder to create (or resume)")
+    p.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field (repeatable), e.g. --set epochs=20 --set loss_params.margin=0.3",
+    )
+    p.add_argument("--init", type=Path, help="fine-tune this model directory instead of starting from scratch")
+    p.add_argument("--replay", type=Path, help="with --init: old dataset to replay so old identities stay good")
+    p.add_argument("--replay-fraction", type=float, help="share of each batch's identities from --replay (0.25)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved epoch")
+    p.add_argument("--modality", choices=["face", "signature"], help="what the images show (default: signature)")
+    p.add_argument("--protocol", choices=_SIGNATURE_PROTOCOLS, help="dataset layout (default: auto-detect)")
+    p.add_argument("--seed", type=int, help="random seed (split, sampling, weights); runs repeat on CPU")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    flags = {"modality": args.modality, "protocol": args.protocol, "seed": args.seed, "device": args.device}
+    if args.replay_fraction is not None:
+        flags["replay_fraction"] = args.replay_fraction
+    elif args.replay is not None and not args.resume:
+        flags["replay_fraction"] = 0.25
+    return list(args.overrides) + [f"{k}={v}" for k, v in flags.items() if v is not None]
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.runs import read_run_info
+    from training.trainer import train
+    from verify.errors import ConfigError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    base, data, init, replay = None, args.data, args.init, args.replay
+    if args.resume:
+        saved = read_run_info(args.out)
+        base = json.loads((args.out / "config.json").read_text())
+        data = data or Path(saved["data"])
+        init = init or (Path(saved["init"]) if saved.get("init") else None)
+        replay = replay or (Path(saved["replay"]) if saved.get("replay") else None)
+    elif data is None:
+        raise ConfigError("--data is required (or --resume a run)")
+    elif (args.out / "state").exists() and _is_main():
+        raise ConfigError(f"{args.out} already holds a run; use --resume to continue it, or another --out")
+    if args.replay is not None and args.init is None and not args.resume:
+        raise ConfigError("--replay needs --init (it replays the data of the model being fine-tuned)")
+    config = load_config(args.config, _overrides(args), base=base)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if _is_main():
+        tmp = args.out / ".config.json.tmp"
+        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        os.replace(tmp, args.out / "config.json")
+    summary = train(config, data, args.out, init=init, resume=args.resume, replay=replay, progress=not args.quiet)
+    if not _is_main():
+        return 0
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _is_main() -> bool:
+    """False on DDP ranks other than 0 (torchrun sets RANK)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _print_summary(s: dict) -> None:
+    val, before = s.get("val") or {}, s.get("untrained_val") or {}
+    line = (
+        f"trained {s['epochs']} epoch(s), best epoch {s['best_epoch']}: val EER {_fmt(val.get('val_eer'))} "
+        f"(untrained {_fmt(before.get('val_eer'))}), random-forgery EER {_fmt(val.get('eer_random'))}, "
+        f"TAR@FAR=1e-2 {_fmt(val.get('tar@far=0.01_random'))}; {s['seconds_per_epoch']:.1f} s/epoch -> {s['run']}"
+    )
+    if s.get("old_val"):
+        line += f"; old identities val EER {_fmt(s['old_val'].get('val_eer'))}"
+    print(line)

@@ -1,0 +1,94 @@
+"""Validation on held-out identities: embed the crops, score genuine / impostor pairs, EER and TAR@FAR.
+
+Pairs (cosine similarity of L2-normalised embeddings):
+- genuine: every pair of two genuine samples of one identity;
+- random impostors: genuine samples of two different identities (all pairs, or a seeded sample of
+  `max_impostor_pairs` when there are more);
+- skilled impostors (signatures with forgeries): a genuine sample and a skilled forgery of the same identity.
+`val_eer`, the early-stopping metric, is the skilled-forgery EER when there are forgeries, else the random one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.data import CropSet
+from verify.metrics import eer, tar_at_far
+from verify.models.runtime import crops_to_tensor
+
+FARS = (1e-2, 1e-3)
+
+
+@torch.no_grad()
+def embed_crop_set(
+    net: nn.Module, crops: Sequence[np.ndarray], card: dict[str, Any], device: torch.device, batch_size: int = 64
+) -> np.ndarray:
+    """Embeddings [N, D] (float32, L2-normalised) of uint8 crops, network in eval mode."""
+    was_training = net.training
+    net.eval()
+    out = []
+    for start in range(0, len(crops), batch_size):
+        x = crops_to_tensor(crops[start : start + batch_size], card).to(device)
+        out.append(net(x).float().cpu().numpy())
+    net.train(was_training)
+    if not out:
+        return np.zeros((0, int(card["architecture"]["dim"])), np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def score_pairs(
+    emb: np.ndarray, identities: Sequence[str], kinds: Sequence[str], max_impostor_pairs: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Scores [n] of the "genuine", "random" and "skilled" pairs described in the module docstring."""
+    ids = np.asarray(identities)
+    genuine = np.asarray(kinds) == "genuine"
+    g_idx, s_idx = np.flatnonzero(genuine), np.flatnonzero(~genuine)
+    sim = emb[g_idx] @ emb[g_idx].T
+    iu, ju = np.triu_indices(len(g_idx), k=1)
+    same = ids[g_idx][iu] == ids[g_idx][ju]
+    imp_i, imp_j = iu[~same], ju[~same]
+    if len(imp_i) > max_impostor_pairs:
+        pick = np.random.default_rng(seed).choice(len(imp_i), size=max_impostor_pairs, replace=False)
+        imp_i, imp_j = imp_i[pick], imp_j[pick]
+    skilled = [emb[g_idx][ids[g_idx] == ident] @ emb[s].T for s, ident in zip(s_idx, ids[s_idx], strict=True)]
+    return {
+        "genuine": sim[iu[same], ju[same]],
+        "random": sim[imp_i, imp_j],
+        "skilled": np.concatenate([v.ravel() for v in skilled]) if skilled else np.zeros(0, np.float32),
+    }
+
+
+def pair_metrics(scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """EER and TAR@FAR per impostor kind, plus pair counts; None where a kind has no pairs."""
+    out: dict[str, Any] = {"genuine_pairs": int(scores["genuine"].size)}
+    for kind in ("random", "skilled"):
+        imp = scores[kind]
+        out[f"{kind}_pairs"] = int(imp.size)
+        ok = imp.size > 0 and scores["genuine"].size > 0
+        out[f"eer_{kind}"] = eer(scores["genuine"], imp)[0] if ok else None
+        for far in FARS:
+            out[f"tar@far={far:g}_{kind}"] = tar_at_far(scores["genuine"], imp, far)[0] if ok else None
+    out["val_eer"] = out["eer_skilled"] if out["eer_skilled"] is not None else out["eer_random"]
+    return out
+
+
+def validate(
+    net: nn.Module,
+    crop_set: CropSet,
+    card: dict[str, Any],
+    device: torch.device,
+    max_impostor_pairs: int = 200_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Verification metrics of `net` on a crop set of held-out identities (see `pair_metrics`)."""
+    if len(crop_set) == 0:
+        return {"val_eer": None}
+    emb = embed_crop_set(net, crop_set.crops, card, device)
+    ids = [s.identity for s in crop_set.samples]
+    kinds = [s.kind for s in crop_set.samples]
+    return pair_metrics(score_pairs(emb, ids, kinds, max_impostor_pairs, seed))

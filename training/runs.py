@@ -1,0 +1,135 @@
+"""The data side of a run folder: the identity split, the crop sets, run.json and metrics.csv."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.config import TrainConfig
+from training.data import CropSet, build_crop_set, data_fingerprint, load_samples
+from verify.data import Sample, load_split, save_split, split_fingerprint, split_identities, split_samples
+from verify.errors import ConfigError, DatasetError
+
+REPLAY_PREFIX = "replay:"
+
+
+@dataclass
+class RunData:
+    """Preprocessed training and validation data of a run.
+
+    Attributes:
+        train: genuine training crops; labels index `classes` (new identities first, then replay ones).
+        is_replay: [N] True for crops of the replay (old) data.
+        val: held-out new identities (genuine and skilled); empty on ranks other than 0.
+        old_val: held-out replay identities, or None without --replay.
+        split: part name -> identities ("train", "val", and "replay_train", "replay_val" with --replay).
+    """
+
+    train: CropSet
+    is_replay: np.ndarray
+    val: CropSet
+    old_val: CropSet | None
+    split: dict[str, list[str]]
+    root: Path
+    replay_root: Path | None
+    fingerprint: str
+
+    def card_section(self) -> dict[str, Any]:
+        """The card's "data" section: where the data came from and what exactly was used."""
+        return {
+            "root": str(self.root),
+            "replay": None if self.replay_root is None else str(self.replay_root),
+            "fingerprint": self.fingerprint,
+            "split_fingerprint": split_fingerprint(self.split),
+            "identities": {k: len(v) for k, v in self.split.items()},
+            "train_images": len(self.train),
+            "val_images": len(self.val),
+        }
+
+
+def _load(root: Path, config: TrainConfig, prefix: str = "") -> list[Sample]:
+    samples = load_samples(root, config.modality, config.protocol if not prefix else "auto")
+    return [dataclasses.replace(s, identity=prefix + s.identity) for s in samples] if prefix else samples
+
+
+def _split(samples: list[Sample], config: TrainConfig, names: tuple[str, str]) -> dict[str, list[str]]:
+    ids = sorted({s.identity for s in samples})
+    split = split_identities(ids, {names[0]: 1.0 - config.val_fraction, names[1]: config.val_fraction}, config.seed)
+    if len(split[names[1]]) < 2 or len(split[names[0]]) < 2:
+        raise DatasetError(
+            f"{len(ids)} identities are too few to hold out {config.val_fraction:.0%} for validation "
+            f"(need >= 2 on each side); add identities or change --set val_fraction"
+        )
+    return split
+
+
+def prepare_data(
+    config: TrainConfig,
+    root: Path,
+    out: Path,
+    card: dict[str, Any],
+    replay: str | Path | None,
+    resume: bool,
+    is_main: bool,
+    progress: bool,
+) -> RunData:
+    """Load, split (or reload RUN/split.json when resuming) and preprocess the run's data."""
+    samples = _load(root, config)
+    old = _load(Path(replay), config, REPLAY_PREFIX) if replay is not None else []
+    split_path = out / "split.json"
+    if resume and split_path.is_file():
+        split = load_split(split_path)
+    else:
+        split = _split(samples, config, ("train", "val"))
+        if old:
+            split.update(_split(old, config, ("replay_train", "replay_val")))
+        if is_main:
+            save_split(split, split_path)
+    parts = split_samples(samples + old, split)
+    new_train = [s for s in parts["train"] if s.kind == "genuine"]
+    old_train = [s for s in parts.get("replay_train", []) if s.kind == "genuine"]
+    classes = list(split["train"]) + list(split.get("replay_train", []))
+    train = build_crop_set(new_train + old_train, card, classes, progress, desc="preprocess train")
+    if len(train) == 0:
+        raise DatasetError(f"{root}: no usable training image (all {len(new_train)} failed to load)")
+    is_replay = np.array([s.identity.startswith(REPLAY_PREFIX) for s in train.samples], dtype=bool)
+    empty = CropSet([], [], np.zeros(0, np.int64))
+    val = build_crop_set(parts["val"], card, progress=progress, desc="preprocess val") if is_main else empty
+    old_val = None
+    if old:
+        old_val = build_crop_set(parts["replay_val"], card, desc="preprocess replay val") if is_main else empty
+    fingerprint = data_fingerprint(root, samples)
+    return RunData(train, is_replay, val, old_val, split, root, None if replay is None else Path(replay), fingerprint)
+
+
+def write_run_info(out: Path, data: Path, init: str | Path | None, replay: str | Path | None) -> None:
+    """RUN/run.json: the paths `--resume` needs again."""
+    info = {
+        "data": str(data),
+        "init": None if init is None else str(init),
+        "replay": None if replay is None else str(replay),
+    }
+    tmp = out / ".run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, out / "run.json")
+
+
+def read_run_info(out: Path) -> dict[str, Any]:
+    path = Path(out) / "run.json"
+    if not path.is_file():
+        raise ConfigError(f"{out}: not a training run folder (no run.json); start without --resume")
+    return json.loads(path.read_text())
+
+
+def write_metrics_csv(history: list[dict[str, Any]], path: Path) -> None:
+    """One row per epoch, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    pd.DataFrame(history).to_csv(tmp, index=False)
+    os.replace(tmp, path)

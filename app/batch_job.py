@@ -1,0 +1,127 @@
+"""Batch jobs of the web app: a pairs CSV + a zip of images (or an allowed server folder) -> results + report.
+
+Each job works in its own folder under the service's work folder; the zip is checked and extracted there
+(`app.zipsafe`), every image path of the CSV must stay inside the images folder, and the batch itself is
+`verify.batch.run_batch`. Only the last few job folders are kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from app.zipsafe import ZipLimits, clear_folder, safe_extract
+from verify.errors import ConfigError, DatasetError
+
+if TYPE_CHECKING:
+    from app.service import VerifyService
+
+MAX_CSV_BYTES = 5 * 2**20
+MAX_ROWS = 10_000
+KEEP_JOBS = 5
+
+
+def _upload_path(value: Any, what: str) -> Path:
+    """The local path of an uploaded file (a path string or an object with `.name` / `.path`)."""
+    if value is None or value == "":
+        raise ConfigError(f"upload the {what}")
+    path = Path(str(getattr(value, "path", None) or getattr(value, "name", None) or value))
+    if not path.is_file():
+        raise ConfigError(f"{path.name}: the uploaded {what} is missing; upload it again")
+    return path
+
+
+class BatchJobs:
+    """Runs batch jobs in folders under `work_dir`; `admin_root` (or None) is the server folder jobs may read."""
+
+    def __init__(self, work_dir: Path, admin_root: str | Path | None = None, limits: ZipLimits | None = None) -> None:
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.admin_root = None if admin_root is None else Path(admin_root).resolve()
+        self.limits = limits or ZipLimits()
+        self._lock = threading.Lock()
+
+    def _images_root(self, job: Path, images_zip: Any, images_folder: str | None) -> Path:
+        if images_zip not in (None, ""):
+            root = job / "images"
+            safe_extract(_upload_path(images_zip, "zip of images"), root, self.limits)
+            return root
+        if images_folder and images_folder.strip():
+            if self.admin_root is None:
+                raise ConfigError("server folders are disabled; upload a zip of the images (or start --admin-folders)")
+            root = (self.admin_root / images_folder.strip()).resolve()
+            if not root.is_relative_to(self.admin_root) or not root.is_dir():
+                raise ConfigError(f"{images_folder}: not a folder under the allowed server folder {self.admin_root}")
+            return root
+        raise ConfigError("upload a zip of the images the CSV names (or give a server folder)")
+
+    def _check_paths(self, csv: Path, root: Path) -> Any:
+        from verify.batch import read_batch_input
+
+        data = read_batch_input(csv, root)
+        if len(data.frame) > MAX_ROWS:
+            raise DatasetError(f"{csv.name}: {len(data.frame)} rows, over the limit of {MAX_ROWS} for the web app")
+        real_root = root.resolve()
+        for i in range(len(data.frame)):
+            for image in data.images(i):
+                if not Path(image).resolve().is_relative_to(real_root):
+                    raise DatasetError(
+                        f"{csv.name}, row {i + 1}: {image} is outside the uploaded images; use paths relative "
+                        "to the zip's top folder"
+                    )
+        return data
+
+    def run(
+        self,
+        service: VerifyService,
+        pairs_csv: Any,
+        images_zip: Any,
+        images_folder: str | None,
+        modality: str,
+        progress: bool,
+    ) -> dict[str, Any]:
+        """One job: see `VerifyService.batch`."""
+        from verify.batch import BatchConfig, run_batch
+
+        csv_in = _upload_path(pairs_csv, "pairs CSV")
+        if csv_in.stat().st_size > MAX_CSV_BYTES:
+            raise DatasetError(f"{csv_in.name}: over the limit of {MAX_CSV_BYTES // 2**20} MB for a pairs CSV")
+        job = self._new_job()
+        try:
+            csv = job / "pairs.csv"
+            shutil.copyfile(csv_in, csv)
+            root = self._images_root(job, images_zip, images_folder)
+            data = self._check_paths(csv, root)
+            first = data.images(0)[0] if len(data.frame) else None
+            modality = service.resolve_modality(modality, first if first and Path(first).is_file() else None)
+            verifier = service.verifier(modality)
+            gallery = service.gallery(modality) if data.mode == "claims" else None
+            config = BatchConfig(pairs=csv, out=job / "results.csv", images_root=root)
+            with service.lock(modality):
+                summary = run_batch(verifier, config, gallery=gallery, progress=progress)
+        except BaseException:
+            clear_folder(job)
+            raise
+        rows = pd.read_csv(summary.out, dtype=str, keep_default_na=False)
+        report = summary.report
+        return {
+            "summary": {**summary.to_dict(), "modality": modality},
+            "rows": rows,
+            "csv": summary.out,
+            "report": report,
+            "report_text": report.read_text() if report is not None else "",
+        }
+
+    def _new_job(self) -> Path:
+        with self._lock:
+            jobs = sorted(self.work_dir.glob("batch-*"), key=lambda p: p.stat().st_mtime)
+            for old in jobs[: max(0, len(jobs) - KEEP_JOBS + 1)]:
+                clear_folder(old)
+            job = self.work_dir / f"batch-{uuid.uuid4().hex[:12]}"
+            job.mkdir()
+            return job

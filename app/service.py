@@ -1,0 +1,343 @@
+"""The web app's logic in plain Python over `verify/`: one method per tab, returning plain data (no Gradio).
+
+`VerifyService` loads each modality's model once (lazily, under a lock) and shares it between requests; each
+modality has its own gallery under `gallery_root/<modality>` (a gallery is tied to one model's fingerprint).
+Pipeline calls and gallery writes of one modality are serialised by a per-modality lock (the embedding cache
+of a `Verifier` is not thread-safe, and two cores gain nothing from running two models at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from app.batch_job import BatchJobs
+from verify.errors import ConfigError, GalleryError, ImageTooLargeError, InvalidImageError, ModelError, VerifyError
+from verify.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("face", "signature")
+MAX_IMAGE_BYTES = 20 * 2**20
+NO_SIGNATURE_MODEL = "no signature model installed: run `make models` (or start the app with --signature-model DIR)"
+NO_FACE_MODEL = "no face model installed: run `make models` (or start the app with --face-model DIR)"
+
+
+def _model_path(given: str | Path | None, modality: str) -> tuple[Path | None, str]:
+    """(path, "") for a usable model directory, else (None, why not)."""
+    from verify.models.defaults import default_model_path
+
+    if given:
+        path = Path(given)
+        if not (path / "model.json").is_file():
+            raise ConfigError(f"{path}: not a model directory (no model.json)")
+        return path, ""
+    try:
+        return default_model_path(modality), ""
+    except ModelError:
+        return None, NO_SIGNATURE_MODEL if modality == "signature" else NO_FACE_MODEL
+
+
+def decode_png(data: bytes | None) -> np.ndarray | None:
+    """RGB uint8 [H, W, 3] from PNG bytes (thumbnails), or None."""
+    if not data:
+        return None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def display_crop(crop: np.ndarray | None, modality: str) -> np.ndarray | None:
+    """The compared crop as a user sees it: faces as RGB, signatures as dark ink on white."""
+    if crop is None:
+        return None
+    if modality == "signature":
+        from verify.preprocess.signature import to_display
+
+        return to_display(crop)
+    return np.asarray(crop)
+
+
+class VerifyService:
+    """Everything the UI tabs do, over the library.
+
+    Args:
+        gallery_root: folder holding one gallery per modality (`face/`, `signature/`).
+        face_model: face model directory; default: the bundled one.
+        signature_model: signature model directory; default: the bundled one (may be missing).
+        admin_root: server folder that batch jobs may read images from (None: uploads only).
+        work_dir: where batch jobs write; default: a new temporary folder.
+        max_image_bytes: upload limit per image.
+    """
+
+    def __init__(
+        self,
+        gallery_root: str | Path,
+        face_model: str | Path | None = None,
+        signature_model: str | Path | None = None,
+        *,
+        admin_root: str | Path | None = None,
+        work_dir: str | Path | None = None,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
+    ) -> None:
+        self.gallery_root = Path(gallery_root)
+        self.max_image_bytes = max_image_bytes
+        self._paths: dict[str, Path | None] = {}
+        self._missing: dict[str, str] = {}
+        for modality, given in (("face", face_model), ("signature", signature_model)):
+            self._paths[modality], self._missing[modality] = _model_path(given, modality)
+        self._load_lock = threading.Lock()
+        self._locks = {m: threading.RLock() for m in MODALITIES}
+        self._verifiers: dict[str, Verifier] = {}
+        self._galleries: dict[str, Any] = {}
+        work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="verify-app-"))
+        self.jobs = BatchJobs(work, admin_root)
+
+    # --- models and galleries -------------------------------------------------------------------------
+    def available(self, modality: str) -> bool:
+        """Whether a model is installed for `modality`."""
+        return self._paths.get(modality) is not None
+
+    def missing_reason(self, modality: str) -> str:
+        """Why `modality` is unavailable ("" when it is available)."""
+        return self._missing.get(modality, f"unknown modality {modality!r}")
+
+    def verifier(self, modality: str) -> Verifier:
+        """The shared `Verifier` of `modality`, loaded on first use."""
+        if modality not in MODALITIES:
+            raise ConfigError(f"modality must be face, signature or auto, not {modality!r}")
+        path = self._paths[modality]
+        if path is None:
+            raise ModelError(self._missing[modality])
+        with self._load_lock:
+            if modality not in self._verifiers:
+                log.info("loading the %s model from %s", modality, path)
+                self._verifiers[modality] = Verifier.from_path(path)
+            return self._verifiers[modality]
+
+    def gallery(self, modality: str) -> Any:
+        """The open `FaissGallery` of `modality` (created empty on first use)."""
+        from verify.gallery import FaissGallery
+
+        verifier = self.verifier(modality)
+        with self._load_lock:
+            if modality not in self._galleries:
+                model = verifier.model
+                self._galleries[modality] = FaissGallery.open_or_create(
+                    self.gallery_root / modality, dim=model.dim, fingerprint=model.fingerprint
+                )
+            return self._galleries[modality]
+
+    def lock(self, modality: str) -> threading.RLock:
+        """The lock that serialises pipeline calls and gallery writes of `modality`."""
+        return self._locks[modality]
+
+    def resolve_modality(self, modality: str | None, image: Any = None) -> str:
+        """'face' / 'signature' as given; 'auto': the only installed one, else guessed from `image`."""
+        modality = (modality or "auto").lower()
+        if modality != "auto":
+            if modality not in MODALITIES:
+                raise ConfigError(f"modality must be face, signature or auto, not {modality!r}")
+            return modality
+        installed = [m for m in MODALITIES if self.available(m)]
+        if len(installed) == 1:
+            return installed[0]
+        if not installed:
+            raise ModelError(NO_FACE_MODEL)
+        if image is None:
+            return "face"
+        from verify.modality import guess_modality
+
+        return guess_modality(image)
+
+    def image(self, source: Any, what: str = "image") -> tuple[Any, str]:
+        """Check one upload (present, not over the size limit); returns (source, label for messages)."""
+        if source is None or (isinstance(source, str) and not source.strip()):
+            raise InvalidImageError(f"{what}: no image given; upload one (or take a photo)")
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            label = path.name
+            if path.is_file() and path.stat().st_size > self.max_image_bytes:
+                raise ImageTooLargeError(
+                    f"{label}: {path.stat().st_size / 2**20:.1f} MB, over the upload limit of "
+                    f"{self.max_image_bytes / 2**20:.0f} MB"
+                )
+            return str(path), label
+        return source, what
+
+    def model_info(self, modality: str) -> dict[str, Any]:
+        """Name, fingerprint, threshold and its source, p(match) and OOD-gate availability of a model."""
+        if not self.available(modality):
+            return {"modality": modality, "installed": False, "message": self._missing[modality]}
+        verifier = self.verifier(modality)
+        card = verifier.model.card
+        return {
+            "modality": modality,
+            "installed": True,
+            "name": card.get("name", ""),
+            "path": str(self._paths[modality]),
+            "fingerprint": verifier.model.fingerprint,
+            "dim": verifier.model.dim,
+            "threshold": verifier.threshold,
+            "threshold_source": verifier.threshold_source,
+            "p_match": verifier.probability(float(verifier.threshold or 0.0)) is not None,
+            "ood_gate": verifier.ood is not None,
+        }
+
+    # --- tabs ---------------------------------------------------------------------------------------------
+    def verify(self, image_a: Any, image_b: Any, modality: str = "auto") -> dict[str, Any]:
+        """1:1: are these two images the same person? Decision fields + display crops [A, B]."""
+        a, label_a = self.image(image_a, "image A")
+        b, label_b = self.image(image_b, "image B")
+        modality = self.resolve_modality(modality, a)
+        verifier = self.verifier(modality)
+        with self._locks[modality]:
+            decision = verifier.match(a, b, names=[label_a, label_b])
+        out = decision.to_dict()
+        out["modality"] = modality
+        out["crops"] = [display_crop(c, modality) for c in decision.crops]
+        return out
+
+    def enroll(
+        self, name: str, images: list[Any], modality: str = "face", labels: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Enroll images under `name`; per-sample outcomes (why refused) and the identity's samples after."""
+        from verify.enrollment import enroll_images
+
+        name = (name or "").strip()
+        if not name:
+            raise ConfigError("type the person's name before enrolling")
+        checked = [self.image(src, f"image {i + 1}") for i, src in enumerate(images or []) if src is not None]
+        if not checked:
+            raise InvalidImageError("no images given: upload one or more images of the person")
+        modality = self.resolve_modality(modality, checked[0][0])
+        verifier, gallery = self.verifier(modality), self.gallery(modality)
+        with self._locks[modality]:
+            report = enroll_images(
+                verifier, gallery, name, [s for s, _ in checked], labels=labels or [lab for _, lab in checked]
+            )
+        out = report.to_dict()
+        out["modality"] = modality
+        out["identity_samples"] = self.samples(modality, name) if report.enrolled or self._known(modality, name) else []
+        return out
+
+    def _known(self, modality: str, name: str) -> bool:
+        return any(i.name == name for i in self.gallery(modality).identities())
+
+    def identify(self, image: Any, modality: str = "auto", k: int = 5) -> dict[str, Any]:
+        """1:N open set: the best identity above the threshold, else 'unknown'; top-k with thumbnails."""
+        src, label = self.image(image, "image")
+        modality = self.resolve_modality(modality, src)
+        verifier, gallery = self.verifier(modality), self.gallery(modality)
+        k = max(1, min(int(k), 50))
+        with self._locks[modality]:
+            decision = verifier.identify(src, gallery, k=k, name=label)
+        out = decision.to_dict()
+        out["modality"] = modality
+        out["crops"] = [display_crop(c, modality) for c in decision.crops]
+        threshold = float(decision.threshold or 0.0)
+        for cand in out["candidates"]:
+            cand["above_threshold"] = cand["score"] >= threshold
+            cand["thumbnail"] = self._first_thumbnail(modality, cand["identity"])
+        return out
+
+    def _first_thumbnail(self, modality: str, name: str) -> np.ndarray | None:
+        gallery = self.gallery(modality)
+        try:
+            samples = gallery.samples(name)
+        except GalleryError:
+            return None
+        return next((decode_png(gallery.thumbnail(s.sample_id)) for s in samples if s.has_thumbnail), None)
+
+    def batch(
+        self,
+        pairs_csv: Any,
+        images_zip: Any = None,
+        images_folder: str | None = None,
+        modality: str = "auto",
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Score a pairs (or claims) CSV against a zip of images or an allowed server folder.
+
+        Returns:
+            summary (dict), rows (pandas DataFrame), csv (Path), report (Path or None), report_text (str).
+        """
+        return self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress)
+
+    def gallery_list(self, modality: str = "face") -> list[dict[str, Any]]:
+        """Identities with sample counts, creation time, own threshold and one thumbnail each."""
+        modality = self.resolve_modality(modality)
+        return [
+            {
+                "name": info.name,
+                "samples": info.n_samples,
+                "created": info.created,
+                "threshold": info.threshold,
+                "thumbnail": self._first_thumbnail(modality, info.name),
+            }
+            for info in self.gallery(modality).identities()
+        ]
+
+    def samples(self, modality: str, name: str) -> list[dict[str, Any]]:
+        """The samples of one identity with their thumbnails (RGB arrays)."""
+        gallery = self.gallery(self.resolve_modality(modality))
+        return [
+            {
+                "sample_id": s.sample_id,
+                "source": s.source or "",
+                "enrolled_at": s.enrolled_at,
+                "thumbnail": decode_png(gallery.thumbnail(s.sample_id)) if s.has_thumbnail else None,
+            }
+            for s in gallery.samples(name)
+        ]
+
+    def remove_identity(self, modality: str, name: str, confirm: str) -> dict[str, Any]:
+        """Remove an identity and all its samples; `confirm` must repeat the name (a deliberate step)."""
+        modality = self.resolve_modality(modality)
+        name = (name or "").strip()
+        if not name:
+            raise ConfigError("choose the identity to remove")
+        if (confirm or "").strip() != name:
+            raise ConfigError(f"to remove {name!r}, type its name exactly in the confirmation box")
+        gallery = self.gallery(modality)
+        with self._locks[modality]:
+            n = len(gallery.samples(name))
+            gallery.remove_identity(name)
+        return {"removed_identity": name, "removed_samples": n, "modality": modality}
+
+    def remove_sample(self, modality: str, sample_id: int | str | None, confirm: bool) -> dict[str, Any]:
+        """Remove one sample by id; `confirm` must be True."""
+        modality = self.resolve_modality(modality)
+        try:
+            sid = int(str(sample_id).split()[0].lstrip("#"))
+        except (ValueError, IndexError) as exc:
+            raise ConfigError(f"choose a sample to remove (got {sample_id!r})") from exc
+        if not confirm:
+            raise ConfigError(f"tick 'yes, remove it' to remove sample #{sid}")
+        gallery = self.gallery(modality)
+        with self._locks[modality]:
+            gallery.remove_sample(sid)
+        return {"removed_sample": sid, "modality": modality}
+
+    def stats(self, modality: str = "face") -> dict[str, Any]:
+        """Gallery statistics and the model in use."""
+        modality = self.resolve_modality(modality)
+        info = self.model_info(modality)
+        if not info["installed"]:
+            return {"model": info, "gallery": None}
+        return {"model": info, "gallery": self.gallery(modality).stats()}
+
+    def close(self) -> None:
+        """Close the galleries (the service is unusable afterwards)."""
+        with self._load_lock:
+            for gallery in self._galleries.values():
+                gallery.close()
+            self._galleries.clear()
+
+
+__all__ = ["MODALITIES", "NO_SIGNATURE_MODEL", "VerifyError", "VerifyService"]

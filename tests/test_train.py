@@ -28,6 +28,14 @@ TINY = [
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 shared cores: one thread per process is fastest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _sets(*extra: str) -> list[str]:
     return [arg for item in (*TINY, *extra) for arg in ("--set", item)]
 
@@ -135,15 +143,16 @@ def test_cli_train_writes_loadable_model(cli_run, sig_data):
     assert model.fingerprint == card["fingerprint"]
 
 
-def test_resume_continues_from_saved_epoch(cli_run):
+def test_resume_continues_from_saved_epoch(cli_run, capsys):
+    from training.cli import main
+
     run, _ = cli_run
-    proc = _run([VERIFY_BIN, "train", "--out", str(run), "--resume", "--quiet", "--json", "--set", "epochs=2"])
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["epochs"] == 2
+    assert main(["train", "--out", str(run), "--resume", "--quiet", "--json", "--set", "epochs=2"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
     assert json.loads((run / "state" / "last.json").read_text())["extra"]["epoch"] == 1
-    again = _run([VERIFY_BIN, "train", "--data", str(run), "--out", str(run), *_sets()])
-    assert again.returncode == 2 and "--resume" in again.stderr
+    assert main(["train", "--data", str(run), "--out", str(run), *_sets()]) == 2
+    assert "--resume" in capsys.readouterr().err
 
 
 def test_deterministic_with_seed_on_cpu(sig_data, tmp_path):

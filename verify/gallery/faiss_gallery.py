@@ -24,12 +24,12 @@ from typing import Any
 import faiss
 import numpy as np
 
-from verify.errors import GalleryError, ModelMismatchError, UnknownIdentityError
+from verify.errors import GalleryError, ModelMismatchError
 from verify.gallery import index as ix
 from verify.gallery import store
+from verify.gallery.enrollment import GalleryChangeMixin
 from verify.gallery.maintenance import GalleryMaintenanceMixin
 from verify.gallery.queries import GalleryQueryMixin
-from verify.gallery.types import EnrollResult
 
 try:
     import fcntl
@@ -48,7 +48,7 @@ def _checkpoint(point: str) -> None:
         os._exit(1)
 
 
-class FaissGallery(GalleryQueryMixin, GalleryMaintenanceMixin):
+class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixin):
     """A gallery of enrolled identities searched by cosine similarity. Build with `create` / `open`."""
 
     DB_FILE = "gallery.sqlite"
@@ -236,7 +236,7 @@ class FaissGallery(GalleryQueryMixin, GalleryMaintenanceMixin):
         os.replace(side_tmp, sidecar_path)
         ix.fsync_path(self.directory)
 
-    def _next_index(self, added: tuple[np.ndarray, np.ndarray] | None, removed: np.ndarray | None) -> faiss.Index:
+    def _next_index(self, added: tuple[np.ndarray, np.ndarray] | None, removed: np.ndarray | None) -> faiss.IndexIDMap2:
         """The index after a change: updated in place when possible, else rebuilt (and retrained) from SQLite."""
         assert self._index is not None
         n = int(self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
@@ -246,7 +246,7 @@ class FaissGallery(GalleryQueryMixin, GalleryMaintenanceMixin):
         if retrain or (removed is not None and len(removed) and not ix.supports_remove(self._active_type)):
             return self._build_all()
         if removed is not None and len(removed):
-            self._index.remove_ids(np.ascontiguousarray(removed, dtype=np.int64))
+            self._index.remove_ids(np.ascontiguousarray(removed, dtype=np.int64))  # type: ignore[arg-type]
         if added is not None and len(added[0]):
             self._index.add_with_ids(added[1], np.ascontiguousarray(added[0], dtype=np.int64))
         return self._index
@@ -277,92 +277,3 @@ class FaissGallery(GalleryQueryMixin, GalleryMaintenanceMixin):
             ix.set_search_params(index, self._active_type)
             self._set_index(index, generation)
             self._publish(tmp, generation)
-
-    # ----------------------------------------------------------------- changes
-    def enroll(
-        self,
-        name: str,
-        embeddings: np.ndarray,
-        *,
-        image_hashes: list[str | None] | None = None,
-        thumbnails: list[Any] | None = None,
-        images: list[Any] | None = None,
-        sources: list[str | None] | None = None,
-    ) -> EnrollResult:
-        """Add samples of identity `name` (created if new).
-
-        Args:
-            name: identity name.
-            embeddings: [D] or [N, D] float embeddings of the model with this gallery's fingerprint.
-            image_hashes: per-sample sha256 hex of the source image (computed from `images` bytes/paths if None).
-            thumbnails: per-sample PNG bytes or uint8 RGB arrays, shown by UIs.
-            images: per-sample kept images for `reembed`: encoded bytes, uint8 arrays (stored as PNG) or paths.
-            sources: per-sample free text (file name, ...).
-
-        Returns:
-            Sample ids and warnings. A sample whose image hash is already enrolled is skipped with a warning;
-            a sample closer to another identity (max over its samples) than to `name`'s other samples is
-            enrolled with a warning naming that identity and both scores.
-        """
-        from verify.gallery.samples import as_matrix, check_name, sample_fields
-
-        name = check_name(name)
-        x = as_matrix(embeddings, self.dim)
-        fields = sample_fields(len(x), image_hashes, thumbnails, images, sources)
-        result = EnrollResult()
-
-        def change() -> tuple[Any, Any]:
-            keep = self._drop_known_hashes(fields, result)
-            result.warnings += self._duplicate_warnings(name, x[keep])
-            ident = store.identity_id(self._conn, name, create=True)
-            assert ident is not None
-            result.sample_ids = [store.insert_sample(self._conn, ident, x[i], fields[i]) for i in keep]
-            return (np.array(result.sample_ids, dtype=np.int64), x[keep]), None
-
-        self._write(change)
-        return result
-
-    def _drop_known_hashes(self, fields: list[dict[str, Any]], result: EnrollResult) -> list[int]:
-        known = store.samples_with_hash(self._conn, [f.get("image_sha256") for f in fields])
-        keep: list[int] = []
-        for i, f in enumerate(fields):
-            sha = f.get("image_sha256")
-            if sha and sha in known:
-                sid, owner = known[sha]
-                result.warnings.append(f"input {i}: image already enrolled as sample {sid} of {owner!r}; skipped")
-                result.skipped.append(i)
-            else:
-                keep.append(i)
-                if sha:
-                    known[sha] = (-1, f"input {i} of this call")
-        return keep
-
-    def remove_sample(self, sample_id: int) -> None:
-        """Remove one sample; an identity left with no samples is removed too."""
-
-        def change() -> tuple[Any, Any]:
-            row = self._conn.execute("SELECT identity_id FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
-            if row is None:
-                raise GalleryError(f"no sample with id {sample_id} in {self.directory}")
-            self._conn.execute("DELETE FROM samples WHERE id = ?", (int(sample_id),))
-            self._conn.execute(
-                "DELETE FROM identities WHERE id = ? AND NOT EXISTS (SELECT 1 FROM samples WHERE identity_id = ?)",
-                (row[0], row[0]),
-            )
-            return None, np.array([sample_id], dtype=np.int64)
-
-        self._write(change)
-
-    def remove_identity(self, name: str) -> None:
-        """Remove an identity and all its samples (UnknownIdentityError if not enrolled)."""
-
-        def change() -> tuple[Any, Any]:
-            ident = store.identity_id(self._conn, name)
-            if ident is None:
-                raise UnknownIdentityError(f"{name!r} is not enrolled in {self.directory}")
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM samples WHERE identity_id = ?", (ident,))]
-            self._conn.execute("DELETE FROM samples WHERE identity_id = ?", (ident,))
-            self._conn.execute("DELETE FROM identities WHERE id = ?", (ident,))
-            return None, np.array(ids, dtype=np.int64)
-
-        self._write(change)

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,17 +27,15 @@ class GalleryMaintenanceMixin:
     index_type: str
     _conn: sqlite3.Connection
 
-    def _locked(self) -> AbstractContextManager[None]:  # provided by FaissGallery
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by FaissGallery
 
-    def _sync(self) -> None:  # provided by FaissGallery
-        raise NotImplementedError
+        def _locked(self) -> AbstractContextManager[None]: ...
 
-    def _rebuild_locked(self) -> None:  # provided by FaissGallery
-        raise NotImplementedError
+        def _sync(self) -> None: ...
 
-    def _write(self, change: Callable[[], tuple[Any, Any]], *, rebuild: bool = False) -> None:
-        raise NotImplementedError
+        def _rebuild_locked(self) -> None: ...
+
+        def _write(self, change: Callable[[], tuple[Any, Any]], *, rebuild: bool = False) -> None: ...
 
     def rebuild_index(self, index_type: str | None = None) -> None:
         """Rebuild (and retrain) the index from the embeddings in SQLite, optionally with a new index type."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -16,7 +16,6 @@ from verify.gallery import store
 from verify.gallery.samples import aggregate, as_matrix
 from verify.gallery.types import Hit, IdentifyResult, IdentityInfo, SampleInfo
 
-_DUPLICATE_K = 64  # nearest samples looked at when checking a new sample against other identities
 _IDENTIFY_K_PER_IDENTITY = 8  # samples fetched per wanted identity before exact re-scoring
 
 
@@ -34,8 +33,9 @@ class GalleryQueryMixin:
     _active_type: str
     _generation: int
 
-    def _sync(self) -> None:  # provided by FaissGallery
-        raise NotImplementedError
+    if TYPE_CHECKING:
+
+        def _sync(self) -> None: ...  # provided by FaissGallery
 
     def _search_raw(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Search the index (lock held). Returns scores [Q, k'] and ids [Q, k'] (-1 = none), k' <= k."""
@@ -45,7 +45,7 @@ class GalleryQueryMixin:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         if self._searcher is None:
             self._searcher = ix.to_search_device(self._index, self._active_type)
-        return self._searcher.search(queries, k)
+        return ix.search(self._searcher, queries, k)
 
     def search(self, query: np.ndarray, k: int = 5) -> list[list[Hit]]:
         """The k samples most similar to each query.
@@ -102,29 +102,6 @@ class GalleryQueryMixin:
         best, score = scored[0]
         accepted = score >= own.get(best, threshold)
         return IdentifyResult(best if accepted else None, score, scored[:k])
-
-    def _duplicate_warnings(self, name: str, new: np.ndarray) -> list[str]:
-        """Warnings for new samples [n, D] of `name` closer to another identity than to `name`'s other samples."""
-        if not len(new):
-            return []
-        own = store.identity_embeddings(self._conn, [name], self.dim).get(name)
-        own_old = own[1] if own else np.zeros((0, self.dim), np.float32)
-        scores, ids = self._search_raw(new, _DUPLICATE_K)
-        names = store.names_of(self._conn, {int(i) for i in ids.ravel() if i >= 0})
-        warnings = []
-        for j, e in enumerate(new):
-            others_own = np.concatenate([own_old, np.delete(new, j, axis=0)])
-            pairs = zip(scores[j], ids[j], strict=True)
-            other = next(((names[int(i)], float(s)) for s, i in pairs if names.get(int(i), name) != name), None)
-            if not len(others_own) or other is None:
-                continue
-            own_score = float((others_own @ e).max())
-            if other[1] > own_score:
-                warnings.append(
-                    f"new sample {j} of {name!r} is closer to {other[0]!r} ({other[1]:.3f}) than to {name!r}'s"
-                    f" other samples ({own_score:.3f}): same person, or a mislabelled sample?"
-                )
-        return warnings
 
     def identities(self) -> list[IdentityInfo]:
         """All identities, sorted by name."""

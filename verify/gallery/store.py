@@ -165,7 +165,7 @@ def thresholds(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, floa
     return {name: float(t) for name, t in rows}
 
 
-def samples_with_hash(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[str, tuple[int, str]]:
+def samples_with_hash(conn: sqlite3.Connection, hashes: Iterable[str | None]) -> dict[str, tuple[int, str]]:
     """Already-enrolled image hashes. Returns sha256 -> (sample id, identity name)."""
     hashes = sorted({h for h in hashes if h})
     if not hashes:

@@ -175,3 +175,31 @@ def test_cli_refuses_to_calibrate_into_the_model_folder(synth, model_dir, tmp_pa
     assert main([*argv, "--calibrate", "--bootstrap", "0", "--no-progress"]) == 2
     assert "model's own folder" in capsys.readouterr().err
     assert (copy / "model.json").read_bytes() == before
+
+
+def test_sample_pairs_for_identity_folders_is_seeded_and_disjoint():
+    from verify.data import Sample
+
+    samples = [Sample(Path(f"/x/id{i}/{k}.png"), f"id{i}") for i in range(8) for k in range(3)]
+    paths, table, info = sample_pairs(samples, seed=3, impostors_per_identity=10)
+    assert set(table["kind"]) == {"genuine", "impostor"}
+    assert info["calibration_identities"] == info["test_identities"] == 4
+    ident = [p.parent.name for p in paths]
+    same = [ident[a] == ident[b] for a, b in zip(table["a"], table["b"], strict=True)]
+    assert list(table["kind"] == "genuine") == same
+    assert (table[table["kind"] == "genuine"].groupby("identity").size() == 3).all()  # C(3, 2) pairs each
+    assert (table[table["kind"] == "impostor"].groupby("identity").size() <= 10).all()
+    split_of = dict(zip(table["identity"], table["split"], strict=False))
+    for a, b, s in zip(table["a"], table["b"], table["split"], strict=True):
+        assert split_of[ident[a]] == split_of[ident[b]] == s
+    again = sample_pairs(samples, seed=3, impostors_per_identity=10)[1]
+    assert again.equals(table)
+    assert not sample_pairs(samples, seed=4, impostors_per_identity=10)[1].equals(table)
+
+
+def test_cli_default_model_missing_is_a_usage_error(synth, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VERIFY_ASSETS", str(tmp_path / "no-assets"))
+    argv = ["eval", "--data", str(synth), "--protocol", "cedar", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no bundled signature model" in err and "--model" in err

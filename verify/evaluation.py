@@ -102,13 +102,16 @@ def _identity_pairs(
     for s in samples:
         (forged if s.kind != "genuine" else genuine).setdefault(s.identity, []).append(index[Path(s.path)])
     other_kind = "random" if forged else "impostor"
+    names = sorted(genuine)
+    flat = np.array([k for name in names for k in genuine[name]], dtype=np.int64)
+    owner = np.repeat(np.arange(len(names)), [len(genuine[name]) for name in names])
     rows, seen = [], set()
-    for ident in sorted(genuine):
+    for j, ident in enumerate(names):
         own = genuine[ident]
         gen = _within(own, cap, rng)
         rows += [(a, b, "genuine", ident, split, -1) for a, b in gen]
         rows += [(a, b, "skilled", ident, split, -1) for a, b in _across(own, forged.get(ident, []), cap, rng)]
-        others = [k for other, idx in genuine.items() if other != ident for k in idx]
+        others = flat[owner != j].tolist()
         for a, b in _across(own, others, n_impostor or max(len(gen), 50), rng):
             if (b, a) not in seen:
                 seen.add((a, b))

@@ -163,7 +163,10 @@ def kfold_accuracy(
     y = np.asarray(labels).ravel().astype(bool)
     if s.size != y.size or s.size == 0:
         raise ValueError(f"scores ({s.size}) and labels ({y.size}) must be non-empty and of equal length")
-    fold_ids = np.arange(s.size) * int(folds) // s.size if np.ndim(folds) == 0 else np.asarray(folds).ravel()
+    if isinstance(folds, (int, np.integer)):
+        fold_ids = np.arange(s.size) * int(folds) // s.size
+    else:
+        fold_ids = np.asarray(folds).ravel()
     if fold_ids.size != s.size:
         raise ValueError(f"folds has {fold_ids.size} entries for {s.size} scores")
     accs, thresholds = [], []
@@ -175,6 +178,15 @@ def kfold_accuracy(
         accs.append(float(np.mean((s[test] >= t) == y[test])))
         thresholds.append(t)
     return float(np.mean(accs)), float(np.std(accs)), thresholds
+
+
+def _sorted_with_owner(by_identity: Mapping[str, ArrayLike], ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All scores sorted [N] and the index in ``ids`` of the identity owning each [N]."""
+    parts = [np.asarray(by_identity.get(k, ()), np.float64).ravel() for k in ids]
+    scores = np.concatenate(parts)
+    owner = np.repeat(np.arange(len(ids)), [p.size for p in parts])
+    order = np.argsort(scores, kind="stable")
+    return scores[order], owner[order]
 
 
 def bootstrap_ci(
@@ -203,15 +215,16 @@ def bootstrap_ci(
         (low, high), or (None, None) when no replicate gives a value.
     """
     ids = sorted(set(genuine_by_identity) | set(impostor_by_identity))
-    empty = np.zeros(0, np.float64)
-    gen = [np.asarray(genuine_by_identity.get(k, empty), np.float64).ravel() for k in ids]
-    imp = [np.asarray(impostor_by_identity.get(k, empty), np.float64).ravel() for k in ids]
+    if not ids:
+        return None, None
+    g_sorted, g_owner = _sorted_with_owner(genuine_by_identity, ids)
+    i_sorted, i_owner = _sorted_with_owner(impostor_by_identity, ids)
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n):
-        pick = rng.integers(0, len(ids), size=len(ids))
-        g = np.concatenate([gen[j] for j in pick]) if ids else empty
-        i = np.concatenate([imp[j] for j in pick]) if ids else empty
+        counts = np.bincount(rng.integers(0, len(ids), size=len(ids)), minlength=len(ids))
+        # repeating a sorted array keeps it sorted, so metric_fn's own sort is cheap
+        g, i = np.repeat(g_sorted, counts[g_owner]), np.repeat(i_sorted, counts[i_owner])
         if g.size == 0 or i.size == 0:
             continue
         value = metric_fn(g, i)

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from verify import metrics
@@ -62,7 +61,7 @@ def _impostor_sets(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.asarray(scores[k]) for k in ("impostor", "skilled", "random") if len(scores.get(k, [])) > 0}
 
 
-def plot_roc(scores: Mapping[str, ArrayLike], path: Path, threshold: float | None = None) -> None:
+def plot_roc(scores: Mapping[str, Any], path: Path, threshold: float | None = None) -> None:
     """ROC (TAR against FAR on a log axis), one curve per impostor kind, the threshold marked."""
     fig = Figure(figsize=(5, 4))
     ax = fig.add_subplot()
@@ -72,7 +71,7 @@ def plot_roc(scores: Mapping[str, ArrayLike], path: Path, threshold: float | Non
         floor = 0.5 / i.size  # log axis: show FAR = 0 at half a pair
         ax.plot(np.maximum(far, floor), tar, color=_COLOURS[kind], label=f"{_LABELS[kind]} (n={i.size})")
         if threshold is not None:
-            ax.plot(max(np.mean(i >= threshold), floor), np.mean(g >= threshold), "o", color=_COLOURS[kind])
+            ax.plot(max(float(np.mean(i >= threshold)), floor), np.mean(g >= threshold), "o", color=_COLOURS[kind])
     ax.set_xscale("log")
     ax.set(xlabel="false accept rate (FAR)", ylabel="true accept rate (TAR)", ylim=(0, 1.01), title="ROC")
     ax.grid(True, which="both", alpha=0.3)
@@ -81,7 +80,7 @@ def plot_roc(scores: Mapping[str, ArrayLike], path: Path, threshold: float | Non
     _save(fig, path)
 
 
-def plot_det(scores: Mapping[str, ArrayLike], path: Path, threshold: float | None = None) -> None:
+def plot_det(scores: Mapping[str, Any], path: Path, threshold: float | None = None) -> None:
     """DET curve: FRR against FAR on normal-deviate scales, one curve per impostor kind."""
     fig = Figure(figsize=(5, 4))
     ax = fig.add_subplot()
@@ -108,7 +107,7 @@ def plot_det(scores: Mapping[str, ArrayLike], path: Path, threshold: float | Non
     _save(fig, path)
 
 
-def plot_scores(scores: Mapping[str, ArrayLike], path: Path, threshold: float | None = None) -> None:
+def plot_scores(scores: Mapping[str, Any], path: Path, threshold: float | None = None) -> None:
     """Histograms of genuine / impostor / skilled / random similarity scores, threshold drawn."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
@@ -119,8 +118,8 @@ def plot_scores(scores: Mapping[str, ArrayLike], path: Path, threshold: float | 
     bins = np.linspace(lo - pad, hi + pad, 41)
     for kind, s in sets.items():
         label = f"{_LABELS.get(kind, kind)} (n={s.size})"
-        ax.hist(s, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color=_COLOURS[kind])
-        ax.hist(s, bins=bins, density=True, histtype="step", lw=1.5, color=_COLOURS[kind], label=label)
+        ax.hist(s, bins=list(bins), density=True, histtype="stepfilled", alpha=0.3, color=_COLOURS[kind])
+        ax.hist(s, bins=list(bins), density=True, histtype="step", lw=1.5, color=_COLOURS[kind], label=label)
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.3f}")
     ax.set(xlabel="cosine similarity", ylabel="density", title="Score distributions")
@@ -177,7 +176,7 @@ def markdown_summary(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: str | os.PathLike[str], results: Mapping[str, Any], scores: Mapping[str, ArrayLike]) -> None:
+def write_report(out_dir: str | os.PathLike[str], results: Mapping[str, Any], scores: Mapping[str, Any]) -> None:
     """Write `REPORT_FILES` into ``out_dir`` (created).
 
     Args:

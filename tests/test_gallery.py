@@ -283,3 +283,41 @@ def test_reembed_from_stored_images(tmp_path: Path, rng: np.random.Generator):
         with pytest.raises(GalleryError, match="no stored image"):
             gallery.reembed(_embed_colours, "newer")
         assert gallery.fingerprint == "new"
+
+
+def test_same_image_twice_in_one_call_and_array_images(tmp_path: Path, rng: np.random.Generator):
+    image = np.full((8, 8, 3), 7, np.uint8)
+    with FaissGallery.create(tmp_path / "g", dim=DIM, fingerprint="fp") as gallery:
+        result = gallery.enroll("a", rng.standard_normal((3, DIM)), images=[image, image.copy(), image + 1])
+        assert len(result.sample_ids) == 2 and result.skipped == [1]
+        assert "input 0 of this call" in result.warnings[0]
+        assert all(s.has_image and s.image_sha256 for s in gallery.samples("a"))
+
+
+def test_interrupted_create_can_be_created_again(tmp_path: Path):
+    directory = tmp_path / "g"
+    directory.mkdir()
+    store.connect(directory / "gallery.sqlite").close()  # schema but no meta: create was killed before its commit
+    with pytest.raises(GalleryError, match="never completed"):
+        FaissGallery.open(directory)
+    with FaissGallery.open_or_create(directory, dim=DIM, fingerprint="fp") as gallery:
+        assert gallery.stats()["samples"] == 0
+
+
+ENROLL_SCRIPT = f"""
+import sys, numpy as np
+from verify.gallery import FaissGallery
+g = FaissGallery.open(sys.argv[1])
+rng = np.random.default_rng(int(sys.argv[2]))
+for i in range(10):
+    g.enroll(f"p{{sys.argv[2]}}-{{i}}", rng.standard_normal((2, {DIM})))
+"""
+
+
+def test_two_processes_enrolling_lose_nothing(tmp_path: Path):
+    FaissGallery.create(tmp_path / "g", dim=DIM, fingerprint="fp").close()
+    procs = [subprocess.Popen([sys.executable, "-c", ENROLL_SCRIPT, str(tmp_path / "g"), str(seed)]) for seed in (1, 2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with FaissGallery.open(tmp_path / "g") as gallery:
+        assert len(gallery.identities()) == 20 and gallery.stats()["index_ntotal"] == 40
+        assert consistent(gallery)

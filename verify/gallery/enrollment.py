@@ -78,12 +78,13 @@ class GalleryChangeMixin:
             sha = f.get("image_sha256")
             if sha and sha in known:
                 sid, owner = known[sha]
-                result.warnings.append(f"input {i}: image already enrolled as sample {sid} of {owner!r}; skipped")
+                where = f"sample {sid} of {owner!r}" if sid >= 0 else f"input {owner} of this call"
+                result.warnings.append(f"input {i}: image already enrolled as {where}; skipped")
                 result.skipped.append(i)
             else:
                 keep.append(i)
                 if sha:
-                    known[sha] = (-1, f"input {i} of this call")
+                    known[sha] = (-1, str(i))
         return keep
 
     def remove_sample(self, sample_id: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,7 +79,7 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         if dim <= 0:
             raise GalleryError(f"dimension must be positive, got {dim}")
         ix.validate_index_type(index_type, dim)
-        if (directory / cls.DB_FILE).exists():
+        if cls._exists(directory):
             raise GalleryError(f"{directory}: a gallery already exists here; open it instead")
         directory.mkdir(parents=True, exist_ok=True)
         self = cls(directory)
@@ -99,11 +100,25 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         return self
 
     @classmethod
+    def _exists(cls, directory: Path) -> bool:
+        """A gallery whose creation completed is there (a create killed before its commit does not count)."""
+        path = directory / cls.DB_FILE
+        if not path.is_file():
+            return False
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM meta WHERE key = 'dim'").fetchone()[0] > 0
+        except sqlite3.DatabaseError:
+            return True  # unreadable: let `open` report it rather than overwrite it
+        finally:
+            conn.close()
+
+    @classmethod
     def open(cls, directory: str | Path, *, fingerprint: str | None = None) -> FaissGallery:
         """Open an existing gallery; with `fingerprint`, refuse one built by another model."""
         directory = Path(directory)
-        if not (directory / cls.DB_FILE).is_file():
-            raise GalleryError(f"{directory}: no gallery here ({cls.DB_FILE} missing); create one first")
+        if not cls._exists(directory):
+            raise GalleryError(f"{directory}: no gallery here ({cls.DB_FILE} missing or never completed); create one")
         self = cls(directory)
         try:
             version = int(store.get_meta(self._conn).get("format_version", "0"))
@@ -127,7 +142,7 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         cls, directory: str | Path, *, dim: int, fingerprint: str, index_type: str = "Flat"
     ) -> FaissGallery:
         """Open the gallery in `directory` (checking fingerprint and dim), or create it there."""
-        if (Path(directory) / cls.DB_FILE).is_file():
+        if cls._exists(Path(directory)):
             gallery = cls.open(directory, fingerprint=fingerprint)
             if gallery.dim != dim:
                 gallery.close()

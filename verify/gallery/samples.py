@@ -72,7 +72,8 @@ def _image_fields(image: Any) -> dict[str, Any]:
         if not path.is_file():
             raise InvalidImageError(f"{path}: image file not found")
         return {"image_path": str(path), "image_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {"image": encode_png(image)}
+    data = encode_png(image)
+    return {"image": data, "image_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _per_sample(values: Sequence[Any] | None, n: int, what: str) -> list[Any]:

@@ -129,7 +129,7 @@ class ResultJournal:
 
 
 def _single_line(col: pd.Series) -> pd.Series:
-    if col.dtype != object:
+    if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
         return col
     return col.map(lambda v: " ".join(str(v).splitlines()) if isinstance(v, str) and ("\n" in v or "\r" in v) else v)
 

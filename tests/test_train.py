@@ -117,6 +117,29 @@ def test_augmentations_keep_shape_and_vary():
         create_augment("iris", rng)
 
 
+def test_validation_pairs_match_naive():
+    from training.evaluation import score_pairs
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(30, 4))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ids = [str(i // 5) for i in range(30)]
+    kinds = ["genuine" if i % 5 < 4 else "skilled" for i in range(30)]
+    got = score_pairs(emb, ids, kinds, max_impostor_pairs=1000)
+    pairs = [(i, j) for i in range(30) for j in range(30) if i != j]
+    gen = [(i, j) for i, j in pairs if i < j and kinds[i] == kinds[j] == "genuine"]
+    expected = {
+        "genuine": [emb[i] @ emb[j] for i, j in gen if ids[i] == ids[j]],
+        "random": [emb[i] @ emb[j] for i, j in gen if ids[i] != ids[j]],
+        "skilled": [
+            emb[i] @ emb[j] for i, j in pairs if ids[i] == ids[j] and (kinds[i], kinds[j]) == ("genuine", "skilled")
+        ],
+    }
+    for key, values in expected.items():
+        np.testing.assert_allclose(np.sort(got[key]), np.sort(values), err_msg=key)
+    assert len(score_pairs(emb, ids, kinds, max_impostor_pairs=100)["random"]) == 100  # the cap holds
+
+
 # --- end to end ----------------------------------------------------------------------------------------------------
 
 

@@ -41,25 +41,43 @@ def embed_crop_set(
     return np.concatenate(out).astype(np.float32)
 
 
+def _genuine_scores(emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    out = []
+    for ident in np.unique(ids):
+        block = emb[ids == ident]
+        iu, ju = np.triu_indices(len(block), k=1)
+        out.append(np.sum(block[iu] * block[ju], axis=1))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _impostor_scores(emb: np.ndarray, ids: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """All cross-identity pairs when there are at most `cap`, else `cap` of them drawn at random."""
+    n = len(ids)
+    if n * (n - 1) // 2 <= 4 * cap:
+        iu, ju = np.triu_indices(n, k=1)
+        iu, ju = iu[ids[iu] != ids[ju]], ju[ids[iu] != ids[ju]]
+        if len(iu) > cap:
+            pick = rng.choice(len(iu), size=cap, replace=False)
+            iu, ju = iu[pick], ju[pick]
+    else:  # too many to list: draw pairs (with replacement), keep cross-identity ones
+        iu, ju = rng.integers(0, n, size=(2, 2 * cap))
+        keep = ids[iu] != ids[ju]
+        iu, ju = iu[keep][:cap], ju[keep][:cap]
+    return np.sum(emb[iu] * emb[ju], axis=1)
+
+
 def score_pairs(
     emb: np.ndarray, identities: Sequence[str], kinds: Sequence[str], max_impostor_pairs: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Scores [n] of the "genuine", "random" and "skilled" pairs described in the module docstring."""
     ids = np.asarray(identities)
     genuine = np.asarray(kinds) == "genuine"
-    g_idx, s_idx = np.flatnonzero(genuine), np.flatnonzero(~genuine)
-    sim = emb[g_idx] @ emb[g_idx].T
-    iu, ju = np.triu_indices(len(g_idx), k=1)
-    same = ids[g_idx][iu] == ids[g_idx][ju]
-    imp_i, imp_j = iu[~same], ju[~same]
-    if len(imp_i) > max_impostor_pairs:
-        pick = np.random.default_rng(seed).choice(len(imp_i), size=max_impostor_pairs, replace=False)
-        imp_i, imp_j = imp_i[pick], imp_j[pick]
-    skilled = [emb[g_idx][ids[g_idx] == ident] @ emb[s].T for s, ident in zip(s_idx, ids[s_idx], strict=True)]
+    g_emb, g_ids = emb[genuine], ids[genuine]
+    skilled = [g_emb[g_ids == ident] @ emb[s] for s, ident in zip(np.flatnonzero(~genuine), ids[~genuine], strict=True)]
     return {
-        "genuine": sim[iu[same], ju[same]],
-        "random": sim[imp_i, imp_j],
-        "skilled": np.concatenate([v.ravel() for v in skilled]) if skilled else np.zeros(0, np.float32),
+        "genuine": _genuine_scores(g_emb, g_ids),
+        "random": _impostor_scores(g_emb, g_ids, max_impostor_pairs, np.random.default_rng(seed)),
+        "skilled": np.concatenate(skilled) if skilled else np.zeros(0, np.float32),
     }
 
 

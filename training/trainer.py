@@ -25,7 +25,7 @@ from training.config import TrainConfig
 from training.evaluation import validate
 from training.loop import EpochContext, create_optimizer, create_scheduler, train_one_epoch
 from training.plots import plot_curves
-from training.runs import RunData, prepare_data, write_metrics_csv, write_run_info
+from training.runs import RunData, prepare_data, write_json, write_metrics_csv, write_run_info
 from verify.data.sampler import PKBatchSampler
 from verify.errors import ConfigError
 from verify.losses import create_loss
@@ -139,8 +139,10 @@ def _train(config, data_root, out, init, resume, replay, progress, info) -> dict
     torch.manual_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(config, init)
-    if info.is_main and not resume:
-        write_run_info(out, data_root, init, replay)
+    if info.is_main:
+        write_json(out / "config.json", config.to_dict())
+        if not resume:
+            write_run_info(out, data_root, init, replay)
     data = prepare_data(config, data_root, out, model.card, replay, resume, info.is_main, progress)
     batches, steps = _batches(config, data, info)
     loss_fn, miner = _loss_and_miner(config, int(data.train.labels.max()) + 1, info.rank)
@@ -202,7 +204,9 @@ def _save_epoch(state, out, model, config, data, net, loss_fn, optimizer, schedu
         metrics = {"best_epoch": state["best_epoch"], "val": state["best_val"], "untrained": state.get("untrained")}
         save_model(out, net, _card_for(model, config, data, metrics))
     write_metrics_csv(state["history"], out / "metrics.csv")
-    plot_curves(state["history"], out / "curves.png", title=f"{config.name}: {config.loss} / {config.miner}")
+    untrained = (state.get("untrained") or {}).get("new") or {}
+    points = [{"epoch": 0, "val_eer": untrained.get("val_eer")}, *state["history"]]  # epoch 0: untrained
+    plot_curves(points, out / "curves.png", title=f"{config.name}: {config.loss} / {config.miner}")
     saved = {k: v for k, v in state.items() if k != "improved"}
     checkpointing.save_state(out, net, loss_fn, optimizer, scheduler, json.loads(json.dumps(saved)))
 
@@ -224,7 +228,7 @@ def _summary(state, out: Path, data: RunData, config: TrainConfig, seconds: floa
         "seconds": round(seconds, 2),
     }
     if info.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(out / "summary.json", summary)
     return summary
 
 

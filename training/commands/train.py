@@ -77,11 +77,6 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is not None and args.init is None and not args.resume:
         raise ConfigError("--replay needs --init (it replays the data of the model being fine-tuned)")
     config = load_config(args.config, _overrides(args), base=base)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if _is_main():
-        tmp = args.out / ".config.json.tmp"
-        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        os.replace(tmp, args.out / "config.json")
     summary = train(config, data, args.out, init=init, resume=args.resume, replay=replay, progress=not args.quiet)
     if not _is_main():
         return 0

@@ -189,3 +189,13 @@ def test_bootstrap_resamples_identities_not_pairs():
         low, high = metrics.bootstrap_ci(gen, imp, metrics.eer, n=50, seed=seed, alpha=0.5)
         seen |= {round(low, 9), round(high, 9)}
     assert seen <= {0.0, round(metrics.eer(np.r_[gen["A"], gen["B"]], np.r_[imp["A"], imp["B"]])[0], 9)}
+
+
+def test_threshold_above_top_impostor_holds_in_float32():
+    # float32 scores just above 1.0 (rounding of unit vectors); a float64 step above them would vanish
+    top = np.float32(1.0000001)
+    genuine, impostor = np.array([top] * 3, np.float32), np.array([top] + [0.5] * 199, np.float32)
+    tar, threshold = metrics.tar_at_far(genuine, impostor, 0.001, strict=False)
+    assert tar == 0.0 and np.mean(impostor >= threshold) == 0.0  # compared in float32 by numpy
+    out = metrics.fnir_at_fpir(genuine, [True] * 3, impostor, (0.005,))
+    assert np.mean(impostor >= out[0.005]["threshold"]) <= 0.005

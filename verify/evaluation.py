@@ -401,7 +401,8 @@ def evaluate(
     embed_s = time.perf_counter() - start
     bad = table["a"].isin(failures) | table["b"].isin(failures)
     table = table[~bad].copy()
-    table["score"] = np.einsum("nd,nd->n", emb[table["a"].to_numpy()], emb[table["b"].to_numpy()])
+    emb64 = emb.astype(np.float64)  # float64 scores: thresholds compare exactly, whatever the model's dtype
+    table["score"] = np.einsum("nd,nd->n", emb64[table["a"].to_numpy()], emb64[table["b"].to_numpy()])
     cal, test = table[table["split"] == "calibration"], table[table["split"] == "test"]
     kinds = [k for k in ("impostor", "skilled", "random") if (test["kind"] == k).any()]
     n_genuine = int((test["kind"] == "genuine").sum())

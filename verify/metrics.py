@@ -81,13 +81,21 @@ def has_enough_impostors(n_impostor: int, far: float) -> bool:
     return n_impostor >= math.ceil(1.0 / far - 1e-9)
 
 
+def just_above(score: float) -> float:
+    """The smallest float32 value above ``score``: a threshold that rejects ``score`` in float32 and float64.
+
+    (numpy compares a float32 score array with a Python float in float32, so a float64 step would vanish.)
+    """
+    return float(np.nextafter(np.float32(score), np.float32(np.inf)))
+
+
 def _threshold_at_far(g: np.ndarray, i: np.ndarray, far: float) -> tuple[float, float, float]:
     """Lowest threshold whose FAR <= far. Returns (tar, threshold, achieved_far)."""
     fars, tars, thr = roc(g, i)
     k = int(np.searchsorted(fars, far, side="right")) - 1  # last ROC point with FAR <= far
     if k <= 0 or not np.isfinite(thr[k]):
         top = float(max(g.max(), i.max()))
-        return 0.0, float(np.nextafter(top, np.inf)), 0.0
+        return 0.0, just_above(top), 0.0
     return float(tars[k]), float(thr[k]), float(fars[k])
 
 
@@ -366,7 +374,7 @@ def fnir_at_fpir(
             out[target] = {"fnir": None, "threshold": None, "fpir": None}
             continue
         allowed = math.floor(target * ns.size + 1e-9)  # non-mated hits we may accept
-        threshold = float(np.nextafter(ns[allowed], np.inf))
+        threshold = just_above(ns[allowed])
         rates = open_set_identification(mated_scores, mated_correct, ns, threshold)
         out[target] = {"fnir": rates["FNIR"], "threshold": threshold, "fpir": rates["FPIR"]}
     return out

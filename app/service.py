@@ -1,9 +1,9 @@
 """The web app's logic in plain Python over `verify/`: one method per tab, returning plain data (no Gradio).
 
-`VerifyService` loads each modality's model once (lazily, under a lock) and shares it between requests; each
-modality has its own gallery under `gallery_root/<modality>` (a gallery is tied to one model's fingerprint).
-Pipeline calls and gallery writes of one modality are serialised by a per-modality lock (the embedding cache
-of a `Verifier` is not thread-safe, and two cores gain nothing from running two models at once).
+`VerifyService` loads each model once per process (lazily, under a lock) and shares it between requests and
+services; each modality has its own gallery under `gallery_root/<modality>` (a gallery is tied to one model's
+fingerprint). Pipeline calls and gallery writes of one model are serialised by that model's lock (the embedding
+cache of a `Verifier` is not thread-safe, and two cores gain nothing from running one model twice at once).
 """
 
 from __future__ import annotations
@@ -27,6 +27,21 @@ MODALITIES = ("face", "signature")
 MAX_IMAGE_BYTES = 20 * 2**20
 NO_SIGNATURE_MODEL = "no signature model installed: run `make models` (or start the app with --signature-model DIR)"
 NO_FACE_MODEL = "no face model installed: run `make models` (or start the app with --face-model DIR)"
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[Path, tuple[Verifier, threading.RLock]] = {}
+
+
+def shared_verifier(path: Path) -> tuple[Verifier, threading.RLock]:
+    """One `Verifier` per model directory per process (services and tests share it), with the lock that
+    serialises its use."""
+    key = Path(path).resolve()
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            log.info("loading the model in %s", key)
+            _SHARED[key] = (Verifier.from_path(key), threading.RLock())
+        return _SHARED[key]
 
 
 def _model_path(given: str | Path | None, modality: str) -> tuple[Path | None, str]:
@@ -92,8 +107,6 @@ class VerifyService:
         for modality, given in (("face", face_model), ("signature", signature_model)):
             self._paths[modality], self._missing[modality] = _model_path(given, modality)
         self._load_lock = threading.Lock()
-        self._locks = {m: threading.RLock() for m in MODALITIES}
-        self._verifiers: dict[str, Verifier] = {}
         self._galleries: dict[str, Any] = {}
         work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="verify-app-"))
         self.jobs = BatchJobs(work, admin_root)
@@ -114,11 +127,7 @@ class VerifyService:
         path = self._paths[modality]
         if path is None:
             raise ModelError(self._missing[modality])
-        with self._load_lock:
-            if modality not in self._verifiers:
-                log.info("loading the %s model from %s", modality, path)
-                self._verifiers[modality] = Verifier.from_path(path)
-            return self._verifiers[modality]
+        return shared_verifier(path)[0]
 
     def gallery(self, modality: str) -> Any:
         """The open `FaissGallery` of `modality` (created empty on first use)."""
@@ -135,7 +144,10 @@ class VerifyService:
 
     def lock(self, modality: str) -> threading.RLock:
         """The lock that serialises pipeline calls and gallery writes of `modality`."""
-        return self._locks[modality]
+        path = self._paths.get(modality)
+        if path is None:
+            raise ModelError(self.missing_reason(modality))
+        return shared_verifier(path)[1]
 
     def resolve_modality(self, modality: str | None, image: Any = None) -> str:
         """'face' / 'signature' as given; 'auto': the only installed one, else guessed from `image`."""
@@ -196,7 +208,7 @@ class VerifyService:
         b, label_b = self.image(image_b, "image B")
         modality = self.resolve_modality(modality, a)
         verifier = self.verifier(modality)
-        with self._locks[modality]:
+        with self.lock(modality):
             decision = verifier.match(a, b, names=[label_a, label_b])
         out = decision.to_dict()
         out["modality"] = modality
@@ -217,7 +229,7 @@ class VerifyService:
             raise InvalidImageError("no images given: upload one or more images of the person")
         modality = self.resolve_modality(modality, checked[0][0])
         verifier, gallery = self.verifier(modality), self.gallery(modality)
-        with self._locks[modality]:
+        with self.lock(modality):
             report = enroll_images(
                 verifier, gallery, name, [s for s, _ in checked], labels=labels or [lab for _, lab in checked]
             )
@@ -235,7 +247,7 @@ class VerifyService:
         modality = self.resolve_modality(modality, src)
         verifier, gallery = self.verifier(modality), self.gallery(modality)
         k = max(1, min(int(k), 50))
-        with self._locks[modality]:
+        with self.lock(modality):
             decision = verifier.identify(src, gallery, k=k, name=label)
         out = decision.to_dict()
         out["modality"] = modality
@@ -305,7 +317,7 @@ class VerifyService:
         if (confirm or "").strip() != name:
             raise ConfigError(f"to remove {name!r}, type its name exactly in the confirmation box")
         gallery = self.gallery(modality)
-        with self._locks[modality]:
+        with self.lock(modality):
             n = len(gallery.samples(name))
             gallery.remove_identity(name)
         return {"removed_identity": name, "removed_samples": n, "modality": modality}
@@ -320,7 +332,7 @@ class VerifyService:
         if not confirm:
             raise ConfigError(f"tick 'yes, remove it' to remove sample #{sid}")
         gallery = self.gallery(modality)
-        with self._locks[modality]:
+        with self.lock(modality):
             gallery.remove_sample(sid)
         return {"removed_sample": sid, "modality": modality}
 

@@ -41,7 +41,7 @@ def _member_path(info: zipfile.ZipInfo, label: str) -> PurePosixPath:
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise DatasetError(f"{label}: refused: member {name!r} is a symbolic link")
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type given (plain file)
         raise DatasetError(f"{label}: refused: member {name!r} is not a regular file")
     if "\x00" in name or "\\" in name:
         raise DatasetError(f"{label}: refused: member name {name!r} has a NUL or backslash")

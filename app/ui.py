@@ -1,0 +1,238 @@
+"""The Gradio app: `render_*()` lay out each tab, `listen()` wires the events to `VerifyService`.
+
+Every event that answers a question has an API name (verify, enroll, identify, batch, gallery_list,
+remove_identity, remove_sample, stats). Errors never show a traceback: a `VerifyError` becomes `gr.Error` with
+its message; anything else is logged and shown as "internal error: ...".
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from types import SimpleNamespace
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+
+from app import views
+from app.service import VerifyService
+from app.ui_events import listen
+
+log = logging.getLogger(__name__)
+MODALITY_CHOICES = ["auto", "face", "signature"]
+IMAGE_SOURCES = ["upload", "webcam", "clipboard"]
+CSS = ".result-box {min-height: 4em} footer {display: none !important}"
+
+
+def _lenient_preprocess(image: gr.Image, payload: Any) -> Any:
+    try:
+        return gr.Image.preprocess(image, payload)
+    except Exception:
+        path = getattr(payload, "path", None)
+        if path is None:
+            raise
+        return str(path)
+
+
+def image_input(**kwargs: Any) -> gr.Image:
+    """A `gr.Image` (type "filepath") that hands an undecodable upload to the service, which names the problem,
+    instead of failing inside Gradio with a bare "Error". (Not a subclass: Gradio writes a .pyi stub beside
+    every component subclass's module.)"""
+    image = gr.Image(type="filepath", sources=IMAGE_SOURCES, **kwargs)
+    image.preprocess = functools.partial(_lenient_preprocess, image)  # type: ignore[method-assign]
+    return image
+
+
+def _modality(service: VerifyService, label: str = "What the images show") -> gr.Radio:
+    choices = [m for m in MODALITY_CHOICES if m == "auto" or service.available(m)]
+    info = None if service.available("signature") else service.missing_reason("signature")
+    return gr.Radio(choices, value="auto", label=label, info=info)
+
+
+def render_header(service: VerifyService) -> None:
+    gr.Markdown(
+        "# Same person?\nCompare two faces or two handwritten signatures, enroll people in a gallery, "
+        "identify someone against it, or score a whole CSV of pairs. Scores are cosine similarities: "
+        "larger means more alike; the decision compares them with the model's calibrated threshold."
+    )
+    missing = [service.missing_reason(m) for m in ("face", "signature") if not service.available(m)]
+    if missing:
+        gr.Markdown("\n".join(f"> ⚠️ {m}" for m in missing), elem_id="missing-models")
+
+
+def render_verify(service: VerifyService) -> SimpleNamespace:
+    with gr.Row():
+        a = image_input(label="Image A (reference)", elem_id="verify-a", height=300)
+        b = image_input(label="Image B (questioned)", elem_id="verify-b", height=300)
+    with gr.Row():
+        modality = _modality(service)
+        go = gr.Button("Verify", variant="primary", elem_id="verify-btn")
+    result = gr.Markdown("Upload two images and press **Verify**.", elem_id="verify-result", elem_classes="result-box")
+    with gr.Row():
+        crop_a = gr.Image(label="A as compared (aligned face / cleaned signature)", interactive=False, height=200)
+        crop_b = gr.Image(label="B as compared", interactive=False, height=200)
+    with gr.Accordion("Raw result (JSON)", open=False):
+        raw = gr.JSON(label="result")
+    return SimpleNamespace(a=a, b=b, modality=modality, go=go, result=result, crop_a=crop_a, crop_b=crop_b, raw=raw)
+
+
+def render_enroll(service: VerifyService) -> SimpleNamespace:
+    with gr.Row():
+        with gr.Column():
+            name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace", elem_id="enroll-name")
+            modality = _modality(service)
+            files = gr.File(
+                label="Images of this person (one or more)",
+                elem_id="enroll-files",
+                file_count="multiple",
+                file_types=["image"],
+            )
+            photo = image_input(
+                label="…or take / paste one photo",
+                elem_id="enroll-photo",
+                type="filepath",
+                sources=IMAGE_SOURCES,
+                height=200,
+            )
+            go = gr.Button("Enroll", variant="primary", elem_id="enroll-btn")
+        with gr.Column():
+            result = gr.Markdown(
+                elem_id="enroll-result",
+                value="Each image is checked (face found, sharp, frontal) before it is enrolled.",
+            )
+            table = gr.Dataframe(views.enroll_table({"samples": []}), label="Per image", interactive=False, wrap=True)
+            samples = gr.Gallery(label="This person's samples in the gallery", columns=6, height=160)
+    return SimpleNamespace(
+        name=name, modality=modality, files=files, photo=photo, go=go, result=result, table=table, samples=samples
+    )
+
+
+def render_identify(service: VerifyService) -> SimpleNamespace:
+    with gr.Row():
+        with gr.Column():
+            image = image_input(label="Who is this?", elem_id="identify-image", height=300)
+            modality = _modality(service)
+            k = gr.Slider(1, 10, value=5, step=1, label="Candidates to show")
+            go = gr.Button("Identify", variant="primary", elem_id="identify-btn")
+        with gr.Column():
+            result = gr.Markdown(
+                "Searches the gallery (Gallery tab) for the closest enrolled people.", elem_id="identify-result"
+            )
+            thumbs = gr.Gallery(label="Closest enrolled people", columns=5, height=180)
+            table = gr.Dataframe(views.candidates_table({}), label="Candidates", interactive=False)
+    with gr.Accordion("Raw result (JSON)", open=False):
+        raw = gr.JSON(label="result")
+    return SimpleNamespace(
+        image=image, modality=modality, k=k, go=go, result=result, thumbs=thumbs, table=table, raw=raw
+    )
+
+
+def render_batch(service: VerifyService) -> SimpleNamespace:
+    gr.Markdown(views.BATCH_HELP)
+    with gr.Row():
+        csv = gr.File(label="Pairs CSV", file_types=[".csv"], elem_id="batch-csv")
+        zipped = gr.File(label="Zip of the images", file_types=[".zip"], elem_id="batch-zip")
+    folder = gr.Textbox(
+        label=f"…or a folder under {service.jobs.admin_root} on the server",
+        visible=service.jobs.admin_root is not None,
+    )
+    with gr.Row():
+        modality = _modality(service)
+        go = gr.Button("Run batch", variant="primary", elem_id="batch-btn")
+    result = gr.Markdown(elem_id="batch-result")
+    with gr.Row():
+        csv_out = gr.DownloadButton("Download results CSV", visible=False, elem_id="batch-download-csv")
+        report_out = gr.DownloadButton("Download report", visible=False, elem_id="batch-download-report")
+    table = gr.Dataframe(label="Results", interactive=False, wrap=True, max_height=400, visible=False)
+    with gr.Accordion("Report", open=False):
+        report = gr.Markdown()
+    return SimpleNamespace(
+        csv=csv, zipped=zipped, folder=folder, modality=modality, go=go, result=result,
+        csv_out=csv_out, report_out=report_out, table=table, report=report,
+    )  # fmt: skip
+
+
+def render_gallery(service: VerifyService) -> SimpleNamespace:
+    with gr.Row():
+        modality = gr.Radio([m for m in ("face", "signature") if service.available(m)], value="face", label="Gallery")
+        refresh = gr.Button("Refresh", elem_id="gallery-refresh")
+    stats = gr.Markdown(elem_id="gallery-stats")
+    with gr.Row():
+        identities = gr.Dataframe(views.identities_table([]), label="Enrolled identities", interactive=False)
+        covers = gr.Gallery(label="One sample each", columns=6, height=160)
+    identity = gr.Dropdown(label="Identity", choices=[], allow_custom_value=False)
+    samples = gr.Gallery(label="Its samples", columns=8, height=140)
+    with gr.Row():
+        with gr.Column():
+            sample = gr.Dropdown(label="Sample to remove", choices=[])
+            sure = gr.Checkbox(label="yes, remove this sample")
+            remove_sample = gr.Button("Remove sample", variant="stop")
+        with gr.Column():
+            confirm = gr.Textbox(label="To remove the whole identity, type its name here")
+            remove_identity = gr.Button("Remove identity and all its samples", variant="stop")
+    status = gr.Markdown(elem_id="gallery-status")
+    with gr.Accordion("Statistics (JSON)", open=False):
+        raw = gr.JSON(label="stats")
+    return SimpleNamespace(
+        modality=modality, refresh=refresh, stats=stats, identities=identities, covers=covers, identity=identity,
+        samples=samples, sample=sample, sure=sure, remove_sample=remove_sample, confirm=confirm,
+        remove_identity=remove_identity, status=status, raw=raw,
+    )  # fmt: skip
+
+
+def build_app(service: VerifyService) -> gr.Blocks:
+    """The whole app; launch it with `launch(app, ...)`."""
+    with gr.Blocks(title="Same person? — siamese-verify", analytics_enabled=False) as blocks:
+        render_header(service)
+        with gr.Tabs():
+            with gr.Tab("Verify", id="verify"):
+                v = render_verify(service)
+            with gr.Tab("Enroll", id="enroll"):
+                e = render_enroll(service)
+            with gr.Tab("Identify", id="identify"):
+                i = render_identify(service)
+            with gr.Tab("Batch", id="batch"):
+                b = render_batch(service)
+            with gr.Tab("Gallery", id="gallery") as gallery_tab:
+                g = render_gallery(service)
+                g.tab = gallery_tab
+        listen(blocks, service, v, e, i, b, g)
+    return blocks
+
+
+def launch_app(
+    blocks: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    concurrency: int = 2,
+    block: bool = True,
+    max_upload_mb: int = 100,
+) -> Any:
+    """Queue and serve `blocks` (never shared through a Gradio tunnel); returns Gradio's (app, local_url, _).
+
+    Args:
+        blocks: from `build_app`.
+        host: interface to bind; 127.0.0.1 by default, "0.0.0.0" only when asked.
+        port: TCP port (0: Gradio picks a free one from 7860 up).
+        auth: (user, password) for HTTP basic auth, or None.
+        concurrency: events run at once (2 on 2 cores).
+        block: keep serving until interrupted; False returns at once (tests, benchmarks).
+        max_upload_mb: Gradio refuses larger uploads before they reach the service.
+    """
+    blocks.queue(default_concurrency_limit=concurrency, max_size=64)
+    return blocks.launch(
+        server_name=host,
+        server_port=port or None,
+        auth=auth,
+        share=False,
+        prevent_thread_lock=not block,
+        max_file_size=f"{max_upload_mb}mb",
+        quiet=not block,
+        css=CSS,
+        ssr_mode=False,
+        mcp_server=False,
+    )

@@ -1,0 +1,258 @@
+"""The web app's service layer (no Gradio): every tab's function on the bundled face model and a tiny signature
+model, upload limits, and zips that try to escape their folder or blow up."""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.demo import seed_demo_gallery
+from app.service import NO_SIGNATURE_MODEL, VerifyService
+from app.zipsafe import ZipLimits, safe_extract
+from verify.errors import (
+    ConfigError,
+    DatasetError,
+    ImageTooLargeError,
+    InvalidImageError,
+    ModelError,
+    UnknownIdentityError,
+)
+
+FACES = Path(__file__).resolve().parent / "data" / "faces"
+
+
+def _sig(root: Path, writer: int, i: int) -> Path:
+    return root / "full_org" / f"original_{writer}_{i}.png"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> VerifyService:
+    root = tmp_path_factory.mktemp("app")
+    svc = VerifyService(root / "gallery", signature_model=tiny_model, work_dir=root / "work")
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def enrolled(service: VerifyService) -> dict:
+    """Barack Obama enrolled from two photos, the first one given twice."""
+    return service.enroll(
+        "Barack Obama",
+        [str(FACES / "obama.jpg"), str(FACES / "obama2.jpg"), str(FACES / "obama.jpg")],
+        "face",
+        labels=["obama.jpg", "obama2.jpg", "copy.jpg"],
+    )
+
+
+# --- verify ---------------------------------------------------------------------------------------------------
+def test_verify_faces_match_and_no_match_with_crops(service: VerifyService) -> None:
+    same = service.verify(str(FACES / "obama.jpg"), str(FACES / "obama3.jpg"), "face")
+    other = service.verify(str(FACES / "obama.jpg"), str(FACES / "biden.jpg"), "auto")
+    assert same["decision"] == "match" and same["score"] >= same["threshold"]
+    assert other["decision"] == "no match" and other["score"] < other["threshold"]
+    assert other["modality"] == "face"  # auto: a face was detected
+    assert [c.shape for c in same["crops"]] == [(150, 150, 3), (150, 150, 3)]
+    assert same["threshold_source"] and same["model"]
+
+
+def test_verify_signatures_shows_dark_ink_on_white(service: VerifyService, synth_signatures: Path) -> None:
+    result = service.verify(_sig(synth_signatures, 1, 1), _sig(synth_signatures, 1, 1), "signature")
+    assert result["decision"] == "match" and result["score"] == pytest.approx(1.0, abs=1e-5)
+    crop = result["crops"][0]
+    assert crop.shape == (32, 48) and crop.mean() > 128  # mostly white paper
+
+
+def test_non_image_upload_names_the_file(service: VerifyService, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with pytest.raises(InvalidImageError, match=r"notes\.txt: not an image"):
+        service.verify(str(notes), str(FACES / "obama.jpg"), "face")
+    with pytest.raises(InvalidImageError, match="image B: no image given"):
+        service.verify(str(FACES / "obama.jpg"), None, "face")
+
+
+def test_upload_over_the_size_limit_is_refused(tmp_path: Path, tiny_model: Path, synth_signatures: Path) -> None:
+    small = VerifyService(tmp_path / "g", signature_model=tiny_model, work_dir=tmp_path / "w", max_image_bytes=1000)
+    big = _sig(synth_signatures, 1, 1)
+    assert big.stat().st_size > 1000
+    with pytest.raises(ImageTooLargeError, match="over the upload limit"):
+        small.verify(str(big), str(big), "signature")
+
+
+def test_missing_signature_model_degrades_gracefully(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assets = tmp_path / "assets"
+    (assets / "models").mkdir(parents=True)
+    (assets / "models" / "face-resnet").symlink_to(Path(__file__).resolve().parents[1] / "assets/models/face-resnet")
+    monkeypatch.setenv("VERIFY_ASSETS", str(assets))
+    svc = VerifyService(tmp_path / "g", work_dir=tmp_path / "w")
+    assert svc.available("face") and not svc.available("signature")
+    assert svc.missing_reason("signature") == NO_SIGNATURE_MODEL
+    assert svc.resolve_modality("auto", "anything.png") == "face"
+    with pytest.raises(ModelError, match="make models"):
+        svc.verify(str(FACES / "obama.jpg"), str(FACES / "obama.jpg"), "signature")
+    assert svc.stats("signature")["model"]["installed"] is False
+
+
+# --- enroll / identify / gallery ---------------------------------------------------------------------------------
+def test_enroll_reports_each_sample_and_lists_thumbnails(enrolled: dict) -> None:
+    assert enrolled["enrolled"] == 2 and enrolled["modality"] == "face"
+    status = {s["source"]: s["status"] for s in enrolled["samples"]}
+    assert status == {"obama.jpg": "enrolled", "obama2.jpg": "enrolled", "copy.jpg": "skipped"}
+    assert [s["source"] for s in enrolled["identity_samples"]] == ["obama.jpg", "obama2.jpg"]
+    assert all(s["thumbnail"].ndim == 3 for s in enrolled["identity_samples"])
+
+
+def test_enroll_refuses_a_non_face_with_the_reason(service: VerifyService, tmp_path: Path) -> None:
+    page = tmp_path / "page.png"
+    cv2.imwrite(str(page), np.full((120, 160, 3), 255, np.uint8))
+    report = service.enroll("Nobody", [str(page)], "face")
+    assert report["enrolled"] == 0 and report["samples"][0]["status"] == "refused"
+    assert "not a face" in report["samples"][0]["reason"]
+    with pytest.raises(ConfigError, match="name"):
+        service.enroll("  ", [str(page)], "face")
+
+
+def test_identify_known_and_unknown(service: VerifyService, enrolled: dict) -> None:
+    known = service.identify(str(FACES / "obama3.jpg"), "face", k=3)
+    assert known["decision"] == "match" and known["identity"] == "Barack Obama"
+    top = known["candidates"][0]
+    assert top["identity"] == "Barack Obama" and top["above_threshold"] and top["thumbnail"].shape[2] == 3
+    unknown = service.identify(str(FACES / "biden.jpg"), "face")
+    assert unknown["decision"] == "unknown" and unknown["identity"] is None
+    assert not unknown["candidates"][0]["above_threshold"]
+
+
+def test_gallery_list_remove_sample_and_identity(service: VerifyService, enrolled: dict) -> None:
+    service.enroll("Twin", [str(FACES / "obama_partial_face2.jpg")], "face")
+    listing = {i["name"]: i["samples"] for i in service.gallery_list("face")}
+    assert listing["Barack Obama"] == 2 and listing["Twin"] == 1
+    sample = service.samples("face", "Twin")[0]["sample_id"]
+    with pytest.raises(ConfigError, match="tick"):
+        service.remove_sample("face", f"#{sample} x.jpg", confirm=False)
+    with pytest.raises(ConfigError, match="type its name"):
+        service.remove_identity("face", "Twin", confirm="twin")
+    before = service.stats("face")["gallery"]["samples"]
+    assert service.remove_sample("face", f"#{sample} x.jpg", confirm=True)["removed_sample"] == sample
+    assert "Twin" not in {i["name"] for i in service.gallery_list("face")}  # its last sample went
+    assert service.stats("face")["gallery"]["samples"] == before - 1
+    service.enroll("Twin", [str(FACES / "obama_partial_face2.jpg")], "face")
+    assert service.remove_identity("face", "Twin", confirm="Twin")["removed_samples"] == 1
+    with pytest.raises(UnknownIdentityError):
+        service.samples("face", "Twin")
+
+
+def test_stats_name_the_model_and_threshold_source(service: VerifyService) -> None:
+    stats = service.stats("signature")
+    model = stats["model"]
+    assert model["installed"] and model["name"] == "tiny-0" and model["threshold"] == 0.9
+    assert model["threshold_source"] == "test fixture" and model["fingerprint"]
+    assert stats["gallery"]["dim"] == 16
+
+
+def test_demo_gallery_is_seeded_once(tmp_path: Path, tiny_model: Path, synth_signatures: Path) -> None:
+    demo = tmp_path / "demo"
+    (demo / "faces").mkdir(parents=True)
+    for name in ("obama.jpg", "obama2.jpg"):
+        (demo / "faces" / name).write_bytes((FACES / name).read_bytes())
+    for writer in (1, 2):
+        folder = demo / "signatures" / f"writer{writer}"
+        folder.mkdir(parents=True)
+        for i in (1, 2):
+            (folder / f"{i}.png").write_bytes(_sig(synth_signatures, writer, i).read_bytes())
+    svc = VerifyService(tmp_path / "g", signature_model=tiny_model, work_dir=tmp_path / "w")
+    first = seed_demo_gallery(svc, demo)
+    assert first == {"face": {"Barack Obama": 2}, "signature": {"writer1": 2, "writer2": 2}}
+    assert seed_demo_gallery(svc, demo) == {"face": {}, "signature": {}}
+    assert svc.identify(str(FACES / "biden.jpg"), "face")["decision"] == "unknown"
+    svc.close()
+
+
+# --- batch --------------------------------------------------------------------------------------------------------
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_batch_scores_a_zip_and_writes_csv_and_report(
+    service: VerifyService, synth_signatures: Path, tmp_path: Path
+) -> None:
+    members = {f"w{w}/{i}.png": _sig(synth_signatures, w, i).read_bytes() for w in (1, 2) for i in (1, 2)}
+    members["notes.txt"] = b"not an image"
+    archive = _zip(tmp_path / "images.zip", members)
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(
+        "reference,questioned,label\nw1/1.png,w1/2.png,1\nw2/1.png,w2/2.png,1\n"
+        "w1/1.png,w2/1.png,0\nw1/2.png,w2/2.png,0\nw1/1.png,notes.txt,0\n"
+    )
+    result = service.batch(str(csv), str(archive), None, "signature")
+    rows = result["rows"]
+    assert len(rows) == 5 and list(rows["decision"][:4]).count("") == 0
+    assert rows["error"].iloc[4] != "" and rows["error"].iloc[:4].eq("").all()
+    assert result["summary"]["failed"] == 1 and result["csv"].is_file()
+    assert result["report"] is not None and "EER" in result["report_text"]
+
+
+def test_batch_refuses_paths_outside_the_zip(service: VerifyService, synth_signatures: Path, tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "images.zip", {"a.png": _sig(synth_signatures, 1, 1).read_bytes()})
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"reference,questioned\na.png,../{tmp_path.name}/secret.png\n")
+    with pytest.raises(DatasetError, match="outside the uploaded images"):
+        service.batch(str(csv), str(archive), None, "signature")
+    with pytest.raises(ConfigError, match="zip"):
+        service.batch(str(csv), None, None, "signature")
+    with pytest.raises(ConfigError, match="server folders are disabled"):
+        service.batch(str(csv), None, "/etc", "signature")
+
+
+# --- zip safety -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../evil.txt", "a/../../evil.txt", "/tmp/evil.txt", "C:/evil.txt"])
+def test_zip_traversal_is_refused_and_nothing_written(tmp_path: Path, name: str) -> None:
+    archive = _zip(tmp_path / "t.zip", {"ok.txt": b"fine", name: b"evil"})
+    with pytest.raises(DatasetError, match="refused"):
+        safe_extract(archive, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.txt"))
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_zip_symlink_member_is_refused(tmp_path: Path) -> None:
+    info = zipfile.ZipInfo("link")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    with zipfile.ZipFile(tmp_path / "l.zip", "w") as zf:
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(DatasetError, match="symbolic link"):
+        safe_extract(tmp_path / "l.zip", tmp_path / "out")
+
+
+def test_zip_bombs_are_refused_before_extracting(tmp_path: Path) -> None:
+    bomb = _zip(tmp_path / "bomb.zip", {"zeros.bin": bytes(20 * 2**20)})  # 20 MB of zeros: ~1000x ratio
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(DatasetError, match=r"zip bomb.*expands"):
+        safe_extract(bomb, tmp_path / "out")
+    assert not (tmp_path / "out" / "zeros.bin").exists()
+    many = _zip(tmp_path / "many.zip", {f"{i}.txt": b"x" for i in range(30)})
+    with pytest.raises(DatasetError, match="30 members"):
+        safe_extract(many, tmp_path / "out2", ZipLimits(max_files=10))
+    with pytest.raises(DatasetError, match="over the limit of 100 bytes"):
+        safe_extract(_zip(tmp_path / "big.zip", {"a": bytes(300)}), tmp_path / "o3", ZipLimits(max_total_bytes=100))
+
+
+def test_zip_that_is_not_a_zip(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(io.BytesIO(b"PK nope").getvalue())
+    with pytest.raises(DatasetError, match="not a zip"):
+        safe_extract(fake, tmp_path / "out")
+
+
+def test_zip_extracts_regular_files(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "ok.zip", {"a/b.txt": b"hello", "c.txt": b"world"})
+    files = safe_extract(archive, tmp_path / "out")
+    assert sorted(p.relative_to((tmp_path / "out").resolve()).as_posix() for p in files) == ["a/b.txt", "c.txt"]
+    assert (tmp_path / "out" / "a" / "b.txt").read_bytes() == b"hello"

@@ -199,3 +199,25 @@ def test_threshold_above_top_impostor_holds_in_float32():
     assert tar == 0.0 and np.mean(impostor >= threshold) == 0.0  # compared in float32 by numpy
     out = metrics.fnir_at_fpir(genuine, [True] * 3, impostor, (0.005,))
     assert np.mean(impostor >= out[0.005]["threshold"]) <= 0.005
+
+
+def test_roc_summary_equals_single_metrics(scores):
+    g, i = scores
+    summary = metrics.roc_summary(g, i, (0.1, 0.01, 1e-4))
+    assert (summary["eer"], summary["eer_threshold"]) == metrics.eer(g, i)
+    assert summary["auc"] == pytest.approx(metrics.auc(g, i), abs=1e-12)
+    assert summary["tar@far=0.1"] == metrics.tar_at_far(g, i, 0.1)[0]
+    assert summary["tar@far=0.01"] == metrics.tar_at_far(g, i, 0.01)[0]
+    assert summary["tar@far=0.0001"] is None  # 2000 impostors cannot measure 1e-4
+    tied = metrics.roc_summary([0.5, 0.5, 0.7], [0.5, 0.2])  # ties count half in the AUC
+    assert tied["auc"] == pytest.approx(roc_auc_score([1, 1, 1, 0, 0], [0.5, 0.5, 0.7, 0.5, 0.2]))
+
+
+def test_bootstrap_cis_shares_replicates_with_bootstrap_ci():
+    rng = np.random.default_rng(2)
+    gen = {f"id{k}": rng.normal(0.6, 0.2, 4) for k in range(20)}
+    imp = {f"id{k}": rng.normal(0.2, 0.2, 30) for k in range(20)}
+    many = metrics.bootstrap_cis(gen, imp, lambda g, i: metrics.roc_summary(g, i, (0.01,)), n=100, seed=5)
+    assert many["eer"] == metrics.bootstrap_ci(gen, imp, metrics.eer, n=100, seed=5)
+    assert many["auc"][0] == pytest.approx(metrics.bootstrap_ci(gen, imp, metrics.auc, n=100, seed=5)[0])
+    assert metrics.bootstrap_cis({}, {}, lambda g, i: {"x": 1.0}) == {}

@@ -265,34 +265,35 @@ def metric_block(
     n_bootstrap: int = 1000,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """EER, AUC, TAR@FAR (with identity-bootstrap 95% CIs for EER and TAR) and the rates at ``threshold``.
+    """EER, AUC, TAR@FAR and the rates at ``threshold``, each with an identity-bootstrap 95% CI.
 
     Returns:
         metric name -> {"value", and where it applies "ci95" [low, high], "threshold", "note"}.
     """
     g, i = _concat(genuine_by_id), _concat(impostor_by_id)
 
-    def ci(fn: Any) -> list[float | None] | None:
-        if n_bootstrap <= 0:
-            return None
-        return list(metrics.bootstrap_ci(genuine_by_id, impostor_by_id, fn, n=n_bootstrap, seed=seed))
+    def summary(g_: np.ndarray, i_: np.ndarray) -> dict[str, float | None]:
+        return {
+            **metrics.roc_summary(g_, i_, fars),
+            "far@threshold": float(np.mean(i_ >= threshold)),
+            "frr@threshold": float(np.mean(g_ < threshold)),
+            "accuracy@threshold": metrics.accuracy_at(g_, i_, threshold),
+        }
 
-    e, e_thr = metrics.eer(g, i)
-    out: dict[str, dict[str, Any]] = {
-        "eer": {"value": e, "ci95": ci(metrics.eer), "threshold": e_thr},
-        "auc": {"value": metrics.auc(g, i)},
-    }
-    for far in fars:
-        tar, thr = metrics.tar_at_far(g, i, far)
-        entry: dict[str, Any] = {"value": tar, "threshold": thr}
-        if tar is None:
-            entry["note"] = f"{metrics.NOT_ENOUGH_IMPOSTORS}: {i.size} < {1 / far:.0f}"
-        else:
-            entry["ci95"] = ci(lambda g_, i_, far=far: metrics.tar_at_far(g_, i_, far))
-        out[f"tar@far={far:g}"] = entry
-    out["far@threshold"] = {"value": float(np.mean(i >= threshold))}
-    out["frr@threshold"] = {"value": float(np.mean(g < threshold))}
-    out["accuracy@threshold"] = {"value": metrics.accuracy_at(g, i, threshold)}
+    point = summary(g, i)
+    cis = metrics.bootstrap_cis(genuine_by_id, impostor_by_id, summary, n=n_bootstrap, seed=seed)
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in point.items():
+        if name == "eer_threshold":
+            continue
+        entry: dict[str, Any] = {"value": value, "ci95": list(cis.get(name, (None, None))) if n_bootstrap > 0 else None}
+        if name.startswith("tar@far="):
+            far = float(name.split("=")[1])
+            entry["threshold"] = metrics.tar_at_far(g, i, far)[1]
+            if value is None:
+                entry.update(ci95=None, note=f"{metrics.NOT_ENOUGH_IMPOSTORS}: {i.size} < {1 / far:.0f}")
+        out[name] = entry
+    out["eer"]["threshold"] = point["eer_threshold"]
     return out
 
 

@@ -9,7 +9,7 @@ k-fold accuracy, signature and open-set rates, identity bootstrap) is written he
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,9 +64,11 @@ def eer(genuine: ArrayLike, impostor: ArrayLike) -> tuple[float, float]:
     Returns:
         (eer, threshold): the rate where FAR == FRR and the similarity threshold interpolated there.
     """
-    far, tar, thr = roc(genuine, impostor)
-    frr = 1.0 - tar
-    diff = far - frr  # non-decreasing from -1 (threshold +inf) to +1 (lowest threshold)
+    return _eer_from_roc(*roc(genuine, impostor))
+
+
+def _eer_from_roc(far: np.ndarray, tar: np.ndarray, thr: np.ndarray) -> tuple[float, float]:
+    diff = far - (1.0 - tar)  # FAR - FRR: non-decreasing from -1 (threshold +inf) to +1 (lowest threshold)
     k = int(np.argmax(diff >= 0))  # >= 1: the first point (threshold +inf) has diff -1
     if diff[k] == 0:
         return float(far[k]), float(thr[k])
@@ -91,12 +93,37 @@ def just_above(score: float) -> float:
 
 def _threshold_at_far(g: np.ndarray, i: np.ndarray, far: float) -> tuple[float, float, float]:
     """Lowest threshold whose FAR <= far. Returns (tar, threshold, achieved_far)."""
-    fars, tars, thr = roc(g, i)
+    return _tar_from_roc(*roc(g, i), far)
+
+
+def _tar_from_roc(fars: np.ndarray, tars: np.ndarray, thr: np.ndarray, far: float) -> tuple[float, float, float]:
     k = int(np.searchsorted(fars, far, side="right")) - 1  # last ROC point with FAR <= far
-    if k <= 0 or not np.isfinite(thr[k]):
-        top = float(max(g.max(), i.max()))
-        return 0.0, just_above(top), 0.0
+    if k <= 0 or not np.isfinite(thr[k]):  # the top score is an impostor's: accept nothing
+        return 0.0, just_above(thr[1]), 0.0
     return float(tars[k]), float(thr[k]), float(fars[k])
+
+
+def roc_summary(
+    genuine: ArrayLike, impostor: ArrayLike, fars: Sequence[float] = (1e-2, 1e-3), *, strict: bool = True
+) -> dict[str, float | None]:
+    """EER (and its threshold), AUC and TAR at each FAR from one ROC computation: what a bootstrap needs.
+
+    Returns:
+        {"eer", "eer_threshold", "auc", "tar@far=<far>" for each far (None as in `tar_at_far`)}; equal to
+        `eer`, `auc` and `tar_at_far` called one by one.
+    """
+    g, i = _scores(genuine, impostor)
+    far, tar, thr = roc(g, i)
+    e, e_thr = _eer_from_roc(far, tar, thr)
+    out: dict[str, float | None] = {
+        "eer": e,
+        "eer_threshold": e_thr,
+        "auc": float(np.sum(np.diff(far) * (tar[1:] + tar[:-1])) / 2),
+    }
+    for target in fars:
+        ok = not strict or has_enough_impostors(i.size, target)
+        out[f"tar@far={target:g}"] = _tar_from_roc(far, tar, thr, target)[0] if ok else None
+    return out
 
 
 def tar_at_far(
@@ -191,7 +218,7 @@ def kfold_accuracy(
 def _sorted_with_owner(by_identity: Mapping[str, ArrayLike], ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """All scores sorted [N] and the index in ``ids`` of the identity owning each [N]."""
     parts = [np.asarray(by_identity.get(k, ()), np.float64).ravel() for k in ids]
-    scores = np.concatenate(parts)
+    scores = np.concatenate(parts) if parts else np.zeros(0)
     owner = np.repeat(np.arange(len(ids)), [p.size for p in parts])
     order = np.argsort(scores, kind="stable")
     return scores[order], owner[order]
@@ -222,27 +249,47 @@ def bootstrap_ci(
     Returns:
         (low, high), or (None, None) when no replicate gives a value.
     """
+
+    def one(g: np.ndarray, i: np.ndarray) -> dict[str, Any]:
+        value = metric_fn(g, i)
+        return {"value": value[0] if isinstance(value, tuple) else value}
+
+    return bootstrap_cis(genuine_by_identity, impostor_by_identity, one, n=n, alpha=alpha, seed=seed)["value"]
+
+
+def bootstrap_cis(
+    genuine_by_identity: Mapping[str, ArrayLike],
+    impostor_by_identity: Mapping[str, ArrayLike],
+    metrics_fn: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]],
+    n: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, tuple[float | None, float | None]]:
+    """`bootstrap_ci` for several metrics computed together (e.g. `roc_summary`), on the same replicates.
+
+    Returns:
+        metric name -> (low, high); (None, None) for a metric no replicate gave a value for.
+    """
     ids = sorted(set(genuine_by_identity) | set(impostor_by_identity))
-    if not ids:
-        return None, None
     g_sorted, g_owner = _sorted_with_owner(genuine_by_identity, ids)
     i_sorted, i_owner = _sorted_with_owner(impostor_by_identity, ids)
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n):
+    values: dict[str, list[float]] = {}
+    for _ in range(n if ids else 0):
         counts = np.bincount(rng.integers(0, len(ids), size=len(ids)), minlength=len(ids))
-        # repeating a sorted array keeps it sorted, so metric_fn's own sort is cheap
+        # repeating a sorted array keeps it sorted, so the metric's own sort is cheap
         g, i = np.repeat(g_sorted, counts[g_owner]), np.repeat(i_sorted, counts[i_owner])
         if g.size == 0 or i.size == 0:
             continue
-        value = metric_fn(g, i)
-        value = value[0] if isinstance(value, tuple) else value
-        if value is not None and np.isfinite(value):
-            values.append(float(value))
-    if not values:
-        return None, None
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+        for name, value in metrics_fn(g, i).items():
+            values.setdefault(name, [])
+            if value is not None and np.isfinite(value):
+                values[name].append(float(value))
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name, vals in values.items():
+        low, high = np.quantile(vals, [alpha / 2, 1 - alpha / 2]) if vals else (None, None)
+        out[name] = (None if low is None else float(low), None if high is None else float(high))
+    return out
 
 
 def _rate(x: np.ndarray, accept: bool, threshold: float) -> float | None:

@@ -109,16 +109,17 @@ def prepare_data(
     return RunData(train, is_replay, val, old_val, split, root, None if replay is None else Path(replay), fingerprint)
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def write_run_info(out: Path, data: Path, init: str | Path | None, replay: str | Path | None) -> None:
     """RUN/run.json: the paths `--resume` needs again."""
-    info = {
-        "data": str(data),
-        "init": None if init is None else str(init),
-        "replay": None if replay is None else str(replay),
-    }
-    tmp = out / ".run.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, out / "run.json")
+    opt = {"init": init, "replay": replay}
+    write_json(out / "run.json", {"data": str(data), **{k: None if v is None else str(v) for k, v in opt.items()}})
 
 
 def read_run_info(out: Path) -> dict[str, Any]:

@@ -297,12 +297,17 @@ def metric_block(
     return out
 
 
+def _threshold_impostors(pairs: pd.DataFrame) -> str:
+    """The impostor kind a threshold is set against: skilled forgeries when there are any (the harder case)."""
+    kinds = set(pairs["kind"])
+    return next((k for k in ("skilled", "random", "impostor") if k in kinds), "impostor")
+
+
 def _operating_point(
     cal: pd.DataFrame, model: Embedder, test: pd.DataFrame, target_far: float | str, split_fp: str
 ) -> tuple[float, dict[str, Any], OperatingPoint | None]:
     """The threshold: chosen on the calibration part, else the card's, else the test set's EER (flagged)."""
-    kinds = set(cal["kind"])
-    impostor = "skilled" if "skilled" in kinds else ("random" if "random" in kinds else "impostor")
+    impostor = _threshold_impostors(cal)
     g = cal.loc[cal["kind"] == "genuine", "score"].to_numpy()
     i = cal.loc[cal["kind"] == impostor, "score"].to_numpy()
     if g.size and i.size:
@@ -313,9 +318,7 @@ def _operating_point(
     if model.threshold is not None:
         source = str((model.card.get("calibration") or {}).get("source", "model card"))
         return model.threshold, {"value": model.threshold, "chosen_on": "card", "source": source}, None
-    kind = (
-        "impostor" if "impostor" in set(test["kind"]) else ("skilled" if "skilled" in set(test["kind"]) else "random")
-    )
+    kind = _threshold_impostors(test)
     _, thr = metrics.eer(test.loc[test["kind"] == "genuine", "score"], test.loc[test["kind"] == kind, "score"])
     note = "EER threshold of the test pairs themselves: no calibration part and no card threshold (optimistic)"
     return thr, {"value": thr, "chosen_on": "test", "source": note}, None
@@ -440,7 +443,8 @@ def evaluate(
 
 
 def _fit_calibrator(cal: pd.DataFrame, method: str | None) -> ScoreCalibrator | None:
+    """Fit p(match) on the calibration pairs the threshold was chosen on (genuine vs the same impostor kind)."""
     if method is None:
         return None
     genuine = cal.loc[cal["kind"] == "genuine", "score"]
-    return ScoreCalibrator(method).fit(genuine, cal.loc[cal["kind"] != "genuine", "score"])
+    return ScoreCalibrator(method).fit(genuine, cal.loc[cal["kind"] == _threshold_impostors(cal), "score"])

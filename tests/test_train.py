@@ -110,6 +110,8 @@ def test_augmentations_keep_shape_and_vary():
     assert all(o.shape == sig.shape and o.dtype == np.uint8 for o in outs)
     assert any(not np.array_equal(o, sig) for o in outs)
     assert np.array_equal(create_augment("signature", rng, strength=0)(sig), sig)
+    for page in (sig, 255 - sig):  # dark ink on paper, or the preprocessor's bright ink on black
+        assert all(np.array_equal(aug(page)[[0, -1]][:, [0, -1]], page[[0, -1]][:, [0, -1]]) for _ in range(8))
     face = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
     faug = create_augment("face", np.random.default_rng(2))
     assert all(faug(face).shape == face.shape for _ in range(4))

@@ -1,8 +1,9 @@
 """Training augmentation per modality, on preprocessed uint8 crops (so the crop size never changes).
 
 - faces: horizontal flip, colour jitter (brightness, contrast, saturation), small random crop re-scaled back;
-- signatures: no flip (handwriting is not mirror-symmetric), small affine (rotation, scale, shift, shear) on a
-  white background, and stroke-width jitter by morphological erosion/dilation of the dark ink.
+- signatures: no flip (handwriting is not mirror-symmetric), small affine (rotation, scale, shift, shear) filling
+  with the crop's own background, and stroke-width jitter by morphological erosion/dilation (thicker or thinner
+  ink whether the preprocessor gives dark ink on paper or bright ink on black).
 """
 
 from __future__ import annotations
@@ -47,12 +48,19 @@ def _affine(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.
     m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, scale)
     m[0, 1] += rng.uniform(-0.1, 0.1) * strength  # shear
     m[:, 2] += rng.uniform(-0.05, 0.05, size=2) * strength * np.array([w, h])
-    border = (255,) * (image.shape[2] if image.ndim == 3 else 1)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=border)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=_background(image))
+
+
+def _background(image: np.ndarray) -> tuple[float, ...]:
+    """The median of the crop's outer pixels, per channel: the paper (or the black of an inverted crop)."""
+    edge = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).reshape(
+        -1, 1 if image.ndim == 2 else image.shape[2]
+    )
+    return tuple(float(v) for v in np.median(edge, axis=0))
 
 
 def _stroke_width(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Dark ink on light paper: erosion thickens the strokes, dilation thins them."""
+    """Erosion or dilation by a 2x2 kernel: one thickens the ink and the other thins it, whatever its polarity."""
     choice = rng.integers(0, 3)
     if choice == 0:
         return image

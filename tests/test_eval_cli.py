@@ -203,3 +203,20 @@ def test_cli_default_model_missing_is_a_usage_error(synth, tmp_path, monkeypatch
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "no bundled signature model" in err and "--model" in err
+
+
+def test_write_report_from_plain_scores(tmp_path):
+    from verify.report import write_report
+
+    rng = np.random.default_rng(0)
+    scores = {"genuine": rng.normal(0.7, 0.1, 40), "impostor": rng.normal(0.2, 0.1, 300)}
+    results = {"model": {"name": "m"}, "metrics": {}, "threshold": {"value": None, "source": "none given"}}
+    write_report(tmp_path / "r", results, scores)
+    for name in REPORT_FILES:
+        assert (tmp_path / "r" / name).stat().st_size > 0
+    assert cv2.imread(str(tmp_path / "r" / "det.png")) is not None
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["score_set_sizes"] == {
+        "genuine": 40,
+        "impostor": 300,
+    }
+    assert "threshold: n/a (None: none given)" in (tmp_path / "r" / "report.md").read_text()

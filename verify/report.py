@@ -147,7 +147,7 @@ def markdown_summary(results: Mapping[str, Any]) -> str:
         f"- model: {model.get('name')} ({model.get('modality')}, fingerprint {model.get('fingerprint')})",
         f"- data: {data.get('kind')}, {data.get('images')} images, {data.get('failed_images', 0)} failed",
         f"- test pairs: {', '.join(f'{k} {v}' for k, v in results.get('sizes', {}).items())}",
-        f"- threshold: {thr.get('value', float('nan')):.4f} ({thr.get('chosen_on')}: {thr.get('source')})",
+        f"- threshold: {_fmt(thr)} ({thr.get('chosen_on')}: {thr.get('source')})",
         "",
     ]
     blocks = results.get("metrics", {})

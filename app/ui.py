@@ -46,10 +46,16 @@ def image_input(**kwargs: Any) -> gr.Image:
     return image
 
 
+def gallery_output(label: str, columns: int, height: int) -> gr.Gallery:
+    """A read-only strip of small thumbnails (whole images, not cropped to fill)."""
+    return gr.Gallery(
+        label=label, columns=columns, height=height, object_fit="contain", fit_columns=False, interactive=False
+    )
+
+
 def _modality(service: VerifyService, label: str = "What the images show") -> gr.Radio:
     choices = [m for m in MODALITY_CHOICES if m == "auto" or service.available(m)]
-    info = None if service.available("signature") else service.missing_reason("signature")
-    return gr.Radio(choices, value="auto", label=label, info=info)
+    return gr.Radio(choices, value="auto", label=label)
 
 
 def render_header(service: VerifyService) -> None:
@@ -60,7 +66,7 @@ def render_header(service: VerifyService) -> None:
     )
     missing = [service.missing_reason(m) for m in ("face", "signature") if not service.available(m)]
     if missing:
-        gr.Markdown("\n".join(f"> ⚠️ {m}" for m in missing), elem_id="missing-models")
+        gr.Markdown("\n".join(f"> **Note:** {m}" for m in missing), elem_id="missing-models")
 
 
 def render_verify(service: VerifyService) -> SimpleNamespace:
@@ -93,8 +99,6 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
             photo = image_input(
                 label="…or take / paste one photo",
                 elem_id="enroll-photo",
-                type="filepath",
-                sources=IMAGE_SOURCES,
                 height=200,
             )
             go = gr.Button("Enroll", variant="primary", elem_id="enroll-btn")
@@ -104,7 +108,7 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
                 value="Each image is checked (face found, sharp, frontal) before it is enrolled.",
             )
             table = gr.Dataframe(views.enroll_table({"samples": []}), label="Per image", interactive=False, wrap=True)
-            samples = gr.Gallery(label="This person's samples in the gallery", columns=6, height=160)
+            samples = gallery_output(label="This person's samples in the gallery", columns=6, height=160)
     return SimpleNamespace(
         name=name, modality=modality, files=files, photo=photo, go=go, result=result, table=table, samples=samples
     )
@@ -121,7 +125,7 @@ def render_identify(service: VerifyService) -> SimpleNamespace:
             result = gr.Markdown(
                 "Searches the gallery (Gallery tab) for the closest enrolled people.", elem_id="identify-result"
             )
-            thumbs = gr.Gallery(label="Closest enrolled people", columns=5, height=180)
+            thumbs = gallery_output(label="Closest enrolled people", columns=5, height=180)
             table = gr.Dataframe(views.candidates_table({}), label="Candidates", interactive=False)
     with gr.Accordion("Raw result (JSON)", open=False):
         raw = gr.JSON(label="result")
@@ -161,10 +165,12 @@ def render_gallery(service: VerifyService) -> SimpleNamespace:
         refresh = gr.Button("Refresh", elem_id="gallery-refresh")
     stats = gr.Markdown(elem_id="gallery-stats")
     with gr.Row():
-        identities = gr.Dataframe(views.identities_table([]), label="Enrolled identities", interactive=False)
-        covers = gr.Gallery(label="One sample each", columns=6, height=160)
+        identities = gr.Dataframe(
+            views.identities_table([]), label="Enrolled identities", interactive=False, elem_id="gallery-identities"
+        )
+        covers = gallery_output(label="One sample each", columns=6, height=160)
     identity = gr.Dropdown(label="Identity", choices=[], allow_custom_value=False)
-    samples = gr.Gallery(label="Its samples", columns=8, height=140)
+    samples = gallery_output(label="Its samples", columns=8, height=140)
     with gr.Row():
         with gr.Column():
             sample = gr.Dropdown(label="Sample to remove", choices=[])

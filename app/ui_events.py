@@ -32,10 +32,12 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except VerifyError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(str(exc), duration=None, print_exception=False) from exc
         except Exception as exc:
             log.exception("internal error in %s", fn.__name__)
-            raise gr.Error(f"internal error: {type(exc).__name__}: {exc}", print_exception=False) from exc
+            raise gr.Error(
+                f"internal error: {type(exc).__name__}: {exc}", duration=None, print_exception=False
+            ) from exc
 
     return wrapper
 
@@ -80,7 +82,7 @@ class Handlers:
             views.batch_markdown(result),
             gr.DownloadButton(value=str(result["csv"]), visible=True),
             gr.DownloadButton(value=None if report is None else str(report), visible=report is not None),
-            gr.Dataframe(result["rows"], visible=True),
+            gr.Dataframe(views.batch_table(result["rows"]), visible=True),
             result["report_text"],
         )
 

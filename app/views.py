@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 _HEADLINES = {
-    "match": "## ✅ Match: same person",
-    "no match": "## ❌ No match: different people",
-    "unknown": "## ❔ Unknown: nobody in the gallery matches",
-    "rejected": "## ⚠️ Rejected: the input could not be used",
+    "match": "## Match: same person",
+    "no match": "## No match: different people",
+    "unknown": "## Unknown: nobody in the gallery matches",
+    "rejected": "## Rejected: the input could not be used",
 }
 
 
@@ -53,7 +53,7 @@ def identify_markdown(result: dict[str, Any]) -> str:
     """The Identify tab's answer: who it is (or 'unknown'), the best score vs the threshold."""
     decision = result["decision"]
     if decision == "match":
-        lines = [f"## ✅ Identified: {result['identity']}"]
+        lines = [f"## Identified: {result['identity']}"]
     else:
         lines = [_HEADLINES.get(decision, f"## {decision}")]
     best = result.get("candidates") or []
@@ -91,7 +91,7 @@ def candidate_thumbnails(result: dict[str, Any]) -> list[tuple[np.ndarray, str]]
 
 def enroll_markdown(report: dict[str, Any]) -> str:
     n, total = report["enrolled"], len(report["samples"])
-    head = f"## {'✅' if n else '⚠️'} {n} of {total} image(s) enrolled as **{report['name']}** ({report['modality']})"
+    head = f"## {n} of {total} image(s) enrolled as **{report['name']}** ({report['modality']})"
     lines = [head]
     if not n:
         lines.append("Nothing was enrolled: see the reasons below, then try clearer, frontal, well-lit images.")
@@ -102,7 +102,7 @@ def enroll_markdown(report: dict[str, Any]) -> str:
 def enroll_table(report: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for s in report["samples"]:
-        quality = ", ".join(f"{k} {v:.2f}" for k, v in (s.get("quality") or {}).items())
+        quality = ", ".join(f"{k} {v:.1f}" for k, v in (s.get("quality") or {}).items())
         rows.append({"image": s["source"], "status": s["status"], "why / quality": s["reason"] or quality})
     return pd.DataFrame(rows, columns=["image", "status", "why / quality"])
 
@@ -123,7 +123,7 @@ def identities_table(identities: list[dict[str, Any]]) -> pd.DataFrame:
 def stats_markdown(stats: dict[str, Any]) -> str:
     model = stats["model"]
     if not model.get("installed"):
-        return f"### ⚠️ {model['message']}"
+        return f"### {model['message']}"
     gallery = stats.get("gallery") or {}
     return "\n".join(
         [
@@ -140,9 +140,8 @@ def stats_markdown(stats: dict[str, Any]) -> str:
 
 def batch_markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
-    ok = "✅" if s["failed"] == 0 else "⚠️"
     lines = [
-        f"## {ok} {s['rows']} rows: {s['ok']} scored, {s['failed']} with an error ({s['rejected']} rejected)",
+        f"## {s['rows']} rows: {s['ok']} scored, {s['failed']} with an error ({s['rejected']} rejected)",
         f"{s['modality']} model · {s['seconds']:.1f} s · {s['rows_per_s']:.1f} rows/s",
     ]
     if not result.get("report"):
@@ -153,3 +152,13 @@ def batch_markdown(result: dict[str, Any]) -> str:
 BATCH_HELP = """**Pairs CSV**: a header `reference,questioned[,label][,id]` and one pair per row; image paths are
 relative to the top of the zip (e.g. `alice/1.png`). Or `questioned,claimed_identity[,label]` to check claims
 against the gallery. With a `label` column (1 same / 0 different) you also get a report (EER, ROC)."""
+
+
+def batch_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The results for display: scores rounded (the CSV download keeps full precision)."""
+    shown = rows.copy()
+    for col in ("score", "p_match", "ood_score"):
+        if col in shown:
+            values = pd.to_numeric(shown[col], errors="coerce").round(4)
+            shown[col] = values.map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    return shown

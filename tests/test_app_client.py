@@ -1,0 +1,102 @@
+"""The app's named API endpoints through `gradio_client`, behind basic auth, with the bundled face model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+FACES = Path(__file__).resolve().parent / "data" / "faces"
+AUTH = ("tester", "s3cret")
+ENDPOINTS = ["verify", "enroll", "identify", "batch", "gallery_list", "remove_identity", "remove_sample", "stats"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from app.service import VerifyService
+    from app.ui import build_app, launch_app
+
+    root = tmp_path_factory.mktemp("app_client")
+    service = VerifyService(root / "gallery", work_dir=root / "work")
+    blocks = build_app(service)
+    _, url, _ = launch_app(blocks, port=free_port(), auth=AUTH, block=False)
+    yield url
+    blocks.close()
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str):
+    from gradio_client import Client
+
+    return Client(app_url, auth=AUTH, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def face(name: str):
+    from gradio_client import handle_file
+
+    return handle_file(str(FACES / name))
+
+
+def test_named_endpoints_are_listed(client) -> None:
+    names = {name.lstrip("/") for name in client.view_api(print_info=False, return_format="dict")["named_endpoints"]}
+    assert set(ENDPOINTS) <= names
+
+
+def test_auth_is_required(app_url: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(app_url.rstrip("/") + "/config", timeout=30)
+    assert info.value.code == 401
+
+
+def test_enroll_verify_identify_and_remove(client) -> None:
+    from gradio_client.exceptions import AppError
+
+    text, table, samples = client.predict(
+        "Barack Obama", "face", [face("obama.jpg"), face("obama2.jpg")], None, api_name="/enroll"
+    )
+    assert "2 of 2 image(s) enrolled" in text and len(samples) == 2
+    assert [row[1] for row in table["data"]] == ["enrolled", "enrolled"]
+
+    _, same, crop_a, crop_b = client.predict(face("obama.jpg"), face("obama3.jpg"), "auto", api_name="/verify")
+    assert same["decision"] == "match" and same["modality"] == "face" and crop_a and crop_b
+    _, other, _, _ = client.predict(face("obama.jpg"), face("biden.jpg"), "face", api_name="/verify")
+    assert other["decision"] == "no match" and other["score"] < other["threshold"]
+
+    text, _, _, found = client.predict(face("biden.jpg"), "face", 3, api_name="/identify")
+    assert found["decision"] == "unknown" and text.startswith("## Unknown")
+    _, _, _, found = client.predict(face("obama3.jpg"), "face", 3, api_name="/identify")
+    assert found["identity"] == "Barack Obama"
+
+    table, _, _ = client.predict("face", api_name="/gallery_list")
+    assert table["data"][0][:2] == ["Barack Obama", 2]
+    text, stats = client.predict("face", api_name="/stats")
+    assert stats["gallery"]["samples"] == 2 and "face-resnet" in stats["model"]["path"]
+
+    with pytest.raises(AppError, match="type its name"):
+        client.predict("face", "Barack Obama", "barack", api_name="/remove_identity")
+    text, _ = client.predict("face", "Barack Obama", "Barack Obama", api_name="/remove_identity")
+    assert "Removed **Barack Obama** and 2 sample(s)" in text
+
+
+def test_bad_input_is_an_error_message_not_a_traceback(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture")
+    with pytest.raises(AppError, match=r"notes\.jpg: not an image"):
+        client.predict(handle_file(str(notes)), face("obama.jpg"), "face", api_name="/verify")

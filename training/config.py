@@ -35,6 +35,9 @@ class TrainConfig:
     val_fraction: float = 0.2  # fraction of identities held out for validation (identity-disjoint)
     max_impostor_pairs: int = 200_000  # cap on random-impostor pairs scored per validation (sampled)
     augment: bool = True  # modality-specific augmentation of training crops
+    # signatures: each batch holds P/2 writers with K genuine samples and K of their skilled forgeries (a class of
+    # their own, so a writer's forgeries are its negatives, as Siamese SigNet trains on genuine-forgery pairs)
+    train_forgeries: bool = True
     # --- network
     backbone: str = "resnet18"  # any timm model name
     dim: int = 128  # embedding size D

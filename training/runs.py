@@ -18,6 +18,7 @@ from verify.data import Sample, load_split, save_split, split_fingerprint, split
 from verify.errors import ConfigError, DatasetError
 
 REPLAY_PREFIX = "replay:"
+FORGERY_SUFFIX = "#skilled"  # the class of a training writer's skilled forgeries
 
 
 @dataclass
@@ -27,6 +28,8 @@ class RunData:
     Attributes:
         train: genuine training crops; labels index `classes` (new identities first, then replay ones).
         is_replay: [N] True for crops of the replay (old) data.
+        forgery_of: writer label -> indices of that writer's skilled forgeries in `train` (their own class),
+            filled when `config.train_forgeries` and the data has forgeries.
         val: held-out new identities (genuine and skilled); empty on ranks other than 0.
         old_val: held-out replay identities, or None without --replay.
         split: part name -> identities ("train", "val", and "replay_train", "replay_val" with --replay).
@@ -34,6 +37,7 @@ class RunData:
 
     train: CropSet
     is_replay: np.ndarray
+    forgery_of: dict[int, np.ndarray]
     val: CropSet
     old_val: CropSet | None
     split: dict[str, list[str]]
@@ -93,20 +97,36 @@ def prepare_data(
         if is_main:
             save_split(split, split_path)
     parts = split_samples(samples + old, split)
-    new_train = [s for s in parts["train"] if s.kind == "genuine"]
-    old_train = [s for s in parts.get("replay_train", []) if s.kind == "genuine"]
-    classes = list(split["train"]) + list(split.get("replay_train", []))
-    train = build_crop_set(new_train + old_train, card, classes, progress, desc="preprocess train")
+    train_parts = parts["train"] + parts.get("replay_train", [])
+    genuine = [s for s in train_parts if s.kind == "genuine"]
+    forgeries = []
+    if config.train_forgeries:
+        forgeries = [
+            dataclasses.replace(s, identity=s.identity + FORGERY_SUFFIX) for s in train_parts if s.kind == "skilled"
+        ]
+    classes = [*split["train"], *split.get("replay_train", []), *sorted({s.identity for s in forgeries})]
+    train = build_crop_set(genuine + forgeries, card, classes, progress, desc="preprocess train")
     if len(train) == 0:
-        raise DatasetError(f"{root}: no usable training image (all {len(new_train)} failed to load)")
+        raise DatasetError(f"{root}: no usable training image (all {len(genuine)} failed to load)")
     is_replay = np.array([s.identity.startswith(REPLAY_PREFIX) for s in train.samples], dtype=bool)
+    forgery_of = _forgery_index(train, classes)
     empty = CropSet([], [], np.zeros(0, np.int64))
     val = build_crop_set(parts["val"], card, progress=progress, desc="preprocess val") if is_main else empty
     old_val = None
     if old:
         old_val = build_crop_set(parts["replay_val"], card, desc="preprocess replay val") if is_main else empty
     fingerprint = data_fingerprint(root, samples)
-    return RunData(train, is_replay, val, old_val, split, root, None if replay is None else Path(replay), fingerprint)
+    replay_root = None if replay is None else Path(replay)
+    return RunData(train, is_replay, forgery_of, val, old_val, split, root, replay_root, fingerprint)
+
+
+def _forgery_index(train: CropSet, classes: list[str]) -> dict[int, np.ndarray]:
+    index = {c: i for i, c in enumerate(classes)}
+    out: dict[int, list[int]] = {}
+    for i, s in enumerate(train.samples):
+        if s.identity.endswith(FORGERY_SUFFIX):
+            out.setdefault(index[s.identity[: -len(FORGERY_SUFFIX)]], []).append(i)
+    return {k: np.array(v) for k, v in out.items()}
 
 
 def write_json(path: Path, obj: Any) -> None:

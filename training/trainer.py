@@ -61,14 +61,20 @@ def build_model(config: TrainConfig, init: str | Path | None = None) -> Model:
 
 
 def _batches(config: TrainConfig, data: RunData, info: distributed.DistInfo) -> tuple[Any, int]:
-    """epoch -> this rank's P x K batches (new identities, plus replay identities when asked)."""
-    new_idx = np.flatnonzero(~data.is_replay)
-    old_idx = np.flatnonzero(data.is_replay)
-    p_old = max(1, round(config.replay_fraction * config.p)) if len(old_idx) and config.replay_fraction > 0 else 0
-    steps = config.steps_per_epoch or max(1, len(new_idx) // ((config.p - p_old) * config.k) // info.world_size)
+    """epoch -> this rank's P x K batches (new identities, replay identities when asked, and with
+    `train_forgeries` K skilled forgeries of each writer in the batch, P/2 writers then)."""
+    forged = np.zeros(len(data.train), dtype=bool)
+    for idx in data.forgery_of.values():
+        forged[idx] = True
+    writers = config.p // 2 if data.forgery_of else config.p
+    if writers < 2:
+        raise ConfigError(f"P={config.p} leaves {writers} writer(s) per batch with train_forgeries; use P >= 4")
+    new_idx, old_idx = np.flatnonzero(~data.is_replay & ~forged), np.flatnonzero(data.is_replay & ~forged)
+    p_old = max(1, round(config.replay_fraction * writers)) if len(old_idx) and config.replay_fraction > 0 else 0
+    steps = config.steps_per_epoch or max(1, len(new_idx) // ((writers - p_old) * config.k) // info.world_size)
     labels = data.train.labels
     kw = {"batches": steps, "seed": config.seed, "rank": info.rank, "world_size": info.world_size}
-    samplers = [(new_idx, PKBatchSampler(labels[new_idx].tolist(), config.p - p_old, config.k, **kw))]
+    samplers = [(new_idx, PKBatchSampler(labels[new_idx].tolist(), writers - p_old, config.k, **kw))]
     if p_old:
         samplers.append((old_idx, PKBatchSampler(labels[old_idx].tolist(), p_old, config.k, **kw)))
 
@@ -77,7 +83,14 @@ def _batches(config: TrainConfig, data: RunData, info: distributed.DistInfo) -> 
         for idx, sampler in samplers:
             sampler.set_epoch(epoch)
             parts.append([idx[b].tolist() for b in sampler])
-        return [[i for part in group for i in part] for group in zip(*parts, strict=True)]
+        out = [[i for part in group for i in part] for group in zip(*parts, strict=True)]
+        rng = np.random.default_rng([config.seed, info.rank, epoch, 7])
+        for batch in out:
+            for w in dict.fromkeys(labels[batch].tolist()):
+                forg = data.forgery_of.get(w)
+                if forg is not None:
+                    batch.extend(rng.choice(forg, size=config.k, replace=len(forg) < config.k).tolist())
+        return out
 
     return batches, steps
 

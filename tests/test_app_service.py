@@ -256,3 +256,35 @@ def test_zip_extracts_regular_files(tmp_path: Path) -> None:
     files = safe_extract(archive, tmp_path / "out")
     assert sorted(p.relative_to((tmp_path / "out").resolve()).as_posix() for p in files) == ["a/b.txt", "c.txt"]
     assert (tmp_path / "out" / "a" / "b.txt").read_bytes() == b"hello"
+
+
+def test_batch_from_an_allowed_server_folder_only(tmp_path: Path, tiny_model: Path, synth_signatures: Path) -> None:
+    admin = tmp_path / "admin"
+    (admin / "set1").mkdir(parents=True)
+    for i in (1, 2):
+        (admin / "set1" / f"{i}.png").write_bytes(_sig(synth_signatures, 1, i).read_bytes())
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("reference,questioned\n1.png,2.png\n")
+    svc = VerifyService(tmp_path / "g", signature_model=tiny_model, work_dir=tmp_path / "w", admin_root=admin)
+    result = svc.batch(str(csv), None, "set1", "signature")
+    assert result["summary"]["ok"] == 1 and result["report"] is None
+    with pytest.raises(ConfigError, match="not a folder under the allowed server folder"):
+        svc.batch(str(csv), None, "../", "signature")
+
+
+def test_cli_app_flags(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from training.cli import build_parser
+    from training.commands.app import parse_auth
+
+    assert parse_auth("ann:pa:ss") == ("ann", "pa:ss") and parse_auth(None) is None
+    app_parser = build_parser()._subparsers._group_actions[0].choices["app"]
+    flags = {opt for action in app_parser._actions for opt in action.option_strings}
+    assert {"--host", "--port", "--gallery", "--auth", "--admin-folders"} <= flags and "--share" not in flags
+    assert app_parser.parse_args([]).host == "127.0.0.1"
+    verify = str(Path(sys.executable).parent / "verify")
+    bad = subprocess.run([verify, "app", "--auth", "nopassword"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("--auth must be USER:PASSWORD, both non-empty")
+    assert len(bad.stderr.strip().splitlines()) == 1

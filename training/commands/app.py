@@ -47,16 +47,16 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    from app.demo import default_gallery_root, seed_demo_gallery
-    from app.service import VerifyService
-    from app.ui import build_app, launch_app
-
     auth = parse_auth(args.auth)
     if args.concurrency < 1 or args.max_upload_mb < 1:
         raise ConfigError("--concurrency and --max-upload-mb must be at least 1")
     if args.admin_folders is not None and not args.admin_folders.is_dir():
         raise ConfigError(f"--admin-folders {args.admin_folders}: no such folder")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported: it must not phone home
+    from app.demo import default_gallery_root, seed_demo_gallery
+    from app.service import VerifyService
+    from app.ui import build_app, launch_app
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("faiss.loader", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -82,14 +82,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _worker_init(_: int) -> None:
-    import cv2
-    import torch
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def _collate(items: list[_Decoded]) -> list[_Decoded]:
     return items
 
@@ -123,7 +115,6 @@ def iter_embedded(
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
-        worker_init_fn=_worker_init if workers > 0 else None,
         multiprocessing_context=_context() if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
         persistent_workers=False,
@@ -134,7 +125,9 @@ def iter_embedded(
 
 
 def _context() -> Any:
-    # fork: workers share the loaded model with the parent instead of unpickling it (Linux default < 3.14)
+    # fork: workers share the loaded model with the parent instead of unpickling it (Linux default < 3.14).
+    # Workers run no torch op and must not call cv2.setNumThreads: in a forked child it joins the parent's
+    # pool threads, which do not exist there, and hangs (seen); cv2's own calls are fork-safe.
     return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
 
 

@@ -86,7 +86,13 @@ class BatchSummary:
         return out
 
 
-def run_batch(verifier: Verifier, config: BatchConfig, gallery: Any = None, progress: bool = True) -> BatchSummary:
+def run_batch(
+    verifier: Verifier,
+    config: BatchConfig,
+    gallery: Any = None,
+    progress: bool = True,
+    cache: ImageCache | None = None,
+) -> BatchSummary:
     """Score every row of `config.pairs` in `config.shard` and write `config.out` (+ a report with labels).
 
     Args:
@@ -94,6 +100,7 @@ def run_batch(verifier: Verifier, config: BatchConfig, gallery: Any = None, prog
         config: the job.
         gallery: an open gallery with `verify(embedding [D], claimed) -> float`, for claims CSVs.
         progress: show a tqdm bar (rows/s) on stderr.
+        cache: embeddings of images already seen (path -> result), kept across runs by the caller; filled in.
 
     Raises:
         VerifyError: a bad input CSV, a claims CSV without a gallery, a journal from other settings.
@@ -109,7 +116,8 @@ def run_batch(verifier: Verifier, config: BatchConfig, gallery: Any = None, prog
     todo = [i for i, k in enumerate(data.keys) if config.shard.holds(k) and k not in done]
     in_shard = sum(config.shard.holds(k) for k in data.keys)
     summary = BatchSummary(Path(config.out), in_shard, in_shard - len(todo), 0, 0, 0, 0, 0, 0, 0.0)
-    cache = ImageCache()
+    cache = ImageCache() if cache is None else cache
+    decoded, embedded = cache.decoded, cache.embedded
     from tqdm import tqdm
 
     with tqdm(total=len(todo), unit="row", desc="batch", disable=not progress, file=sys.stderr) as bar:
@@ -120,7 +128,7 @@ def run_batch(verifier: Verifier, config: BatchConfig, gallery: Any = None, prog
             _test_sleep()
     rows = journal.finish()
     _count_final(summary, rows)
-    summary.images_decoded, summary.images_embedded = cache.decoded, cache.embedded
+    summary.images_decoded, summary.images_embedded = cache.decoded - decoded, cache.embedded - embedded
     summary.seconds = time.perf_counter() - t0
     if data.labels is not None and config.shard.count == 1:
         from verify.batch.report import write_batch_report

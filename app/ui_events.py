@@ -58,7 +58,7 @@ class Handlers:
 
     def verify(self, image_a: Any, image_b: Any, modality: str) -> tuple[Any, ...]:
         result = self.service.verify(image_a, image_b, modality)
-        crops = [*result["crops"], None, None][:2]
+        crops = [views.enlarge(c) for c in [*result["crops"], None, None][:2]]
         return views.verify_markdown(result), _plain(result), crops[0], crops[1]
 
     def enroll(self, name: str, modality: str, files: list[str] | None, photo: str | None) -> tuple[Any, ...]:

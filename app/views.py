@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -16,6 +17,14 @@ _HEADLINES = {
     "unknown": "## Unknown: nobody in the gallery matches",
     "rejected": "## Rejected: the input could not be used",
 }
+
+
+def enlarge(image: np.ndarray | None, min_side: int = 150) -> np.ndarray | None:
+    """Scale a small crop up (nearest neighbour: the pixels the model saw) so the page shows it legibly."""
+    if image is None or max(image.shape[:2]) >= min_side:
+        return image
+    factor = int(np.ceil(min_side / max(image.shape[:2])))
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
 
 
 def _number(value: float | None, digits: int = 3) -> str:

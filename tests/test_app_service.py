@@ -288,3 +288,20 @@ def test_cli_app_flags(tmp_path: Path) -> None:
     bad = subprocess.run([verify, "app", "--auth", "nopassword"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().endswith("--auth must be USER:PASSWORD, both non-empty")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_views_word_the_answers() -> None:
+    from app import views
+
+    result = {"decision": "unknown", "candidates": [], "threshold": 0.9, "threshold_source": "eval. details (x)"}
+    assert "gallery is empty" in views.identify_markdown(result)
+    match = {"decision": "match", "score": 0.95, "probability": 0.91, "threshold": 0.9, "modality": "face"}
+    match.update(threshold_source="calibrated on LFW. More text", notes=["2 faces found, used the largest"])
+    text = views.verify_markdown(match)
+    assert "Match: same person" in text and "p(match) 0.91" in text and "calibrated on LFW" in text
+    assert "More text" not in text and "2 faces found, used the largest" in text
+    import pandas as pd
+
+    shown = views.batch_table(pd.DataFrame({"score": ["0.123456789", ""], "decision": ["no match", ""]}))
+    assert shown["score"].tolist() == ["0.1235", ""]
+    assert views.enlarge(np.zeros((32, 48), np.uint8)).shape == (128, 192)  # 4x: long side >= 150

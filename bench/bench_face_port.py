@@ -1,5 +1,8 @@
 """dlib's face ResNet: the PyTorch port (batched) vs dlib itself (one chip at a time), on 2 CPU threads.
 
+The port is timed at 2 and at 1 torch threads: on a shared 2-core machine, 2 threads lose most of their time
+waiting for each other whenever other processes hold a core.
+
 Run: `python -m bench.bench_face_port [--repeats 3]`. Prints a markdown table and writes
 bench/results/bench_face_port.json.
 
@@ -35,10 +38,10 @@ FACES = ROOT / "tests" / "data" / "faces"
 N_CHIPS = 32
 
 
-def _machine(threads: int) -> str:
+def _machine() -> str:
     """The machine in words."""
     cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()}-core CPU ({cpu}), Python {platform.python_version()}, {threads} torch thread(s)"
+    return f"{os.cpu_count()}-core CPU ({cpu}), Python {platform.python_version()}, OMP_NUM_THREADS=2"
 
 
 def _chips() -> list[np.ndarray]:
@@ -74,7 +77,17 @@ def _timed(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run(repeats: int, threads: int = 2) -> dict[str, Any]:
+def _with_threads(fn: Callable[[], Any], threads: int) -> Callable[[], Any]:
+    import torch
+
+    def call() -> Any:
+        torch.set_num_threads(threads)
+        return fn()
+
+    return call
+
+
+def run(repeats: int, threads: tuple[int, ...] = (2, 1)) -> dict[str, Any]:
     import dlib
     import torch
 
@@ -82,7 +95,6 @@ def run(repeats: int, threads: int = 2) -> dict[str, Any]:
     from verify.models.card import load_network
     from verify.models.runtime import crops_to_tensor
 
-    torch.set_num_threads(threads)
     net, card = load_network(MODEL)
     rec = dlib.face_recognition_model_v1(str(default_dat_path()))
     chips = _chips()
@@ -103,17 +115,17 @@ def run(repeats: int, threads: int = 2) -> dict[str, Any]:
     def dlib_batched() -> None:
         rec.compute_face_descriptor(chips)
 
-    fns: dict[str, Callable[[], Any]] = {
-        "PyTorch port, batch of 32": port_batched,
-        "PyTorch port, one chip at a time": port_single,
-        "dlib, one chip at a time": dlib_single,
-        "dlib, list of 32 chips in one call": dlib_batched,
-    }
+    fns: dict[str, Callable[[], Any]] = {}
+    for n in threads:
+        fns[f"PyTorch port, batch of 32, {n} thread(s)"] = _with_threads(port_batched, n)
+        fns[f"PyTorch port, one chip at a time, {n} thread(s)"] = _with_threads(port_single, n)
+    fns["dlib, one chip at a time"] = dlib_single
+    fns["dlib, list of 32 chips in one call"] = dlib_batched
     rows = _timed(fns, repeats)
     raw, ref = port_batched(), dlib_single()
     cos = (raw * ref).sum(1) / np.linalg.norm(raw, axis=1) / np.linalg.norm(ref, axis=1)
     return {
-        "machine": _machine(threads),
+        "machine": _machine(),
         "chips": len(chips),
         "repeats": repeats,
         "torch": torch.__version__,
@@ -143,9 +155,11 @@ def table(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per embedder (median is kept)")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2, 1], help="torch intra-op thread counts to time the port at"
+    )
     args = parser.parse_args(argv)
-    res = run(args.repeats, args.threads)
+    res = run(args.repeats, tuple(args.threads))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(res, indent=2) + "\n")

@@ -77,15 +77,19 @@ class Verifier:
     ) -> None:
         self.model = model
         cal = model.card.get("calibration") or {}
-        self.threshold = threshold if threshold is not None else model.threshold
-        if self.threshold is None:
+        chosen = threshold if threshold is not None else model.threshold
+        if chosen is None:
             raise ConfigError(
                 f"model {model.card.get('name')!r} has no calibrated threshold; pass one (--threshold) "
                 "or calibrate it with `verify eval --calibrate`"
             )
+        self.threshold: float = float(chosen)
         self.threshold_source = "given" if threshold is not None else str(cal.get("source", "model card"))
         self._calibrator = _load_calibrator(cal.get("calibrator"))
-        self.ood, self.ood_threshold = _load_ood(model) if use_ood else (None, None)
+        self.ood: Any = None
+        self.ood_threshold: float | None = None
+        if use_ood:
+            self.ood, self.ood_threshold = _load_ood(model)
         self._cache: OrderedDict[str, Probe] = OrderedDict()
         self._cache_size = cache_size
 
@@ -124,7 +128,7 @@ class Verifier:
                 self._remember(probe)
         if todo:
             t0 = time.perf_counter()
-            emb = self.model.embed_crops([p.crop for _, p in todo])
+            emb = self.model.embed_crops([p.crop for _, p in todo if p.crop is not None])
             per = 1e3 * (time.perf_counter() - t0) / len(todo)
             for (_, probe), e in zip(todo, emb, strict=True):
                 probe.embedding = e
@@ -150,7 +154,7 @@ class Verifier:
             return
         t0 = time.perf_counter()
         probe.ood_score = float(self.ood.score(probe.embedding[None])[0])
-        if probe.ood_score < float(self.ood_threshold):
+        if self.ood_threshold is not None and probe.ood_score < self.ood_threshold:
             probe.rejected = (
                 f"{_NOT_A[self.model.modality]} (OOD score {probe.ood_score:.1f} < {self.ood_threshold:.1f})"
             )
@@ -197,7 +201,7 @@ class Verifier:
             assert pa.embedding is not None and pb.embedding is not None
             result.score = float(np.dot(pa.embedding, pb.embedding))
             result.probability = self.probability(result.score)
-            result.decision = MATCH if result.score >= float(self.threshold) else NO_MATCH
+            result.decision = MATCH if result.score >= self.threshold else NO_MATCH
         result.timings_ms["total_ms"] = 1e3 * (time.perf_counter() - t0)
         return result
 
@@ -211,7 +215,7 @@ class Verifier:
         else:
             assert probe.embedding is not None
             t1 = time.perf_counter()
-            found = gallery.identify(probe.embedding, threshold=float(self.threshold), k=k)
+            found = gallery.identify(probe.embedding, threshold=self.threshold, k=k)
             result.timings_ms["search_ms"] = 1e3 * (time.perf_counter() - t1)
             result.candidates = [(str(n), float(s)) for n, s in found.candidates]
             result.score = None if found.score is None else float(found.score)
@@ -230,7 +234,7 @@ class Verifier:
             result.reason = probe.rejected
             return result
         assert probe.embedding is not None
-        threshold = float(self.threshold)
+        threshold = self.threshold
         per_id = getattr(gallery, "identity_threshold", None)
         if callable(per_id) and per_id(claimed) is not None:
             threshold, result.threshold_source = float(per_id(claimed)), f"per-identity threshold of {claimed}"

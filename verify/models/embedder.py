@@ -63,7 +63,7 @@ class SiameseEmbedder(nn.Module):
         if dim < 2:
             raise ConfigError(f"embedding dim must be >= 2, got {dim}")
         self.backbone = _create_backbone(backbone, in_chans, pretrained, pretrained_file)
-        self.num_features = int(self.backbone.num_features)
+        self.num_features: int = self.backbone.num_features  # type: ignore[assignment]
         self.head = nn.Sequential(nn.Linear(self.num_features, dim, bias=False), nn.BatchNorm1d(dim))
         self.dim = dim
 

@@ -9,6 +9,7 @@ cache of a `Verifier` is not thread-safe, and two cores gain nothing from runnin
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -108,6 +109,7 @@ class VerifyService:
             self._paths[modality], self._missing[modality] = _model_path(given, modality)
         self._load_lock = threading.Lock()
         self._galleries: dict[str, Any] = {}
+        self._own_work_dir = work_dir is None
         work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="verify-app-"))
         self.jobs = BatchJobs(work, admin_root)
 
@@ -345,11 +347,13 @@ class VerifyService:
         return {"model": info, "gallery": self.gallery(modality).stats()}
 
     def close(self) -> None:
-        """Close the galleries (the service is unusable afterwards)."""
+        """Close the galleries and remove the work folder it made (the service is unusable afterwards)."""
         with self._load_lock:
             for gallery in self._galleries.values():
                 gallery.close()
             self._galleries.clear()
+        if self._own_work_dir:
+            shutil.rmtree(self.jobs.work_dir, ignore_errors=True)
 
 
 __all__ = ["MODALITIES", "NO_SIGNATURE_MODEL", "VerifyError", "VerifyService"]

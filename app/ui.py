@@ -13,7 +13,7 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported: no telemetry, no version check
 
 import gradio as gr
 
@@ -24,6 +24,7 @@ from app.ui_events import listen
 log = logging.getLogger(__name__)
 MODALITY_CHOICES = ["auto", "face", "signature"]
 IMAGE_SOURCES = ["upload", "webcam", "clipboard"]
+DELETE_CACHE = (1800, 3600)  # every 30 min, delete uploads and outputs older than an hour (faces are personal)
 CSS = ".result-box {min-height: 4em} footer {display: none !important}"
 
 
@@ -191,7 +192,7 @@ def render_gallery(service: VerifyService) -> SimpleNamespace:
 
 def build_app(service: VerifyService) -> gr.Blocks:
     """The whole app; launch it with `launch(app, ...)`."""
-    with gr.Blocks(title="Same person? — siamese-verify", analytics_enabled=False) as blocks:
+    with gr.Blocks(title="Same person? — siamese-verify", analytics_enabled=False, delete_cache=DELETE_CACHE) as blocks:
         render_header(service)
         with gr.Tabs():
             with gr.Tab("Verify", id="verify"):

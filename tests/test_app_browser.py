@@ -63,6 +63,8 @@ def page(app_url: str) -> Iterator[object]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         pg = context.new_page()
+        pg.requested = []  # every URL the page asked for
+        pg.on("request", lambda request: pg.requested.append(request.url))
         pg.set_default_timeout(TIMEOUT_MS)
         pg.goto(app_url)
         pg.wait_for_selector("#verify-btn")
@@ -161,3 +163,9 @@ def test_batch_runs_and_downloads_csv(page, app_url: str, screens: Path, tmp_pat
     expect(page.locator("#gallery-identities")).to_contain_text("Barack Obama")
     page.wait_for_timeout(2000)  # let the thumbnails load before the screenshot
     shot(page, screens, "5-gallery")
+
+
+def test_page_loads_nothing_from_outside(page, app_url: str) -> None:
+    origin = app_url.rstrip("/")
+    outside = [u for u in page.requested if not u.startswith((origin, "data:", "blob:"))]
+    assert page.requested and outside == []

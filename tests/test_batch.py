@@ -147,7 +147,8 @@ def test_resume_after_sigkill_gives_every_row_exactly_once(job: dict, tmp_path: 
     with journal.open("a") as fh:  # as if the kill had cut a chunk mid-line
         fh.write("x.png,y.png,1,n9,9,0.1")
     assert _cli("--pairs", job["pairs"], "--out", out, "--model", job["model"]) == 2  # refuses without --resume
-    assert _cli("--pairs", job["pairs"], "--out", out, "--model", job["model"], "--resume") == 1
+    # in-process with workers: forks DataLoader workers from a process that already ran cv2 and torch
+    assert _cli("--pairs", job["pairs"], "--out", out, "--model", job["model"], "--resume", "--workers", "2") == 1
     assert _same(out, job["reference"])
     assert not journal.exists()
     assert _cli("--pairs", job["pairs"], "--out", out, "--model", job["model"], "--resume") == 1  # done: no-op

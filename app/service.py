@@ -19,7 +19,15 @@ import cv2
 import numpy as np
 
 from app.batch_job import BatchJobs
-from verify.errors import ConfigError, GalleryError, ImageTooLargeError, InvalidImageError, ModelError, VerifyError
+from verify.errors import (
+    ConfigError,
+    GalleryError,
+    ImageTooLargeError,
+    InvalidImageError,
+    ModelError,
+    ModelMismatchError,
+    VerifyError,
+)
 from verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -89,6 +97,8 @@ class VerifyService:
         admin_root: server folder that batch jobs may read images from (None: uploads only).
         work_dir: where batch jobs write; default: a new temporary folder.
         max_image_bytes: upload limit per image.
+        reembed_on_mismatch: when a sub-gallery was embedded by another model, re-embed it from its stored
+            images with the model in use (the demo gallery after a model update) instead of refusing it.
     """
 
     def __init__(
@@ -100,9 +110,11 @@ class VerifyService:
         admin_root: str | Path | None = None,
         work_dir: str | Path | None = None,
         max_image_bytes: int = MAX_IMAGE_BYTES,
+        reembed_on_mismatch: bool = False,
     ) -> None:
         self.gallery_root = Path(gallery_root)
         self.max_image_bytes = max_image_bytes
+        self.reembed_on_mismatch = reembed_on_mismatch
         self._paths: dict[str, Path | None] = {}
         self._missing: dict[str, str] = {}
         for modality, given in (("face", face_model), ("signature", signature_model)):
@@ -138,10 +150,16 @@ class VerifyService:
         verifier = self.verifier(modality)
         with self._load_lock:
             if modality not in self._galleries:
-                model = verifier.model
-                self._galleries[modality] = FaissGallery.open_or_create(
-                    self.gallery_root / modality, dim=model.dim, fingerprint=model.fingerprint
-                )
+                model, folder = verifier.model, self.gallery_root / modality
+                try:
+                    gallery = FaissGallery.open_or_create(folder, dim=model.dim, fingerprint=model.fingerprint)
+                except ModelMismatchError:
+                    if not self.reembed_on_mismatch:
+                        raise
+                    gallery = FaissGallery.open(folder)
+                    n = gallery.reembed(model.embed, model.fingerprint)
+                    log.warning("%s: re-embedded %d samples with model %s", folder, n, model.fingerprint)
+                self._galleries[modality] = gallery
             return self._galleries[modality]
 
     def lock(self, modality: str) -> threading.RLock:

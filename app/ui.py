@@ -106,7 +106,8 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
         with gr.Column():
             result = gr.Markdown(
                 elem_id="enroll-result",
-                value="Each image is checked (face found, sharp, frontal) before it is enrolled.",
+                value="Each image is checked before it is enrolled (faces: found, large, sharp, frontal; "
+                "signatures: ink on the page).",
             )
             table = gr.Dataframe(views.enroll_table({"samples": []}), label="Per image", interactive=False, wrap=True)
             samples = gallery_output(label="This person's samples in the gallery", columns=6, height=160)

@@ -305,3 +305,25 @@ def test_views_word_the_answers() -> None:
     shown = views.batch_table(pd.DataFrame({"score": ["0.123456789", ""], "decision": ["no match", ""]}))
     assert shown["score"].tolist() == ["0.1235", ""]
     assert views.enlarge(np.zeros((32, 48), np.uint8)).shape == (128, 192)  # 4x: long side >= 150
+
+
+def test_gallery_of_another_model_is_refused_or_reembedded(
+    tmp_path: Path, tiny_model: Path, tiny_model_factory, synth_signatures: Path
+) -> None:
+    from verify.errors import ModelMismatchError
+
+    other = tiny_model_factory(tmp_path / "other", seed=1)
+    old = VerifyService(tmp_path / "g", signature_model=other, work_dir=tmp_path / "w1")
+    old.enroll("writer 1", [str(_sig(synth_signatures, 1, i)) for i in (1, 2)], "signature")
+    old_fp = old.stats("signature")["gallery"]["fingerprint"]
+    old.close()
+    strict = VerifyService(tmp_path / "g", signature_model=tiny_model, work_dir=tmp_path / "w2")
+    with pytest.raises(ModelMismatchError, match="reembed"):
+        strict.gallery_list("signature")
+    demo = VerifyService(tmp_path / "g", signature_model=tiny_model, work_dir=tmp_path / "w3", reembed_on_mismatch=True)
+    stats = demo.stats("signature")["gallery"]
+    assert stats["samples"] == 2 and stats["fingerprint"] != old_fp
+    assert stats["fingerprint"] == demo.verifier("signature").model.fingerprint
+    found = demo.identify(str(_sig(synth_signatures, 1, 1)), "signature")
+    assert found["identity"] == "writer 1" and found["score"] == pytest.approx(1.0, abs=1e-5)
+    demo.close()

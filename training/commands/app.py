@@ -60,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("faiss.loader", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    gallery = args.gallery if args.gallery is not None else default_gallery_root()
-    service = VerifyService(gallery, args.face_model, args.signature_model, admin_root=args.admin_folders)
+    demo = args.gallery is None  # the demo gallery follows model updates: re-embedded from its stored images
+    gallery = default_gallery_root() if demo else args.gallery
+    service = VerifyService(
+        gallery, args.face_model, args.signature_model, admin_root=args.admin_folders, reembed_on_mismatch=demo
+    )
     if not args.no_demo:
         seed_demo_gallery(service)
     print(f"verify app: gallery {gallery}; serving on http://{args.host}:{args.port}", flush=True)

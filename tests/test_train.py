@@ -120,7 +120,7 @@ def test_augmentations_keep_shape_and_vary():
 
 
 def test_validation_pairs_match_naive():
-    from training.evaluation import score_pairs
+    from training.evaluation import pair_metrics, score_pairs
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(30, 4))
@@ -140,6 +140,10 @@ def test_validation_pairs_match_naive():
     for key, values in expected.items():
         np.testing.assert_allclose(np.sort(got[key]), np.sort(values), err_msg=key)
     assert len(score_pairs(emb, ids, kinds, max_impostor_pairs=100)["random"]) == 100  # the cap holds
+    m = {k: pair_metrics(got, k) for k in ("auto", "eer_random", "eer_skilled", "eer_mean")}
+    assert m["auto"]["val_eer"] == m["eer_skilled"]["val_eer"] == m["auto"]["eer_skilled"]
+    assert m["eer_random"]["val_eer"] == m["auto"]["eer_random"]
+    assert m["eer_mean"]["val_eer"] == pytest.approx((m["auto"]["eer_random"] + m["auto"]["eer_skilled"]) / 2)
 
 
 # --- end to end ----------------------------------------------------------------------------------------------------

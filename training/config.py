@@ -18,6 +18,7 @@ import yaml
 
 from verify.errors import ConfigError
 
+_VAL_METRICS = ("auto", "eer_random", "eer_skilled", "eer_mean")
 _MODALITY_INPUT = {"signature": (150, 220, 1), "face": (112, 112, 3)}  # height, width, channels
 
 
@@ -34,6 +35,8 @@ class TrainConfig:
     preprocessing: str = ""  # preprocessor kind; "" = the modality's; "resize" for pre-cropped images
     val_fraction: float = 0.2  # fraction of identities held out for validation (identity-disjoint)
     max_impostor_pairs: int = 200_000  # cap on random-impostor pairs scored per validation (sampled)
+    # model selection / early stopping: auto (skilled EER if forgeries, else random), eer_random, eer_skilled, eer_mean
+    val_metric: str = "auto"
     augment: bool = True  # modality-specific augmentation of training crops
     # signatures: each batch holds P/2 writers with K genuine samples and K of their skilled forgeries (a class of
     # their own, so a writer's forgeries are its negatives, as Siamese SigNet trains on genuine-forgery pairs)
@@ -98,6 +101,7 @@ class TrainConfig:
         _check(self.early_stopping >= 0, f"early_stopping must be >= 0, got {self.early_stopping}")
         _check(0.0 <= self.replay_fraction < 1.0, f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
         _check(self.max_impostor_pairs >= 1000, "max_impostor_pairs must be >= 1000 (TAR@FAR=1e-3 needs it)")
+        _check(self.val_metric in _VAL_METRICS, f"val_metric must be one of {_VAL_METRICS}, got {self.val_metric!r}")
         for key in ("loss_params", "miner_params"):
             _check(isinstance(getattr(self, key), dict), f"{key} must be a mapping")
         from verify.losses import LOSSES

@@ -5,7 +5,8 @@ Pairs (cosine similarity of L2-normalised embeddings):
 - random impostors: genuine samples of two different identities (all pairs, or a seeded sample of
   `max_impostor_pairs` when there are more);
 - skilled impostors (signatures with forgeries): a genuine sample and a skilled forgery of the same identity.
-`val_eer`, the early-stopping metric, is the skilled-forgery EER when there are forgeries, else the random one.
+`val_eer`, the model-selection / early-stopping metric, is chosen by `metric`: "auto" (the skilled-forgery EER
+when there are forgeries, else the random one), "eer_random", "eer_skilled" or "eer_mean" (their mean).
 """
 
 from __future__ import annotations
@@ -81,7 +82,19 @@ def score_pairs(
     }
 
 
-def pair_metrics(scores: dict[str, np.ndarray]) -> dict[str, Any]:
+VAL_METRICS = ("auto", "eer_random", "eer_skilled", "eer_mean")
+
+
+def _selection(out: dict[str, Any], metric: str) -> float | None:
+    rand, skilled = out["eer_random"], out["eer_skilled"]
+    if metric == "eer_mean" and rand is not None and skilled is not None:
+        return (rand + skilled) / 2
+    if metric in ("auto", "eer_skilled", "eer_mean"):
+        return skilled if skilled is not None else rand
+    return rand
+
+
+def pair_metrics(scores: dict[str, np.ndarray], metric: str = "auto") -> dict[str, Any]:
     """EER and TAR@FAR per impostor kind, plus pair counts; None where a kind has no pairs."""
     out: dict[str, Any] = {"genuine_pairs": int(scores["genuine"].size)}
     for kind in ("random", "skilled"):
@@ -91,7 +104,7 @@ def pair_metrics(scores: dict[str, np.ndarray]) -> dict[str, Any]:
         out[f"eer_{kind}"] = eer(scores["genuine"], imp)[0] if ok else None
         for far in FARS:
             out[f"tar@far={far:g}_{kind}"] = tar_at_far(scores["genuine"], imp, far)[0] if ok else None
-    out["val_eer"] = out["eer_skilled"] if out["eer_skilled"] is not None else out["eer_random"]
+    out["val_eer"] = _selection(out, metric)
     return out
 
 
@@ -102,6 +115,7 @@ def validate(
     device: torch.device,
     max_impostor_pairs: int = 200_000,
     seed: int = 0,
+    metric: str = "auto",
 ) -> dict[str, Any]:
     """Verification metrics of `net` on a crop set of held-out identities (see `pair_metrics`)."""
     if len(crop_set) == 0:
@@ -109,4 +123,4 @@ def validate(
     emb = embed_crop_set(net, crop_set.crops, card, device)
     ids = [s.identity for s in crop_set.samples]
     kinds = [s.kind for s in crop_set.samples]
-    return pair_metrics(score_pairs(emb, ids, kinds, max_impostor_pairs, seed))
+    return pair_metrics(score_pairs(emb, ids, kinds, max_impostor_pairs, seed), metric)

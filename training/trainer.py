@@ -116,9 +116,10 @@ def _card_for(model: Model, config: TrainConfig, data: RunData, metrics: dict[st
 
 
 def _validate_all(net: nn.Module, data: RunData, card: dict, config: TrainConfig, device) -> dict[str, Any]:
-    out = {"new": validate(net, data.val, card, device, config.max_impostor_pairs, config.seed)}
+    args = (card, device, config.max_impostor_pairs, config.seed, config.val_metric)
+    out = {"new": validate(net, data.val, *args)}
     if data.old_val is not None:
-        out["old"] = validate(net, data.old_val, card, device, config.max_impostor_pairs, config.seed)
+        out["old"] = validate(net, data.old_val, *args)
     return out
 
 

@@ -22,13 +22,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--gallery",
         type=Path,
         default=None,
+        metavar="DIR",
         help="gallery folder, one sub-gallery per modality (default galleries/demo)",
     )
-    p.add_argument("--face-model", default=None, help="face model directory (default: the bundled one)")
-    p.add_argument("--signature-model", default=None, help="signature model directory (default: the bundled one)")
-    p.add_argument("--auth", default=None, help="require HTTP basic auth, given as USER:PASSWORD")
+    p.add_argument("--face-model", default=None, metavar="DIR", help="face model directory (default: the bundled one)")
     p.add_argument(
-        "--admin-folders", type=Path, default=None, help="let batch jobs read images from folders under this root"
+        "--signature-model", default=None, metavar="DIR", help="signature model directory (default: the bundled one)"
+    )
+    p.add_argument(
+        "--auth",
+        default=os.environ.get("VERIFY_APP_AUTH"),
+        metavar="USER:PASSWORD",
+        help="require this login for the page and the API (default: $VERIFY_APP_AUTH, which keeps it out of ps)",
+    )
+    p.add_argument(
+        "--admin-folders",
+        type=Path,
+        default=None,
+        metavar="ROOT",
+        help="let batch jobs read images from folders under this root",
     )
     p.add_argument("--no-demo", action="store_true", help="do not enroll the demo identities into an empty gallery")
     p.add_argument("--concurrency", type=int, default=2, help="requests processed at once (default 2)")

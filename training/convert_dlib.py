@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     card = _card(0.0, 1.0, source)
     measured = measure_on_faces(model, card, args.faces)
     mean_norm = float(np.sqrt(np.mean(np.square(measured["norms"]))))
-    card = _card(round(1 - 0.36 / (2 * mean_norm**2), 3), mean_norm, {**source, "measured": measured})
+    card = _card(round(1 - 0.36 / (2 * mean_norm**2), 4), mean_norm, {**source, "measured": measured})
     save_model(args.out, model, card, dtype=args.dtype)
     atomic_write_bytes(args.out / "PROVENANCE.md", _provenance_md(card, measured).encode())
     print(f"wrote {args.out}: threshold {card['calibration']['threshold']}, {measured}")

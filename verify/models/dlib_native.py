@@ -48,7 +48,7 @@ class DlibNativeEmbedder(Embedder):
     """dlib's face ResNet: FacePreprocessor (150 px chip, padding 0.25) + `compute_face_descriptor`.
 
     dlib's raw descriptors are NOT unit norm (norm 1.37-1.43 on the demo photos), so dlib's Euclidean
-    threshold 0.6 becomes cosine 1 - 0.6^2 / (2 * 1.396^2) = 0.907 after the L2 normalisation done here
+    threshold 0.6 becomes cosine 1 - 0.6^2 / (2 * 1.396^2) = 0.9076 after the L2 normalisation done here
     (scores are cosine similarities like every other model's); see the card's calibration.source.
 
     Args:

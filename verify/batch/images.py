@@ -133,7 +133,7 @@ def _context() -> Any:
 
 def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, batch_size: int) -> None:
     cache.decoded += len(batch)
-    todo: list[tuple[_Decoded, ImageResult]] = []
+    todo: list[tuple[np.ndarray, ImageResult]] = []
     for item in batch:
         if item.probe is None:
             cache.by_path[item.path] = ImageResult("", error=item.error, elapsed_ms=item.elapsed_ms)
@@ -144,13 +144,13 @@ def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, b
             cache.by_path[item.path] = known
             continue
         result = ImageResult(probe.sha256, rejected=probe.rejected, elapsed_ms=item.elapsed_ms)
-        if probe.rejected is None:
-            todo.append((item, result))
+        if probe.rejected is None and probe.crop is not None:
+            todo.append((probe.crop, result))
         cache.by_path[item.path] = cache.by_sha[probe.sha256] = result
     if not todo:
         return
     t0 = time.perf_counter()
-    emb = verifier.model.embed_crops([item.probe.crop for item, _ in todo], batch_size=batch_size)  # type: ignore[union-attr]
+    emb = verifier.model.embed_crops([crop for crop, _ in todo], batch_size=batch_size)
     _gate(verifier, emb, [r for _, r in todo])
     share = 1e3 * (time.perf_counter() - t0) / len(todo)
     cache.embedded += len(todo)

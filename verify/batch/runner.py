@@ -153,17 +153,19 @@ def _chunks(
 ) -> Iterator[pd.DataFrame]:
     """Rows as they become ready (all their images embedded), in input order, `chunk_rows` at a time."""
     paths = [p for i in todo for p in data.images(i)]
-    ready, charged, buffer = 0, set(), []
+    ready, charged = 0, set[str]()
+    index: list[int] = []
+    rows: list[dict[str, Any]] = []
     for _ in _with_tail(iter_embedded(paths, verifier, cache, config.workers, config.batch_size)):
         while ready < len(todo) and all(p in cache for p in data.images(todo[ready])):
-            i = todo[ready]
-            buffer.append(_score_row(i, data, verifier, cache, gallery, charged))
+            index.append(todo[ready])
+            rows.append(_score_row(todo[ready], data, verifier, cache, gallery, charged))
             ready += 1
-            if len(buffer) >= config.chunk_rows:
-                yield _frame(data, [todo[ready - len(buffer) + j] for j in range(len(buffer))], buffer)
-                buffer = []
-    if buffer:
-        yield _frame(data, todo[ready - len(buffer) : ready], buffer)
+            if len(rows) >= config.chunk_rows:
+                yield _frame(data, index, rows)
+                index, rows = [], []
+    if rows:
+        yield _frame(data, index, rows)
 
 
 def _with_tail(it: Iterator[int]) -> Iterator[int]:

@@ -68,8 +68,9 @@ def identify_markdown(result: dict[str, Any]) -> str:
     best = result.get("candidates") or []
     if best:
         top = best[0]
+        side = "at or above" if top["score"] >= (result.get("threshold") or 0.0) else "below"
         lines.append(
-            f"Best candidate **{top['identity']}**, similarity {_number(top['score'])} ({threshold_line(result)})"
+            f"Closest: **{top['identity']}**, similarity {_number(top['score'])}, {side} the {threshold_line(result)}"
         )
     elif decision == "unknown":
         lines.append("The gallery is empty: enroll someone first (Enroll tab).")

@@ -239,7 +239,7 @@ def launch_app(
         share=False,
         prevent_thread_lock=not block,
         max_file_size=f"{max_upload_mb}mb",
-        quiet=not block,
+        quiet=True,  # no "share=True" hint: sharing is not offered; `verify app` prints the URL
         css=CSS,
         ssr_mode=False,
         mcp_server=False,

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_demo:
         seed_demo_gallery(service)
     print(f"verify app: gallery {gallery}; serving on http://{args.host}:{args.port}", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        print("verify app: warning: reachable from the network without a login; consider --auth", flush=True)
     launch_app(
         build_app(service), args.host, args.port, auth, concurrency=args.concurrency, max_upload_mb=args.max_upload_mb
     )

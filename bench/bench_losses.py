@@ -88,10 +88,28 @@ def _fmt(v: Any) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     cols = ["method", "eer_skilled", "eer_random", "tar@far=0.01_random", "tar@far=0.01_skilled",
-            "val_eer", "best_epoch", "s_per_epoch"]  # fmt: skip
+            "val_eer", "val_eer_untrained", "best_epoch", "s_per_epoch"]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _run_all(args: argparse.Namespace, size: dict[str, Any], train_root: Path, test_root: Path, runs: Path) -> list:
+    from training.trainer import build_model, train
+    from verify.models.card import save_model
+
+    rows = []
+    untrained = build_model(_config("triplet_curriculum", size, args))
+    save_model(runs / "untrained", untrained.net, untrained.card)
+    rows.append(_row("untrained", _test_metrics(runs / "untrained", test_root)))
+    for method in args.methods:
+        summary = train(_config(method, size, args), train_root, runs / method, progress=False)
+        row = _row(method, _test_metrics(runs / method, test_root), val_eer=summary["best_val_eer"],
+                   val_eer_untrained=(summary["untrained_val"] or {}).get("val_eer"),
+                   best_epoch=summary["best_epoch"], s_per_epoch=round(summary["seconds_per_epoch"], 1))  # fmt: skip
+        rows.append(row)
+        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,21 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         size["epochs"] = args.epochs
     if args.backbone:
         size["backbone"] = args.backbone
-    from training.trainer import build_model, train
-
     train_root, test_root = _datasets(size, args.cache)
-    rows, runs = [], Path(tempfile.mkdtemp(prefix="bench_losses_"))
-    untrained = build_model(_config("triplet_curriculum", size, args))
-    from verify.models.card import save_model
-
-    save_model(runs / "untrained", untrained.net, untrained.card)
-    rows.append(_row("untrained", _test_metrics(runs / "untrained", test_root)))
-    for method in args.methods:
-        summary = train(_config(method, size, args), train_root, runs / method, progress=False)
-        row = _row(method, _test_metrics(runs / method, test_root), val_eer=summary["best_val_eer"],
-                   best_epoch=summary["best_epoch"], s_per_epoch=round(summary["seconds_per_epoch"], 1))  # fmt: skip
-        rows.append(row)
-        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_losses_") as tmp:
+        rows = _run_all(args, size, train_root, test_root, Path(tmp))
     device = "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.device != "cpu" else ""
     machine = device or f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), shared"
     doc = {

@@ -41,7 +41,7 @@ OBJECTIVES = {
     "distilled: RKD": {"kd_weight": 0.0, "embedding_weight": 0.0, "rkd_distance_weight": 1.0, "rkd_angle_weight": 2.0},
     "distilled: KD+emb+RKD": {"kd_weight": 1.0, "embedding_weight": 1.0, "rkd_distance_weight": 1.0},
 }
-CANDIDATES = ("resnet10t", "mobilenetv2_035", "regnetx_002", "semnasnet_050", "mobilenetv3_small_100")
+CANDIDATES = ("resnet10t", "mnasnet_050", "mobilenetv2_035", "regnetx_002", "semnasnet_050", "mobilenetv3_small_100")
 
 
 def make_data(work: Path, args: argparse.Namespace, height: int, width: int) -> tuple[Path, Path]:

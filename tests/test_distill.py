@@ -140,6 +140,10 @@ def test_teacher_classifier_separates_classes(kind: str, rng: np.random.Generato
     assert logits.shape == (30, 3)
     assert (logits.argmax(1).numpy() == labels).mean() == 1.0
     assert not any(p.requires_grad for p in head.parameters())
+    gap = labels.copy()
+    gap[gap == 1] = 2  # class 1 has no sample (its images were skipped): the head still has C=3 outputs
+    logits = fit_teacher_classifier(emb, gap, kind)(torch.from_numpy(emb))
+    assert logits.shape == (30, 3) and torch.isfinite(logits).all() and (logits.argmax(1) != 1).all()
 
 
 def test_cosine_classifier_scale() -> None:
@@ -156,7 +160,7 @@ def test_distill_cli_tiny_run(tmp_path: Path, tiny_model: Path, synth_signatures
     cmd = [
         VERIFY_BIN, "distill", "--teacher", str(teacher), "--student", "resnet10t", "--data",
         str(synth_signatures), "--out", str(out), "--protocol", "cedar", "--json", "--quiet",
-        "--set", "epochs=1", "--set", "p=2", "--set", "k=2", "--set", "val_fraction=0.5",
+        "--set", "epochs=1", "--set", "p=4", "--set", "k=2", "--set", "val_fraction=0.5",
         "--set", "kd_weight=1.0", "--set", "embedding_weight=1.0", "--set", "rkd_distance_weight=1.0",
         "--set", "rkd_angle_weight=1.0", "--set", "metric_weight=0.5", "--set", "augment=false",
     ]  # fmt: skip

@@ -10,8 +10,9 @@ Objectives (weights in `DistillConfig`, any combination):
 
 The student sees the teacher's input size and preprocessing, so one crop feeds both networks. Without
 augmentation the teacher's embeddings are computed once and looked up by sample index. Data loading, the
-split, optimizer and schedule, validation, metrics.csv and curves.png are those of `verify train`
-(training.runs / loop / evaluation / plots); the run folder holds the same files, minus state/ (no resume).
+split, P x K batches (with skilled forgeries as their own classes when `train_forgeries`), optimizer and
+schedule, validation, metrics.csv and curves.png are those of `verify train` (training.runs / trainer / loop /
+evaluation / plots); the run folder holds the same files, minus state/ (no resume).
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from tqdm import tqdm
 
 from training.augment import create_augment
 from training.config import TrainConfig
-from training.distributed import resolve_device
+from training.distributed import DistInfo, resolve_device
 from training.evaluation import embed_crop_set, validate
 from training.loop import create_optimizer, create_scheduler
 from training.plots import plot_curves
 from training.runs import RunData, prepare_data, write_metrics_csv
-from verify.data.sampler import PKBatchSampler
+from training.trainer import _batches
 from verify.distill_losses import CosineClassifier, EmbeddingDistillLoss, RKDLoss, fit_teacher_classifier, kd_loss
 from verify.errors import ConfigError
 from verify.models.card import load_network, new_card, read_card, save_model
@@ -241,18 +242,17 @@ def distill(
     parts.student.to(device)
     params = [p for m in (parts.student, parts.student_head, parts.embedding, parts.metric) if m is not None
               for p in m.to(device).parameters()]  # fmt: skip
-    steps = config.steps_per_epoch or max(1, len(data.train) // (config.p * config.k))
-    sampler = PKBatchSampler(data.train.labels.tolist(), config.p, config.k, batches=steps, seed=config.seed)
+    batches, steps = _batches(config, data, DistInfo(0, 1, 0, device))  # the P x K batches of `verify train`
     optimizer = create_optimizer(config, params)
     scheduler = create_scheduler(config, optimizer, steps)
-    teacher_val = validate(t_net, data.val, card, device, config.max_impostor_pairs, config.seed)
+    val_args = (card, device, config.max_impostor_pairs, config.seed, config.val_metric)
+    teacher_val = validate(t_net, data.val, *val_args)
     state: dict[str, Any] = {"history": [], "best": None, "best_epoch": None, "val": None, "bad": 0}
     start = time.perf_counter()
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        row = _train_epoch(parts, dc, config, data, card, list(sampler), optimizer, scheduler, device, epoch, progress)
-        val = validate(parts.student, data.val, card, device, config.max_impostor_pairs, config.seed)
+        row = _train_epoch(parts, dc, config, data, card, batches(epoch), optimizer, scheduler, device, epoch, progress)
+        val = validate(parts.student, data.val, *val_args)
         state["history"].append({"epoch": epoch + 1, **row, "epoch_time_s": round(time.perf_counter() - t0, 3),
                                  **{k: v for k, v in val.items() if not k.endswith("_pairs")}})  # fmt: skip
         score = val.get("val_eer")

@@ -179,7 +179,7 @@ def fit_teacher_classifier(
     labels = np.asarray(labels, np.int64)
     classes = int(labels.max()) + 1
     if kind == "cosine":
-        means = np.stack([emb[labels == c].mean(axis=0) for c in range(classes)])
+        means = np.stack([emb[labels == c].mean(axis=0) if (labels == c).any() else emb[0] * 0 for c in range(classes)])
         head: nn.Module = CosineClassifier(emb.shape[1], classes, scale, torch.from_numpy(means))
     elif kind == "linear":
         from sklearn.linear_model import LogisticRegression
@@ -187,8 +187,12 @@ def fit_teacher_classifier(
         clf = LogisticRegression(C=10.0, max_iter=500, random_state=seed).fit(emb, labels)
         head = nn.Linear(emb.shape[1], classes)
         coef, bias = clf.coef_, clf.intercept_
-        if classes == 2:  # sklearn keeps one row for two classes: logits (0, z) give the same softmax
+        if len(clf.classes_) == 2:  # sklearn keeps one row for two classes: logits (0, z) give the same softmax
             coef, bias = np.concatenate([np.zeros_like(coef), coef]), np.concatenate([[0.0], bias])
+        full_coef = np.zeros((classes, emb.shape[1]), np.float32)
+        full_bias = np.full(classes, -30.0, np.float32)  # a class with no sample (image skipped): never predicted
+        full_coef[clf.classes_], full_bias[clf.classes_] = coef, bias
+        coef, bias = full_coef, full_bias
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(coef.astype(np.float32)))
             head.bias.copy_(torch.from_numpy(np.asarray(bias, np.float32)))

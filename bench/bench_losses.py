@@ -99,6 +99,7 @@ def _run_all(args: argparse.Namespace, size: dict[str, Any], train_root: Path, t
     from verify.models.card import save_model
 
     rows = []
+    torch.manual_seed(args.seed)  # the same initial weights as the trained runs start from
     untrained = build_model(_config("triplet_curriculum", size, args))
     save_model(runs / "untrained", untrained.net, untrained.card)
     rows.append(_row("untrained", _test_metrics(runs / "untrained", test_root)))

@@ -89,3 +89,15 @@ def test_open_set_identify_and_claims(verifier: Verifier, synth_signatures: Path
         assert miss.candidates, "unknown still lists the nearest candidates"
         claim = verifier.verify_claim(_sig(synth_signatures, 2, 2), gallery, "writer2")
         assert claim.decision == MATCH and claim.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_per_identity_threshold_overrides_the_model(verifier: Verifier, synth_signatures: Path, tmp_path: Path) -> None:
+    model = verifier.model
+    probe = verifier.probe(_sig(synth_signatures, 1, 1))
+    with FaissGallery.create(tmp_path / "g", dim=model.dim, fingerprint=model.fingerprint) as gallery:
+        gallery.enroll("writer1", probe.embedding[None])
+        assert verifier.verify_claim(_sig(synth_signatures, 1, 1), gallery, "writer1").decision == MATCH
+        gallery.set_threshold("writer1", 1.01)
+        strict = verifier.verify_claim(_sig(synth_signatures, 1, 1), gallery, "writer1")
+        assert strict.decision == NO_MATCH and strict.threshold == 1.01
+        assert "per-identity" in strict.threshold_source

@@ -118,9 +118,9 @@ class Verifier:
                 self._cache.move_to_end(sha)
                 out[i] = self._cache[sha]
                 continue
-            probe = Probe(sha256=sha, embedding=None, crop=None)
-            probe.timings["decode_ms"] = 1e3 * (time.perf_counter() - t0)
-            self._preprocess(image, probe)
+            decode_ms = 1e3 * (time.perf_counter() - t0)
+            probe = self.preprocess_probe(image)
+            probe.timings["decode_ms"] = decode_ms
             out[i] = probe
             if probe.rejected is None:
                 todo.append((i, probe))
@@ -130,12 +130,23 @@ class Verifier:
             t0 = time.perf_counter()
             emb = self.model.embed_crops([p.crop for _, p in todo if p.crop is not None])
             per = 1e3 * (time.perf_counter() - t0) / len(todo)
-            for (_, probe), e in zip(todo, emb, strict=True):
+            t1 = time.perf_counter()
+            scores, reasons = self.ood_check(emb)
+            gate_ms = 1e3 * (time.perf_counter() - t1) / len(todo)
+            for j, ((_, probe), e) in enumerate(zip(todo, emb, strict=True)):
                 probe.embedding = e
                 probe.timings["embed_ms"] = per
-                self._gate(probe)
+                if scores is not None:
+                    probe.ood_score, probe.rejected = float(scores[j]), reasons[j]
+                    probe.timings["ood_ms"] = gate_ms
                 self._remember(probe)
         return [p for p in out if p is not None]
+
+    def preprocess_probe(self, image: np.ndarray) -> Probe:
+        """A decoded image -> a `Probe` with its hash, crop and preprocessing verdict (not yet embedded)."""
+        probe = Probe(sha256=image_sha256(image), embedding=None, crop=None)
+        self._preprocess(image, probe)
+        return probe
 
     def _preprocess(self, image: np.ndarray, probe: Probe) -> None:
         t0 = time.perf_counter()
@@ -149,16 +160,15 @@ class Verifier:
                 probe.rejected = f"{_NOT_A['signature']}: the page is blank"
         probe.timings["preprocess_ms"] = 1e3 * (time.perf_counter() - t0)
 
-    def _gate(self, probe: Probe) -> None:
-        if self.ood is None or probe.embedding is None:
-            return
-        t0 = time.perf_counter()
-        probe.ood_score = float(self.ood.score(probe.embedding[None])[0])
-        if self.ood_threshold is not None and probe.ood_score < self.ood_threshold:
-            probe.rejected = (
-                f"{_NOT_A[self.model.modality]} (OOD score {probe.ood_score:.1f} < {self.ood_threshold:.1f})"
-            )
-        probe.timings["ood_ms"] = 1e3 * (time.perf_counter() - t0)
+    def ood_check(self, embeddings: np.ndarray) -> tuple[np.ndarray | None, list[str | None]]:
+        """The OOD gate over a batch of embeddings [N, D]: scores [N] (None without a gate) and a rejection
+        reason per row (None when accepted)."""
+        if self.ood is None or self.ood_threshold is None or len(embeddings) == 0:
+            return None, [None] * len(embeddings)
+        scores = np.asarray(self.ood.score(np.asarray(embeddings)), dtype=np.float64).ravel()
+        limit = self.ood_threshold
+        what = _NOT_A[self.model.modality]
+        return scores, [f"{what} (OOD score {s:.1f} < {limit:.1f})" if s < limit else None for s in scores]
 
     def _remember(self, probe: Probe) -> None:
         self._cache[probe.sha256] = probe

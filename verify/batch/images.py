@@ -16,8 +16,8 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from verify.errors import VerifyError
-from verify.io import image_sha256, load_image
-from verify.verifier import _NOT_A, Probe, Verifier
+from verify.io import load_image
+from verify.verifier import Probe, Verifier
 
 
 @dataclass
@@ -71,8 +71,7 @@ class DecodeDataset(Dataset):
         t0 = time.perf_counter()
         try:
             image = load_image(path, mode=self.mode, name=path)
-            probe = Probe(sha256=image_sha256(image), embedding=None, crop=None)
-            self.verifier._preprocess(image, probe)
+            probe = self.verifier.preprocess_probe(image)
         except VerifyError as exc:
             return _Decoded(path, None, _one_line(str(exc)), 1e3 * (time.perf_counter() - t0))
         return _Decoded(path, probe, None, 1e3 * (time.perf_counter() - t0))
@@ -161,11 +160,9 @@ def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, b
 
 def _gate(verifier: Verifier, emb: np.ndarray, results: list[ImageResult]) -> None:
     """The verifier's OOD gate, vectorised over a batch [N, D]."""
-    if verifier.ood is None or len(results) == 0:
+    scores, reasons = verifier.ood_check(emb)
+    if scores is None:
         return
-    scores = np.asarray(verifier.ood.score(emb), dtype=np.float64).ravel()
-    limit = float(verifier.ood_threshold)  # type: ignore[arg-type]
-    for result, score in zip(results, scores, strict=True):
+    for result, score, reason in zip(results, scores, reasons, strict=True):
         result.ood_score = float(score)
-        if score < limit:
-            result.rejected = f"{_NOT_A[verifier.model.modality]} (OOD score {score:.1f} < {limit:.1f})"
+        result.rejected = reason

@@ -47,6 +47,11 @@ class GalleryQueryMixin:
             self._searcher = ix.to_search_device(self._index, self._active_type)
         return ix.search(self._searcher, queries, k)
 
+    def identity_threshold(self, name: str) -> float | None:
+        """The per-identity threshold set with `set_threshold`, or None (the model's threshold applies)."""
+        with self._lock:
+            return store.thresholds(self._conn, [name]).get(name)
+
     def search(self, query: np.ndarray, k: int = 5) -> list[list[Hit]]:
         """The k samples most similar to each query.
 

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from training.cli import main as verify_main
 from verify.models.card import load_network, save_model
 
@@ -132,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-writers", type=int, default=80, help="calibration + test writers (default 80)")
     parser.add_argument("--student", default="mobilenetv3_small_100", help="student backbone")
     parser.add_argument("--skip-student", action="store_true", help="build only the teacher")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default: all cores; 1 on a busy machine)"
+    )
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     work, out = Path(args.work), Path(args.out)
     train, heldout = synth(work / "data", args.writers, args.heldout_writers)
     size = _sets(SIZE)
@@ -157,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")})
     if not args.skip_student:
         student_run = work / "signature-student"
-        if not (student_run / "model.json").is_file():
+        if not (student_run / "summary.json").is_file():
             _run(
                 [
                     "distill",

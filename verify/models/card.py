@@ -63,10 +63,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask_mode() -> int:
+    """The mode a plainly created file would get (mkstemp makes 0600 files; published files should not be)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -112,6 +120,7 @@ def save_model(directory: Path | str, net: nn.Module, card: dict[str, Any], dtyp
     meta = {"card": json.dumps(_header_card(card), default=_json_default)}
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".safetensors.tmp")
     os.close(fd)
+    os.chmod(tmp, _umask_mode())
     try:
         save_file(state, tmp, metadata=meta)
         os.replace(tmp, directory / WEIGHTS_FILE)

@@ -89,7 +89,14 @@ def tab(page, name: str) -> None:
 
 
 def upload(page, elem_id: str, *files: Path) -> None:
+    """Upload into a component and wait until it shows the upload (file names, or the image)."""
+    from playwright.sync_api import expect
+
     page.locator(f"#{elem_id} input[type=file]").set_input_files([str(f) for f in files])
+    if elem_id.startswith(("verify-", "identify-")):
+        page.locator(f"#{elem_id} img").first.wait_for(state="attached")
+    else:
+        expect(page.locator(f"#{elem_id}")).to_contain_text(files[-1].stem)
 
 
 def test_enroll_then_verify_identify_and_errors(page, app_url: str, screens: Path, tmp_path: Path) -> None:
@@ -101,6 +108,12 @@ def test_enroll_then_verify_identify_and_errors(page, app_url: str, screens: Pat
     page.locator("#enroll-btn").click()
     expect(page.locator("#enroll-result")).to_contain_text("2 of 2 image(s) enrolled")
     shot(page, screens, "2-enroll")
+
+    tab(page, "Gallery")
+    expect(page.locator("#gallery-stats")).to_contain_text("1 identities, 2 samples")
+    expect(page.locator("#gallery-identities")).to_contain_text("Barack Obama")
+    page.wait_for_timeout(2000)  # let the thumbnails load before the screenshot
+    shot(page, screens, "5-gallery")
 
     tab(page, "Verify")
     upload(page, "verify-a", FACES / "obama.jpg")
@@ -158,12 +171,6 @@ def test_batch_runs_and_downloads_csv(page, app_url: str, screens: Path, tmp_pat
         page.locator("#batch-download-csv").click()
     rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
     assert [r["decision"] for r in rows] == ["match", "no match"]
-
-    tab(page, "Gallery")
-    expect(page.locator("#gallery-stats")).to_contain_text("1 identities, 2 samples")
-    expect(page.locator("#gallery-identities")).to_contain_text("Barack Obama")
-    page.wait_for_timeout(2000)  # let the thumbnails load before the screenshot
-    shot(page, screens, "5-gallery")
 
 
 def test_page_loads_nothing_from_outside(page, app_url: str) -> None:

@@ -22,6 +22,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_embed.json"
 THREADS = 2
+PASSIVE = " + OMP_WAIT_POLICY=PASSIVE"
 Fn = Callable[[torch.Tensor], Any]
 
 
@@ -69,14 +72,23 @@ def _onnx_fn(net: torch.nn.Module, model_dir: Path, tmp: Path, quantize: str | N
     return lambda x: sess.run(None, {"input": x.numpy()})[0]
 
 
-def torch_variants(model_dir: Path, tmp: Path, compile_: bool) -> tuple[dict[str, Fn], dict[str, Fn], dict]:
-    """(2-thread variants, 1-thread variants, notes) for a torch model directory."""
+def torch_variants(
+    model_dir: Path, tmp: Path, compile_: bool, passive: bool = False
+) -> tuple[dict[str, Fn], dict[str, Fn], dict]:
+    """(2-thread variants, 1-thread variants, notes) for a torch model directory; `passive`: the plain torch
+    variants only, named for the OMP_WAIT_POLICY=PASSIVE child process they run in."""
     from verify.models.card import load_network
 
     net, _ = load_network(model_dir)
     net.eval()
     notes: dict[str, Any] = {}
     cl = load_network(model_dir)[0].eval().to(memory_format=torch.channels_last)
+    if passive:
+        two = {
+            f"torch (runtime){PASSIVE}": net,
+            f"torch channels_last{PASSIVE}": lambda x: cl(x.contiguous(memory_format=torch.channels_last)),
+        }
+        return two, {f"torch (runtime), 1 thread{PASSIVE}": net}, notes
     dyn = torch.ao.quantization.quantize_dynamic(load_network(model_dir)[0].eval(), {torch.nn.Linear}, torch.qint8)
     two: dict[str, Fn] = {
         "torch (runtime)": net,
@@ -137,7 +149,7 @@ def _diffs(variants: dict[str, Fn], x: torch.Tensor, ref: np.ndarray) -> dict[st
     return out
 
 
-def bench_model(model_dir: Path, rounds: int, seconds: float, compile_: bool) -> dict[str, Any]:
+def bench_model(model_dir: Path, rounds: int, seconds: float, compile_: bool, passive: bool = False) -> dict[str, Any]:
     from verify.models.loading import load_model
     from verify.models.runtime import crops_to_tensor
 
@@ -147,12 +159,14 @@ def bench_model(model_dir: Path, rounds: int, seconds: float, compile_: bool) ->
     t = time.perf_counter()
     crops_to_tensor(crops, model.card)
     result: dict[str, Any] = {"model": model_dir.name, "to_tensor_ms_per_image": (time.perf_counter() - t) * 1000 / 32}
+    if not hasattr(model, "net") and passive:
+        return {**result, "variants": {}}
     if not hasattr(model, "net"):  # a non-torch loader (dlib): its own embed_crops only
         variants = {"native": lambda x: model.embed_crops(crops[: len(x)])}
         result["variants"] = measure(variants, inputs, rounds, seconds)
         return result
     with tempfile.TemporaryDirectory() as tmp:
-        two, one, notes = torch_variants(model_dir, Path(tmp), compile_)
+        two, one, notes = torch_variants(model_dir, Path(tmp), compile_, passive)
         ref = model.net(inputs[32]).detach().numpy()
         if "torch.compile" in two:
             t = time.perf_counter()
@@ -191,16 +205,33 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _add_passive(results: list[dict[str, Any]], models: list[Path], args: argparse.Namespace) -> None:
+    """Run the torch variants in a child process with OMP_WAIT_POLICY=PASSIVE (read by OpenMP at load time:
+    idle threads sleep instead of spinning, which matters when other processes share the cores)."""
+    cmd = [sys.executable, "-m", "bench.bench_embed", "--passive-child", "--rounds", str(args.rounds)]
+    cmd += ["--seconds", str(args.seconds), "--models", *map(str, models)]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    for res, child in zip(results, json.loads(proc.stdout.strip().splitlines()[-1]), strict=True):
+        res["variants"].update(child["variants"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", type=Path, help="model directories (default: all bundled)")
     parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds per option (default 3)")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per option, batch size and round")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
+    parser.add_argument("--passive-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(THREADS)
     header = machine()
-    results = [bench_model(m, args.rounds, args.seconds, not args.no_compile) for m in args.models or bundled_models()]
+    models = args.models or bundled_models()
+    if args.passive_child:  # the plain torch variants again, in a process started with OMP_WAIT_POLICY=PASSIVE
+        print(json.dumps([bench_model(m, args.rounds, args.seconds, False, passive=True) for m in models]))
+        return 0
+    results = [bench_model(m, args.rounds, args.seconds, not args.no_compile) for m in models]
+    _add_passive(results, models, args)
     print(f"Embedding throughput, synthetic crops, {header}\n")
     print(table(results))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -240,6 +240,8 @@ def distill(
     t_emb = embed_crop_set(t_net, data.train.crops, card, device) if need_cache else None
     parts = _build_parts(t_net, t_emb, data, config, dc)
     parts.student.to(device)
+    if parts.teacher_head is not None:
+        parts.teacher_head.to(device)
     params = [p for m in (parts.student, parts.student_head, parts.embedding, parts.metric) if m is not None
               for p in m.to(device).parameters()]  # fmt: skip
     batches, steps = _batches(config, data, DistInfo(0, 1, 0, device))  # the P x K batches of `verify train`

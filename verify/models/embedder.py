@@ -17,9 +17,7 @@ from torch import nn
 from verify.errors import ConfigError, WeightsUnavailableError
 
 
-def _create_backbone(
-    backbone: str, in_chans: int, pretrained: bool, pretrained_file: str | None
-) -> nn.Module:
+def _create_backbone(backbone: str, in_chans: int, pretrained: bool, pretrained_file: str | None) -> nn.Module:
     if backbone not in timm.list_models() and backbone not in timm.list_models(pretrained=True):
         raise ConfigError(f"unknown timm backbone {backbone!r}; see timm.list_models() for the names")
     kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": in_chans}
@@ -63,7 +61,9 @@ class SiameseEmbedder(nn.Module):
         if dim < 2:
             raise ConfigError(f"embedding dim must be >= 2, got {dim}")
         self.backbone = _create_backbone(backbone, in_chans, pretrained, pretrained_file)
-        self.num_features: int = self.backbone.num_features  # type: ignore[assignment]
+        # what forward() returns with num_classes=0: the pre-logits head's width where a model has one
+        # (mobilenetv3: 576 channels, then a 1024-wide head), else num_features
+        self.num_features: int = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)
         self.head = nn.Sequential(nn.Linear(self.num_features, dim, bias=False), nn.BatchNorm1d(dim))
         self.dim = dim
 

@@ -26,7 +26,7 @@ from verify.models.card import load_network, save_model
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = {"height": 96, "width": 144}  # smaller than the 150x220 default: CPU training in well under an hour
 TEACHER = {"backbone": "resnet18", "epochs": 10, "p": 16, "k": 4, "lr": 1e-3, "early_stopping": 4}
-STUDENT = {"epochs": 10, "p": 16, "k": 4, "lr": 2e-3, "early_stopping": 4}
+STUDENT = {"epochs": 6, "p": 16, "k": 4, "lr": 2e-3, "early_stopping": 4}
 
 
 def _run(argv: list[str]) -> None:
@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     train, heldout = synth(work / "data", args.writers, args.heldout_writers)
     size = _sets(SIZE)
     teacher_run = work / "signature-teacher"
-    if not (teacher_run / "model.json").is_file():
+    if (teacher_run / "run.json").is_file() and not (teacher_run / "summary.json").is_file():
+        _run(["train", "--out", str(teacher_run), "--resume", "--quiet"])
+    elif not (teacher_run / "summary.json").is_file():
         _run(
             [
                 "train",

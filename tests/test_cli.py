@@ -1,0 +1,103 @@
+"""The `verify` CLI: subcommands listed, JSON answers, exit codes, gallery round trip, wrong-model refusal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+
+VERIFY_BIN = str(Path(sys.executable).parent / "verify")
+
+FACES = Path(__file__).resolve().parents[1] / "assets" / "demo" / "faces"
+
+
+def _sig(root: Path, writer: int, i: int) -> str:
+    return str(root / "full_org" / f"original_{writer}_{i}.png")
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str], code: int = 0) -> dict:
+    assert main(argv) == code
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_help_lists_every_subcommand_and_errors_are_one_line(tmp_path: Path) -> None:
+    out = subprocess.run([VERIFY_BIN, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("match", "identify", "enroll", "gallery", "eval", "batch", "train", "distill", "synth", "app"):
+        assert command in out
+    proc = subprocess.run(
+        [VERIFY_BIN, "match", str(tmp_path / "missing.png"), str(tmp_path / "missing.png"), "--modality", "face"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "missing.png" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["match", "only-one-image"])
+    assert exc.value.code == 2
+
+
+def test_match_json(capsys: pytest.CaptureFixture[str], tiny_model: Path, synth_signatures: Path) -> None:
+    a = _sig(synth_signatures, 1, 1)
+    out = _json(capsys, ["match", a, a, "--model", str(tiny_model), "--json"])
+    assert out["decision"] == "match" and out["score"] == pytest.approx(1.0, abs=1e-5)
+    assert out["threshold_source"] == "test fixture" and "crops" not in out
+
+
+def test_enroll_identify_list_stats_remove(
+    capsys: pytest.CaptureFixture[str], tiny_model: Path, synth_signatures: Path, tmp_path: Path
+) -> None:
+    gallery, model = str(tmp_path / "g"), ["--model", str(tiny_model)]
+    report = _json(capsys, ["enroll", "--gallery", gallery, "--name", "w1", *model, "--json",
+                            _sig(synth_signatures, 1, 1), _sig(synth_signatures, 1, 2)])  # fmt: skip
+    assert report["enrolled"] == 2
+    hit = _json(capsys, ["identify", "--gallery", gallery, *model, "--json", _sig(synth_signatures, 1, 1)])
+    assert hit["identity"] == "w1" and hit["decision"] == "match"
+    unknown = _json(capsys, ["identify", "--gallery", gallery, *model, "--threshold", "1.01", "--json",
+                             _sig(synth_signatures, 3, 1)])  # fmt: skip
+    assert unknown["identity"] is None and unknown["decision"] == "unknown"
+    listing = _json(capsys, ["gallery", "list", "--gallery", gallery, "--json"])
+    assert listing["identities"] == [{"name": "w1", "n_samples": 2}]
+    stats = _json(capsys, ["gallery", "stats", "--gallery", gallery, "--json"])
+    assert json.dumps(stats)  # plain JSON
+    assert main(["gallery", "remove", "--gallery", gallery, "--name", "w1"]) == 0
+    assert _json(capsys, ["gallery", "list", "--gallery", gallery, "--json"])["identities"] == []
+
+
+def test_gallery_of_another_model_is_refused(
+    capsys: pytest.CaptureFixture[str], tiny_model: Path, tiny_model_factory, synth_signatures: Path, tmp_path: Path
+) -> None:
+    gallery = str(tmp_path / "g")
+    assert main(["enroll", "--gallery", gallery, "--name", "w1", "--model", str(tiny_model),
+                 _sig(synth_signatures, 1, 1)]) == 0  # fmt: skip
+    other = tiny_model_factory(tmp_path / "other", seed=1)
+    capsys.readouterr()
+    code = main(["identify", "--gallery", gallery, "--model", str(other), _sig(synth_signatures, 1, 1)])
+    assert code == 2
+    assert "reembed" in capsys.readouterr().err
+
+
+def test_enroll_reports_a_refused_sample_and_exits_1(
+    capsys: pytest.CaptureFixture[str], tiny_model: Path, synth_signatures: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    out = _json(capsys, ["enroll", "--gallery", str(tmp_path / "g"), "--name", "w1", "--model", str(tiny_model),
+                         "--json", _sig(synth_signatures, 1, 1), str(bad)], code=1)  # fmt: skip
+    statuses = {Path(s["source"]).name: s["status"] for s in out["samples"]}
+    assert statuses == {"original_1_1.png": "enrolled", "bad.png": "refused"}
+
+
+def test_face_match_with_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:
+    same = _json(capsys, ["match", str(FACES / "obama.jpg"), str(FACES / "obama2.jpg"), "--json"])
+    assert same["decision"] == "match", same
+    other = _json(capsys, ["match", str(FACES / "obama.jpg"), str(FACES / "biden.jpg"), "--json"])
+    assert other["decision"] == "no match", other
+    assert other["threshold"] == same["threshold"] and "dlib" in same["threshold_source"]

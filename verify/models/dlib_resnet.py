@@ -89,6 +89,10 @@ class DlibResidualBlock(nn.Module):
 class DlibFaceResNet(nn.Module):
     """dlib's face ResNet: RGB [B, 3, 150, 150] normalised as dlib does -> embeddings [B, dim].
 
+    Exposes the small interface of `verify.models.embedder.SiameseEmbedder` that training code relies on:
+    `features(x)` (pooled [B, 256] before the fc), `project(feats)` (the fc, [B, dim], not normalised),
+    `num_features` and `dim`, so `forward(x) == normalize(project(features(x)))` for both network kinds.
+
     Args:
         dim: embedding size (128 for dlib's model).
     """
@@ -97,17 +101,31 @@ class DlibFaceResNet(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(3, 32, 7, stride=2, padding=0)
         self.blocks = nn.Sequential(*(DlibResidualBlock(i, o, s) for i, o, s in DLIB_BLOCKS))
-        self.fc = nn.Linear(DLIB_BLOCKS[-1][1], dim, bias=False)
+        self.num_features: int = DLIB_BLOCKS[-1][1]
+        self.dim = dim
+        self.fc = nn.Linear(self.num_features, dim, bias=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled features before the fc. [B, 3, H, W] -> [B, num_features]"""
+        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        return self.blocks(x).mean(dim=(2, 3))
+
+    def project(self, feats: torch.Tensor) -> torch.Tensor:
+        """The fc (dlib's descriptor before normalisation). [B, num_features] -> [B, D]"""
+        return self.fc(feats)
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
         """dlib's descriptor, not normalised (its norms are close to, not exactly, 1). [B, 3, H, W] -> [B, D]"""
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
-        x = self.blocks(x)
-        return self.fc(x.mean(dim=(2, 3)))
+        return self.project(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings, the project's convention. [B, 3, H, W] -> [B, D]"""
         return F.normalize(self.forward_raw(x), dim=1)
+
+    def forward_pair(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both branches of a Siamese pair through the same weights. Returns ([B, D], [B, D])."""
+        both = self(torch.cat([a, b], dim=0))
+        return both[: a.shape[0]], both[a.shape[0] :]
 
 
 def create_dlib_resnet(arch: dict[str, Any]) -> nn.Module:

@@ -223,3 +223,21 @@ def test_ddp_two_cpu_processes(sig_data, tmp_path):
     assert (run / "model.safetensors").is_file()
     assert pd.read_csv(run / "metrics.csv")["steps"].tolist() == [2]  # per rank
     assert proc.stdout.count("trained 1 epoch") == 1  # only rank 0 reports
+
+
+def test_simclr_term_trains_on_two_views(sig_data, tmp_path, monkeypatch):
+    """simclr_weight adds NT-Xent over two augmented views of every crop: twice the crops, a different loss."""
+    from training import loop
+    from training.trainer import train
+
+    seen: list[int] = []
+    real = loop.crops_to_tensor
+    monkeypatch.setattr(loop, "crops_to_tensor", lambda crops, card: seen.append(len(crops)) or real(crops, card))
+    train(_tiny_config(seed=3, device="cpu"), sig_data, tmp_path / "plain", progress=False)
+    plain_batches, seen[:] = list(seen), []
+    train(_tiny_config(seed=3, device="cpu", simclr_weight=0.5), sig_data, tmp_path / "simclr", progress=False)
+    assert seen == [2 * n for n in plain_batches]
+    la, lb = (pd.read_csv(tmp_path / n / "metrics.csv")["loss"].iloc[0] for n in ("plain", "simclr"))
+    assert lb > la  # NT-Xent of an untrained net is large: the term is really in the loss
+    with pytest.raises(ConfigError, match="augment"):
+        _tiny_config(simclr_weight=0.5, augment=False)

@@ -51,6 +51,8 @@ class TrainConfig:
     loss_params: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the loss
     miner: str = "curriculum"  # none, semihard, hard, positive_margin, distance_weighted, curriculum
     miner_params: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the miner
+    simclr_weight: float = 0.0  # weight of a SimCLR NT-Xent term over two augmented views (OOD-aware features)
+    simclr_temperature: float = 0.1  # NT-Xent temperature of that term
     # --- batches and schedule
     epochs: int = 10  # training epochs
     p: int = 8  # identities per batch
@@ -98,6 +100,8 @@ class TrainConfig:
         )
         _check(self.warmup_epochs >= 0 and self.step_epochs >= 1, "need warmup_epochs >= 0 and step_epochs >= 1")
         _check(0 < self.gamma <= 1 and self.grad_clip >= 0, "need 0 < gamma <= 1, grad_clip >= 0")
+        _check(self.simclr_weight >= 0 and self.simclr_temperature > 0, "need simclr_weight >= 0, temperature > 0")
+        _check(self.simclr_weight == 0 or self.augment, "simclr_weight > 0 needs augment=true (two augmented views)")
         _check(self.early_stopping >= 0, f"early_stopping must be >= 0, got {self.early_stopping}")
         _check(0.0 <= self.replay_fraction < 1.0, f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
         _check(self.max_impostor_pairs >= 1000, "max_impostor_pairs must be >= 1000 (TAR@FAR=1e-3 needs it)")

@@ -74,12 +74,15 @@ class EpochContext:
     device: torch.device
     world_size: int = 1
     progress: bool = False
+    simclr_loss: nn.Module | None = None  # NT-Xent over two augmented views, weighted by config.simclr_weight
 
 
 def _step(ctx: EpochContext, index: list[int]) -> tuple[float, float, dict[str, Any]]:
     crops = [ctx.crops[i] for i in index]
+    simclr = ctx.simclr_loss is not None and ctx.augment is not None and ctx.config.simclr_weight > 0
     if ctx.augment is not None:
-        crops = [ctx.augment(c) for c in crops]
+        views = [ctx.augment(c) for c in crops]
+        crops = views + [ctx.augment(c) for c in crops] if simclr else views
     x = crops_to_tensor(crops, ctx.card).to(ctx.device, non_blocking=True)
     cuda = ctx.device.type == "cuda"
     if cuda and ctx.config.channels_last:
@@ -89,8 +92,14 @@ def _step(ctx: EpochContext, index: list[int]) -> tuple[float, float, dict[str, 
     with amp:
         emb = ctx.net(x)
     emb = emb.float()
+    if simclr:  # SimCLR: the two views of one image are the only positives (Winkens et al. 2020)
+        views = torch.arange(len(index), device=ctx.device).repeat(2)
+        contrastive = ctx.simclr_loss(emb, views)  # type: ignore[misc]
+        emb = emb[: len(index)]
     mined = ctx.miner(emb, labels) if ctx.miner is not None else None
     loss = ctx.loss_fn(emb, labels, mined)
+    if simclr:
+        loss = loss + ctx.config.simclr_weight * contrastive
     ctx.optimizer.zero_grad(set_to_none=True)
     ctx.scaler.scale(loss).backward()
     _sync_loss_grads(ctx)

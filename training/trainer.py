@@ -178,6 +178,7 @@ def _train(config, data_root, out, init, resume, replay, progress, info) -> dict
         config, distributed.wrap_model(net, info), loss_fn, miner, optimizer, scheduler,
         torch.amp.GradScaler(info.device.type, enabled=cuda and config.amp), batches, data.train.crops,
         data.train.labels, model.card, None, info.device, info.world_size, progress and info.is_main,
+        create_loss("ntxent", temperature=config.simclr_temperature) if config.simclr_weight > 0 else None,
     )  # fmt: skip
     start = time.perf_counter()
     for epoch in range(state["epoch"] + 1, config.epochs):

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from training.commands._common import print_json
 
@@ -38,7 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replay", type=Path, help="with --init: old dataset to replay so old identities stay good")
     p.add_argument("--replay-fraction", type=float, help="share of each batch's identities from --replay (0.25)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved epoch")
-    p.add_argument("--modality", choices=["face", "signature"], help="what the images show (default: signature)")
+    p.add_argument(
+        "--modality",
+        choices=["face", "signature"],
+        help="what the images show (default: the --init model's, else signature)",
+    )
     p.add_argument("--protocol", choices=_SIGNATURE_PROTOCOLS, help="dataset layout (default: auto-detect)")
     p.add_argument("--seed", type=int, help="random seed (split, sampling, weights); runs repeat on CPU")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--data is required (or --resume a run)")
     elif (args.out / "state").exists() and _is_main():
         raise ConfigError(f"{args.out} already holds a run; use --resume to continue it, or another --out")
+    elif init is not None:
+        base = init_defaults(init)
     if args.replay is not None and args.init is None and not args.resume:
         raise ConfigError("--replay needs --init (it replays the data of the model being fine-tuned)")
     config = load_config(args.config, _overrides(args), base=base)
@@ -85,6 +92,32 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(summary)
     return 0
+
+
+def init_defaults(init: str | Path) -> dict[str, Any]:
+    """TrainConfig values implied by the model being fine-tuned, so that config.json describes the run.
+
+    The network, input size, normalisation and preprocessing come from the --init card whatever the config
+    says (`training.trainer.build_model`); these defaults only keep the saved config and name truthful:
+    modality, height, width, channels, dim, preprocessing, backbone (the timm name, or the architecture kind
+    such as "dlib_resnet") and name ("<init name>-finetuned"). YAML and --set values still override them.
+    """
+    from verify.models.card import read_card
+
+    card = read_card(init)
+    inp, arch = card["input"], card.get("architecture") or {}
+    values: dict[str, Any] = {
+        "modality": card["modality"],
+        "height": int(inp["height"]),
+        "width": int(inp["width"]),
+        "channels": int(inp["channels"]),
+        "preprocessing": str((card.get("preprocessing") or {}).get("kind", "resize")),
+        "backbone": str(arch.get("backbone") or arch.get("kind", "timm")),
+        "name": f"{card.get('name') or Path(init).name}-finetuned",
+    }
+    if "dim" in arch:
+        values["dim"] = int(arch["dim"])
+    return values
 
 
 def _is_main() -> bool:

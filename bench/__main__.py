@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
 # Order and titles; scripts not listed here run after these, titled by name.
 SECTIONS = {
     "bench_synth": "Synthetic signature generation",
@@ -66,18 +67,30 @@ def scripts(only: list[str] | None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", nargs="*", help="run only these scripts (e.g. bench_gallery)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="for scripts not run now, put their last saved table (bench/results/<name>.md) in the report",
+    )
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="report file (default BENCHMARKS.md)")
     args = parser.parse_args(argv)
     parts = [
         "# Benchmarks\n",
         f"Machine: {machine()}.  ",
-        f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. Regenerate with `make bench` "
+        f"Report made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC (each section gives when it ran). "
+        "Regenerate with `make bench` "
         "(`python -m bench`). All signature data is **synthetic** (the project's sigma-lognormal generator); "
         "face figures use the bundled demo photos.\n",
     ]
     failed = 0
-    for name in scripts(args.only):
+    run_now = scripts(args.only)
+    for name in scripts(None if args.reuse else args.only):
         command = f"python -m bench.{name}"
+        saved = RESULTS / f"{name}.md"
+        if name not in run_now:
+            if saved.is_file():
+                parts.append(saved.read_text())
+            continue
         print(f"== {command}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, capture_output=True, text=True)
@@ -86,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         title = SECTIONS.get(name, name)
         body = proc.stdout.strip() if proc.returncode == 0 else f"**failed** (exit {proc.returncode}); see stderr."
         failed += proc.returncode != 0
-        parts.append(f"## {title}\n\nCommand: `{command}` ({seconds:.0f} s)\n\n{body}\n")
+        when = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+        section = f"## {title}\n\nCommand: `{command}` ({seconds:.0f} s, run {when})\n\n{body}\n"
+        if proc.returncode == 0:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            saved.write_text(section)
+        parts.append(section)
         print(body, flush=True)
     Path(args.out).write_text("\n".join(parts))
     print(f"wrote {args.out}")

@@ -43,7 +43,7 @@ OBJECTIVES = {
     "distilled: RKD": {"kd_weight": 0.0, "embedding_weight": 0.0, "rkd_distance_weight": 1.0, "rkd_angle_weight": 2.0},
     "distilled: KD+emb+RKD": {"kd_weight": 1.0, "embedding_weight": 1.0, "rkd_distance_weight": 1.0},
 }
-CANDIDATES = ("resnet10t", "mnasnet_050", "mobilenetv2_035", "regnetx_002", "semnasnet_050", "mobilenetv3_small_100")
+CANDIDATES = ("resnet10t", "mnasnet_050", "regnetx_002", "mobilenetv3_small_050", "mobilenetv3_small_100")
 
 
 def make_data(work: Path, args: argparse.Namespace, height: int, width: int) -> tuple[Path, Path]:
@@ -80,11 +80,11 @@ def train_students(args: argparse.Namespace, teacher: Path, data: Path, work: Pa
     from training.trainer import train
 
     defaults = teacher_defaults(teacher, args.student)
-    runs = {"student alone": work / "student-alone"}
+    runs = {"student alone": work / f"{args.student}-alone"}
     if not (runs["student alone"] / "model.json").is_file():
         train(_config(args, **{**defaults, "name": "student-alone"}), data, runs["student alone"], progress=False)
     for label, weights in OBJECTIVES.items():
-        out = work / label.split(": ")[1].replace("+", "-").lower()
+        out = work / f"{args.student}-{label.split(': ')[1].replace('+', '-').lower()}"
         runs[label] = out
         if not (out / "model.json").is_file():
             t0 = time.perf_counter()

@@ -195,3 +195,17 @@ def test_eval_lfw_protocol_with_the_face_model(demo_embeddings, tmp_path):
     matched = [demo_embeddings[source[n, i]] @ demo_embeddings[source[n, j]] for f in folds for n, i, j in f[0]]
     mismatched = [demo_embeddings[source[n, i]] @ demo_embeddings[source[m, j]] for f in folds for n, i, m, j in f[1]]
     assert min(matched) > max(mismatched)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--init", "no-such-model"], "no such model"),
+        (["--init", str(FACE_MODEL), "--modality", "signature"], "is a face model"),
+    ],
+)
+def test_train_init_usage_errors_exit_2(face_folders, tmp_path, capsys, extra, message):
+    from training.cli import main
+
+    assert main(["train", "--data", str(face_folders), "--out", str(tmp_path / "run"), *extra]) == 2
+    assert message in capsys.readouterr().err

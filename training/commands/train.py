@@ -94,13 +94,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+FINETUNE_LR = 1e-4
+
+
 def init_defaults(init: str | Path) -> dict[str, Any]:
     """TrainConfig values implied by the model being fine-tuned, so that config.json describes the run.
 
     The network, input size, normalisation and preprocessing come from the --init card whatever the config
     says (`training.trainer.build_model`); these defaults only keep the saved config and name truthful:
     modality, height, width, channels, dim, preprocessing, backbone (the timm name, or the architecture kind
-    such as "dlib_resnet") and name ("<init name>-finetuned"). YAML and --set values still override them.
+    such as "dlib_resnet") and name ("<init name>-finetuned"); and a fine-tuning learning rate (1e-4, no
+    warm-up). YAML and --set values still override them.
     """
     from verify.models.card import read_card
 
@@ -114,6 +118,8 @@ def init_defaults(init: str | Path) -> dict[str, Any]:
         "preprocessing": str((card.get("preprocessing") or {}).get("kind", "resize")),
         "backbone": str(arch.get("backbone") or arch.get("kind", "timm")),
         "name": f"{card.get('name') or Path(init).name}-finetuned",
+        "lr": FINETUNE_LR,  # a trained network is nudged, not retrained: 1/10 of the from-scratch default
+        "warmup_epochs": 0.0,
     }
     if "dim" in arch:
         values["dim"] = int(arch["dim"])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from verify.errors import ModelError
+from verify.fsutil import atomic_path, atomic_write_bytes  # atomic_write_bytes: callers import it from here too
 
 CARD_FORMAT = "siamese-verify/model-card"
 CARD_VERSION = 1
@@ -63,29 +62,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _umask_mode() -> int:
-    """The mode a plainly created file would get (mkstemp makes 0600 files; published files should not be)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, _umask_mode())
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_card(directory: Path, card: dict[str, Any]) -> Path:
     path = Path(directory) / CARD_FILE
     atomic_write_bytes(path, (json.dumps(card, indent=2, default=_json_default) + "\n").encode())
@@ -118,15 +94,8 @@ def save_model(directory: Path | str, net: nn.Module, card: dict[str, Any], dtyp
         for k, v in net.state_dict().items()
     }
     meta = {"card": json.dumps(_header_card(card), default=_json_default)}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".safetensors.tmp")
-    os.close(fd)
-    os.chmod(tmp, _umask_mode())
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, directory / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     sha = file_sha256(directory / WEIGHTS_FILE)
     card["weights"] = {"file": WEIGHTS_FILE, "sha256": sha, "dtype": dtype}
     card["fingerprint"] = sha[:16]

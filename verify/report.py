@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,11 @@ from matplotlib.figure import Figure
 from scipy.stats import norm
 
 from verify import metrics
+from verify.fsutil import atomic_write_bytes
 
 REPORT_FILES = ("report.json", "report.md", "roc.png", "det.png", "scores.png")
 _COLOURS = {"genuine": "tab:green", "impostor": "tab:red", "skilled": "tab:red", "random": "tab:blue"}
 _LABELS = {"impostor": "impostor", "skilled": "skilled forgery", "random": "random forgery"}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(obj: Any) -> Any:
@@ -54,7 +42,7 @@ def _save(fig: Figure, path: Path) -> None:
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=100)
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _impostor_sets(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -188,8 +176,8 @@ def write_report(out_dir: str | os.PathLike[str], results: Mapping[str, Any], sc
     out.mkdir(parents=True, exist_ok=True)
     body = {k: v for k, v in results.items() if k != "scores"}
     body["score_set_sizes"] = {k: len(v) for k, v in scores.items()}
-    _atomic_write(out / "report.json", (json.dumps(body, indent=2, default=_json_default) + "\n").encode())
-    _atomic_write(out / "report.md", markdown_summary(results).encode())
+    atomic_write_bytes(out / "report.json", (json.dumps(body, indent=2, default=_json_default) + "\n").encode())
+    atomic_write_bytes(out / "report.md", markdown_summary(results).encode())
     threshold = (results.get("threshold") or {}).get("value")
     plot_roc(scores, out / "roc.png", threshold)
     plot_det(scores, out / "det.png", threshold)

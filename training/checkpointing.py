@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from verify.errors import ConfigError
+from verify.fsutil import atomic_path, atomic_write_json
 
 STATE_DIR = "state"
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh)
-    os.replace(tmp, path)
 
 
 def _sha256(path: Path) -> str:
@@ -76,12 +68,10 @@ def save_state(
     tensors.update(opt_tensors)
     tensors["rng/torch"] = torch.get_rng_state()
     weights = directory / "last.safetensors"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".last.", suffix=".tmp")
-    os.close(fd)
-    save_file(tensors, tmp)
-    os.replace(tmp, weights)
+    with atomic_path(weights) as tmp:
+        save_file(tensors, str(tmp))
     meta = {"optimizer": opt_meta, "scheduler": scheduler.state_dict(), "extra": extra, "sha256": _sha256(weights)}
-    _atomic_json(directory / "last.json", meta)
+    atomic_write_json(directory / "last.json", meta)
     return directory
 
 

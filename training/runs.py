@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from training.config import TrainConfig
 from training.data import CropSet, build_crop_set, data_fingerprint, load_samples
 from verify.data import Sample, load_split, save_split, split_fingerprint, split_identities, split_samples
 from verify.errors import ConfigError, DatasetError
+from verify.fsutil import atomic_path, atomic_write_json
 
 REPLAY_PREFIX = "replay:"
 FORGERY_SUFFIX = "#skilled"  # the class of a training writer's skilled forgeries
@@ -131,9 +131,7 @@ def _forgery_index(train: CropSet, classes: list[str]) -> dict[int, np.ndarray]:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=2)
 
 
 def write_run_info(out: Path, data: Path, init: str | Path | None, replay: str | Path | None) -> None:
@@ -151,6 +149,5 @@ def read_run_info(out: Path) -> dict[str, Any]:
 
 def write_metrics_csv(history: list[dict[str, Any]], path: Path) -> None:
     """One row per epoch, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(history).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)

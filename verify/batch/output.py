@@ -19,6 +19,7 @@ import pandas as pd
 
 from verify.batch.shard import read_results, write_csv_atomic
 from verify.errors import ConfigError, DatasetError
+from verify.fsutil import atomic_write_json
 
 
 @dataclass
@@ -135,6 +136,4 @@ def _single_line(col: pd.Series) -> pd.Series:
 
 
 def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=2, default=str)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from verify import metrics
+from verify.fsutil import atomic_write_text
 from verify.verifier import Verifier
 
 
@@ -45,9 +46,7 @@ def write_batch_report(rows: pd.DataFrame, out_csv: Path, verifier: Verifier) ->
     results = _results(rows, verifier, genuine, impostor, threshold)
     stem = out_csv.with_suffix("")
     path = stem.with_name(stem.name + ".report.md")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(markdown_summary(results))
-    tmp.replace(path)
+    atomic_write_text(path, markdown_summary(results))
     scores = {"genuine": genuine, "impostor": impostor}
     for name, plot in (("roc", plot_roc), ("det", plot_det), ("scores", plot_scores)):
         plot(scores, stem.with_name(f"{stem.name}.{name}.png"), threshold)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from verify.errors import ConfigError, DatasetError
+from verify.fsutil import atomic_path
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,5 @@ def merge_parts(
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as CSV to a temp file beside `path`, fsync, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", newline="") as fh:
-            frame.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp, tmp.open("w", newline="") as fh:
+        frame.to_csv(fh, index=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from verify.errors import DatasetError
+from verify.fsutil import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,5 @@ def write_lfw_pairs(
     for matched, mismatched in folds:
         rows.extend("\t".join(map(str, m)) for m in matched)
         rows.extend("\t".join(map(str, m)) for m in mismatched)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(rows) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, "\n".join(rows) + "\n")
     return out

@@ -16,6 +16,7 @@ import numpy as np
 
 from verify.data.sample import Sample
 from verify.errors import ConfigError, DatasetError
+from verify.fsutil import atomic_write_json
 
 DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
@@ -81,10 +82,7 @@ def save_split(split: Mapping[str, Sequence[str]], path: str | os.PathLike[str])
     _check_disjoint(split, str(path))
     fp = split_fingerprint(split)
     doc = {"version": 1, "fingerprint": fp, "splits": {k: sorted(map(str, v)) for k, v in split.items()}}
-    out = Path(path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, out)
+    atomic_write_json(path, doc, indent=1)
     return fp
 
 

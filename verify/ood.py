@@ -13,7 +13,6 @@ s(x) >= threshold. Covariances are shrunk (Ledoit-Wolf by default) so that few s
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from scipy.linalg import solve_triangular
 from sklearn.covariance import OAS, EmpiricalCovariance, LedoitWolf, ShrunkCovariance
 
 from verify.errors import ConfigError, ModelError, ModelMismatchError
+from verify.fsutil import atomic_path
 
 COVARIANCES = ("tied", "diag", "full")
 SHRINKAGES = ("ledoit_wolf", "oas", "none")
@@ -197,9 +197,8 @@ class GaussianOODScorer:
             "classes": "tensor" if numeric else json.dumps([str(c) for c in self.classes_]),
             "score": "max_c 2*log N(x; mu_c, Sigma_c)",
         }
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianOODScorer:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from verify.errors import ConfigError, DatasetError
+from verify.fsutil import atomic_path, atomic_write_bytes
 from verify.synth.render import Pen, render_traces
 from verify.synth.shapes import sample_shape
 from verify.synth.style import WriterStyle, sample_style
@@ -85,9 +86,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise DatasetError(f"{path}: PNG encoding failed")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes(), fsync=False)  # thousands of small files: no fsync each
 
 
 def _write_writer(args: tuple[Path, int, int, int, int, int, int]) -> list[tuple[str, int, str]]:
@@ -185,9 +184,7 @@ def _row_order(row: tuple[str, int, str]) -> tuple[int, str, int]:
 
 def _write_manifest(path: Path, rows: list[tuple[str, int, str]]) -> None:
     ordered = sorted(rows, key=_row_order)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as fh:
+    with atomic_path(path, suffix=".tmp") as tmp, tmp.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["path", "writer", "kind"])
         out.writerows(ordered)
-    os.replace(tmp, path)

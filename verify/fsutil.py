@@ -30,9 +30,21 @@ __all__ = [
 
 def umask_mode() -> int:
     """The mode a plainly created file would get under the current umask (e.g. 0o644 for umask 022)."""
+    return 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    """The process umask, read from /proc where possible: setting it to read it is racy across threads."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:

@@ -26,6 +26,7 @@ import faiss
 import numpy as np
 
 from verify.errors import GalleryError, ModelMismatchError
+from verify.fsutil import atomic_write_json
 from verify.gallery import index as ix
 from verify.gallery import store
 from verify.gallery.enrollment import GalleryChangeMixin
@@ -244,12 +245,8 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         index_path, sidecar_path = self._paths()
         os.replace(tmp, index_path)
         _checkpoint("after_index_replace")
-        side_tmp = sidecar_path.with_name(f"{sidecar_path.name}.{os.getpid()}.tmp")
         info = {"generation": generation, "active_type": self._active_type, "trained_on": self._trained_on}
-        side_tmp.write_text(json.dumps(info))
-        ix.fsync_path(side_tmp)
-        os.replace(side_tmp, sidecar_path)
-        ix.fsync_path(self.directory)
+        atomic_write_json(sidecar_path, info, fsync_dir=True)  # the directory fsync covers both renames
 
     def _next_index(self, added: tuple[np.ndarray, np.ndarray] | None, removed: np.ndarray | None) -> faiss.IndexIDMap2:
         """The index after a change: updated in place when possible, else rebuilt (and retrained) from SQLite."""

@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from verify.errors import GalleryError
+from verify.fsutil import fsync_path  # also used as index.fsync_path
 
 _IVF = re.compile(r"^IVF(\d+),(Flat|PQ(\d+))$")
 _HNSW = re.compile(r"^HNSW(\d+)$")
@@ -110,15 +111,6 @@ def index_ids(index: faiss.IndexIDMap2) -> np.ndarray:
 def supports_remove(index_type: str) -> bool:
     """HNSW graphs cannot delete vectors; the gallery rebuilds them instead."""
     return not _HNSW.match(index_type)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (the latter makes a rename durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_index_temp(index: faiss.Index, path: Path) -> Path:

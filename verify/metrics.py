@@ -1,427 +1,61 @@
-"""Verification metrics on similarity scores (larger = more alike): ROC, DET, AUC, EER, TAR@FAR, k-fold.
+"""Verification metrics on similarity scores (larger = more alike): one import for all of them.
 
 Plain functions on numpy arrays. ``genuine`` holds scores of same-identity pairs, ``impostor`` of
 different-identity pairs; a pair is accepted when ``score >= threshold``. ROC points come from
-`sklearn.metrics.roc_curve`; what scikit-learn lacks (EER interpolation, FAR-targeted thresholds, LFW-style
-k-fold accuracy, signature and open-set rates, identity bootstrap) is written here.
+`sklearn.metrics.roc_curve`; what scikit-learn lacks is written in the modules re-exported here:
+
+- `verify.metrics_roc`: ROC, DET, AUC, EER interpolation, TAR/FRR at a FAR, accuracy, LFW-style k-fold accuracy;
+- `verify.metrics_signature`: signature FRR / FAR (skilled, random), global and per-writer EER;
+- `verify.metrics_openset`: open-set identification rates (FPIR, FNIR, rank-1, FNIR at FPIR);
+- `verify.bootstrap`: confidence intervals resampling identities.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import numpy as np
-from numpy.typing import ArrayLike
-from sklearn.metrics import roc_auc_score, roc_curve
-
-NOT_ENOUGH_IMPOSTORS = "not enough impostor pairs"
-
-
-def _scores(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    g = np.asarray(genuine, dtype=np.float64).ravel()
-    i = np.asarray(impostor, dtype=np.float64).ravel()
-    if g.size == 0 or i.size == 0:
-        raise ValueError(f"need genuine and impostor scores, got {g.size} genuine and {i.size} impostor")
-    if not (np.isfinite(g).all() and np.isfinite(i).all()):
-        raise ValueError("scores must be finite (found NaN or inf)")
-    return g, i
-
-
-def _labelled(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    g, i = _scores(genuine, impostor)
-    labels = np.concatenate([np.ones(g.size, np.int8), np.zeros(i.size, np.int8)])
-    return labels, np.concatenate([g, i])
-
-
-def roc(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC curve, every threshold kept.
-
-    Returns:
-        (far, tar, thresholds), each [T], thresholds decreasing; thresholds[0] is +inf (accept nothing).
-    """
-    labels, scores = _labelled(genuine, impostor)
-    far, tar, thresholds = roc_curve(labels, scores, drop_intermediate=False)
-    return far, tar, thresholds
-
-
-def det(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DET curve: (far, frr, thresholds), each [T], as `roc` with frr = 1 - tar."""
-    far, tar, thresholds = roc(genuine, impostor)
-    return far, 1.0 - tar, thresholds
-
-
-def auc(genuine: ArrayLike, impostor: ArrayLike) -> float:
-    """Area under the ROC curve: P(genuine score > impostor score), ties counting half."""
-    labels, scores = _labelled(genuine, impostor)
-    return float(roc_auc_score(labels, scores))
-
-
-def eer(genuine: ArrayLike, impostor: ArrayLike) -> tuple[float, float]:
-    """Equal error rate, linearly interpolated between the ROC points where FAR and FRR cross.
-
-    Returns:
-        (eer, threshold): the rate where FAR == FRR and the similarity threshold interpolated there.
-    """
-    return _eer_from_roc(*roc(genuine, impostor))
-
-
-def _eer_from_roc(far: np.ndarray, tar: np.ndarray, thr: np.ndarray) -> tuple[float, float]:
-    diff = far - (1.0 - tar)  # FAR - FRR: non-decreasing from -1 (threshold +inf) to +1 (lowest threshold)
-    k = int(np.argmax(diff >= 0))  # >= 1: the first point (threshold +inf) has diff -1
-    if diff[k] == 0:
-        return float(far[k]), float(thr[k])
-    t = diff[k - 1] / (diff[k - 1] - diff[k])
-    rate = far[k - 1] + t * (far[k] - far[k - 1])
-    hi = thr[k - 1] if np.isfinite(thr[k - 1]) else thr[k]
-    return float(rate), float(hi + t * (thr[k] - hi))
-
-
-def has_enough_impostors(n_impostor: int, far: float) -> bool:
-    """True when ``n_impostor`` pairs can measure a FAR of ``far`` (at least ~1/far pairs)."""
-    return n_impostor >= math.ceil(1.0 / far - 1e-9)
-
-
-def just_above(score: float) -> float:
-    """The smallest float32 value above ``score``: a threshold that rejects ``score`` in float32 and float64.
-
-    (numpy compares a float32 score array with a Python float in float32, so a float64 step would vanish.)
-    """
-    return float(np.nextafter(np.float32(score), np.float32(np.inf)))
-
-
-def _threshold_at_far(g: np.ndarray, i: np.ndarray, far: float) -> tuple[float, float, float]:
-    """Lowest threshold whose FAR <= far. Returns (tar, threshold, achieved_far)."""
-    return _tar_from_roc(*roc(g, i), far)
-
-
-def _tar_from_roc(fars: np.ndarray, tars: np.ndarray, thr: np.ndarray, far: float) -> tuple[float, float, float]:
-    k = int(np.searchsorted(fars, far, side="right")) - 1  # last ROC point with FAR <= far
-    if k <= 0 or not np.isfinite(thr[k]):  # the top score is an impostor's: accept nothing
-        return 0.0, just_above(thr[1]), 0.0
-    return float(tars[k]), float(thr[k]), float(fars[k])
-
-
-def roc_summary(
-    genuine: ArrayLike, impostor: ArrayLike, fars: Sequence[float] = (1e-2, 1e-3), *, strict: bool = True
-) -> dict[str, float | None]:
-    """EER (and its threshold), AUC and TAR at each FAR from one ROC computation: what a bootstrap needs.
-
-    Returns:
-        {"eer", "eer_threshold", "auc", "tar@far=<far>" for each far (None as in `tar_at_far`)}; equal to
-        `eer`, `auc` and `tar_at_far` called one by one.
-    """
-    g, i = _scores(genuine, impostor)
-    far, tar, thr = roc(g, i)
-    e, e_thr = _eer_from_roc(far, tar, thr)
-    out: dict[str, float | None] = {
-        "eer": e,
-        "eer_threshold": e_thr,
-        "auc": float(np.sum(np.diff(far) * (tar[1:] + tar[:-1])) / 2),
-    }
-    for target in fars:
-        ok = not strict or has_enough_impostors(i.size, target)
-        out[f"tar@far={target:g}"] = _tar_from_roc(far, tar, thr, target)[0] if ok else None
-    return out
-
-
-def tar_at_far(
-    genuine: ArrayLike, impostor: ArrayLike, far: float, *, strict: bool = True
-) -> tuple[float | None, float | None]:
-    """True accept rate at the lowest threshold whose false accept rate is <= ``far``.
-
-    Args:
-        genuine: genuine scores [G].
-        impostor: impostor scores [I].
-        far: target false accept rate in (0, 1).
-        strict: when True and there are fewer than ~1/far impostor pairs (`NOT_ENOUGH_IMPOSTORS`: the FAR
-            cannot be measured), return (None, None) instead of a meaningless number.
-
-    Returns:
-        (tar, threshold), or (None, None) as described above.
-    """
-    if not 0 < far < 1:
-        raise ValueError(f"far must be in (0, 1), got {far}")
-    g, i = _scores(genuine, impostor)
-    if strict and not has_enough_impostors(i.size, far):
-        return None, None
-    tar, threshold, _ = _threshold_at_far(g, i, far)
-    return tar, threshold
-
-
-def frr_at_far(
-    genuine: ArrayLike, impostor: ArrayLike, far: float, *, strict: bool = True
-) -> tuple[float | None, float | None]:
-    """False reject rate (1 - TAR) at the `tar_at_far` threshold; (None, None) as `tar_at_far`."""
-    tar, threshold = tar_at_far(genuine, impostor, far, strict=strict)
-    return (None, None) if tar is None else (1.0 - tar, threshold)
-
-
-def accuracy_at(genuine: ArrayLike, impostor: ArrayLike, threshold: float) -> float:
-    """Fraction of pairs decided correctly when accepting ``score >= threshold``."""
-    g, i = _scores(genuine, impostor)
-    return float((np.sum(g >= threshold) + np.sum(i < threshold)) / (g.size + i.size))
-
-
-def best_accuracy_threshold(scores: ArrayLike, labels: ArrayLike) -> tuple[float, float]:
-    """Threshold maximising accuracy on (scores [N], labels [N] 1 = genuine). Returns (threshold, accuracy).
-
-    Candidates are midpoints between consecutive distinct scores plus one below and one above all;
-    the lowest best candidate wins ties.
-    """
-    s = np.asarray(scores, np.float64).ravel()
-    y = np.asarray(labels).ravel().astype(bool)
-    g, i = np.sort(s[y]), np.sort(s[~y])
-    u = np.unique(s)
-    cand = np.concatenate([[u[0] - 1.0], (u[:-1] + u[1:]) / 2.0, [u[-1] + 1.0]])
-    correct = (g.size - np.searchsorted(g, cand, side="left")) + np.searchsorted(i, cand, side="left")
-    k = int(np.argmax(correct))
-    return float(cand[k]), float(correct[k] / s.size)
-
-
-def kfold_accuracy(
-    scores: ArrayLike, labels: ArrayLike, folds: int | ArrayLike = 10
-) -> tuple[float, float, list[float]]:
-    """LFW-protocol accuracy: per fold, the threshold is chosen on the other folds only.
-
-    Args:
-        scores: pair scores [N].
-        labels: [N], 1 / True for genuine pairs.
-        folds: fold index of each pair [N], or a number k of contiguous equal blocks (the order of LFW's
-            pairs.txt, which lists its 10 folds one after the other).
-
-    Returns:
-        (mean accuracy, std of the fold accuracies, the threshold used on each fold [k]).
-    """
-    s = np.asarray(scores, np.float64).ravel()
-    y = np.asarray(labels).ravel().astype(bool)
-    if s.size != y.size or s.size == 0:
-        raise ValueError(f"scores ({s.size}) and labels ({y.size}) must be non-empty and of equal length")
-    if isinstance(folds, (int, np.integer)):
-        fold_ids = np.arange(s.size) * int(folds) // s.size
-    else:
-        fold_ids = np.asarray(folds).ravel()
-    if fold_ids.size != s.size:
-        raise ValueError(f"folds has {fold_ids.size} entries for {s.size} scores")
-    accs, thresholds = [], []
-    for f in np.unique(fold_ids):
-        test = fold_ids == f
-        if test.all():
-            raise ValueError("k-fold accuracy needs at least two folds")
-        t, _ = best_accuracy_threshold(s[~test], y[~test])
-        accs.append(float(np.mean((s[test] >= t) == y[test])))
-        thresholds.append(t)
-    return float(np.mean(accs)), float(np.std(accs)), thresholds
-
-
-def _sorted_with_owner(by_identity: Mapping[str, ArrayLike], ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """All scores sorted [N] and the index in ``ids`` of the identity owning each [N]."""
-    parts = [np.asarray(by_identity.get(k, ()), np.float64).ravel() for k in ids]
-    scores = np.concatenate(parts) if parts else np.zeros(0)
-    owner = np.repeat(np.arange(len(ids)), [p.size for p in parts])
-    order = np.argsort(scores, kind="stable")
-    return scores[order], owner[order]
-
-
-def bootstrap_ci(
-    genuine_by_identity: Mapping[str, ArrayLike],
-    impostor_by_identity: Mapping[str, ArrayLike],
-    metric_fn: Callable[[np.ndarray, np.ndarray], Any],
-    n: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> tuple[float | None, float | None]:
-    """Percentile bootstrap confidence interval, resampling IDENTITIES (not pairs) with replacement.
-
-    Pairs of one identity are correlated, so resampling pairs gives intervals that are too narrow.
-
-    Args:
-        genuine_by_identity: identity -> its genuine scores.
-        impostor_by_identity: identity -> impostor scores attributed to it (e.g. pairs where it is the
-            reference); identities may appear in one mapping only.
-        metric_fn: ``fn(genuine [G], impostor [I]) -> value``; a tuple result uses its first item
-            (so `eer` and `tar_at_far` fit as they are); None or NaN results are skipped.
-        n: number of bootstrap replicates.
-        alpha: 1 - confidence level.
-        seed: random seed.
-
-    Returns:
-        (low, high), or (None, None) when no replicate gives a value.
-    """
-
-    def one(g: np.ndarray, i: np.ndarray) -> dict[str, Any]:
-        value = metric_fn(g, i)
-        return {"value": value[0] if isinstance(value, tuple) else value}
-
-    return bootstrap_cis(genuine_by_identity, impostor_by_identity, one, n=n, alpha=alpha, seed=seed)["value"]
-
-
-def bootstrap_cis(
-    genuine_by_identity: Mapping[str, ArrayLike],
-    impostor_by_identity: Mapping[str, ArrayLike],
-    metrics_fn: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]],
-    n: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> dict[str, tuple[float | None, float | None]]:
-    """`bootstrap_ci` for several metrics computed together (e.g. `roc_summary`), on the same replicates.
-
-    Returns:
-        metric name -> (low, high); (None, None) for a metric no replicate gave a value for.
-    """
-    ids = sorted(set(genuine_by_identity) | set(impostor_by_identity))
-    g_sorted, g_owner = _sorted_with_owner(genuine_by_identity, ids)
-    i_sorted, i_owner = _sorted_with_owner(impostor_by_identity, ids)
-    rng = np.random.default_rng(seed)
-    values: dict[str, list[float]] = {}
-    for _ in range(n if ids else 0):
-        counts = np.bincount(rng.integers(0, len(ids), size=len(ids)), minlength=len(ids))
-        # repeating a sorted array keeps it sorted, so the metric's own sort is cheap
-        g, i = np.repeat(g_sorted, counts[g_owner]), np.repeat(i_sorted, counts[i_owner])
-        if g.size == 0 or i.size == 0:
-            continue
-        for name, value in metrics_fn(g, i).items():
-            values.setdefault(name, [])
-            if value is not None and np.isfinite(value):
-                values[name].append(float(value))
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for name, vals in values.items():
-        low, high = np.quantile(vals, [alpha / 2, 1 - alpha / 2]) if vals else (None, None)
-        out[name] = (None if low is None else float(low), None if high is None else float(high))
-    return out
-
-
-def _rate(x: np.ndarray, accept: bool, threshold: float) -> float | None:
-    if x.size == 0:
-        return None
-    return float(np.mean(x >= threshold) if accept else np.mean(x < threshold))
-
-
-def signature_errors(
-    genuine: ArrayLike, skilled: ArrayLike, random: ArrayLike, threshold: float
-) -> dict[str, float | None]:
-    """Signature error rates at one threshold: FRR on genuine, FAR on skilled and on random forgeries.
-
-    Returns:
-        {"FRR", "FAR_skilled", "FAR_random"}; a rate is None when its score set is empty.
-    """
-    g, s, r = (np.asarray(x, np.float64).ravel() for x in (genuine, skilled, random))
-    return {
-        "FRR": _rate(g, False, threshold),
-        "FAR_skilled": _rate(s, True, threshold),
-        "FAR_random": _rate(r, True, threshold),
-    }
-
-
-def signature_eer(
-    genuine_by_writer: Mapping[str, ArrayLike], impostor_by_writer: Mapping[str, ArrayLike]
-) -> dict[str, Any]:
-    """Signature EER with one global threshold and with a threshold per writer, plus per-writer AUC.
-
-    Args:
-        genuine_by_writer: writer -> genuine-genuine scores of that writer.
-        impostor_by_writer: writer -> forgery scores against that writer (skilled or random: call once each).
-
-    Returns:
-        {"eer_global", "threshold_global", "eer_per_writer" (mean of per-writer EERs), "auc_per_writer"
-        (mean per-writer AUC), "n_writers" (writers with both sets), "per_writer": {writer: {"eer",
-        "threshold", "auc"}}}.
-    """
-    writers = sorted(w for w in genuine_by_writer if len(np.ravel(genuine_by_writer[w])) > 0)
-    writers = [w for w in writers if len(np.ravel(impostor_by_writer.get(w, []))) > 0]
-    if not writers:
-        raise ValueError("no writer has both genuine and impostor scores")
-    per_writer = {}
-    for w in writers:
-        e, t = eer(genuine_by_writer[w], impostor_by_writer[w])
-        per_writer[w] = {"eer": e, "threshold": t, "auc": auc(genuine_by_writer[w], impostor_by_writer[w])}
-    g = np.concatenate([np.ravel(genuine_by_writer[w]) for w in writers])
-    i = np.concatenate([np.ravel(impostor_by_writer[w]) for w in writers])
-    e_global, t_global = eer(g, i)
-    return {
-        "eer_global": e_global,
-        "threshold_global": t_global,
-        "eer_per_writer": float(np.mean([v["eer"] for v in per_writer.values()])),
-        "auc_per_writer": float(np.mean([v["auc"] for v in per_writer.values()])),
-        "n_writers": len(writers),
-        "per_writer": per_writer,
-    }
-
-
-def top1_from_similarities(
-    similarities: ArrayLike, gallery_labels: ArrayLike, probe_labels: ArrayLike
-) -> dict[str, np.ndarray]:
-    """Split searches into mated (probe identity enrolled) and non-mated, keeping each top-1 result.
-
-    Args:
-        similarities: probe x gallery scores [Q, G].
-        gallery_labels: identity of each gallery entry [G].
-        probe_labels: true identity of each probe [Q].
-
-    Returns:
-        {"mated_scores" [M], "mated_correct" [M] bool (top-1 is the probe's identity),
-        "nonmated_scores" [Q-M]}.
-    """
-    sim = np.asarray(similarities, np.float64)
-    gal = np.asarray(gallery_labels)
-    probes = np.asarray(probe_labels)
-    best = np.argmax(sim, axis=1)
-    top = sim[np.arange(sim.shape[0]), best]
-    mated = np.isin(probes, gal)
-    return {
-        "mated_scores": top[mated],
-        "mated_correct": gal[best][mated] == probes[mated],
-        "nonmated_scores": top[~mated],
-    }
-
-
-def open_set_identification(
-    mated_scores: ArrayLike, mated_correct: ArrayLike, nonmated_scores: ArrayLike, threshold: float
-) -> dict[str, float | None]:
-    """Open-set identification rates of top-1 search results at one threshold (ISO/IEC 19795-1 terms).
-
-    Args:
-        mated_scores: top-1 score of each search whose identity is enrolled [M].
-        mated_correct: [M] bool, the top-1 candidate is the right identity.
-        nonmated_scores: top-1 score of each search whose identity is not enrolled [N].
-        threshold: candidates with ``score >= threshold`` are returned.
-
-    Returns:
-        {"FPIR": non-mated searches returning a candidate, "FNIR": mated searches not returning the right
-        identity, "rank1": closed-set top-1 accuracy of mated searches (no threshold)}; None for an empty set.
-    """
-    ms = np.asarray(mated_scores, np.float64).ravel()
-    mc = np.asarray(mated_correct, bool).ravel()
-    ns = np.asarray(nonmated_scores, np.float64).ravel()
-    hit = mc & (ms >= threshold)
-    return {
-        "FPIR": _rate(ns, True, threshold),
-        "FNIR": float(1.0 - hit.mean()) if ms.size else None,
-        "rank1": float(mc.mean()) if ms.size else None,
-    }
-
-
-def fnir_at_fpir(
-    mated_scores: ArrayLike,
-    mated_correct: ArrayLike,
-    nonmated_scores: ArrayLike,
-    fpir_targets: tuple[float, ...] = (1e-1, 1e-2, 1e-3),
-) -> dict[float, dict[str, float | None]]:
-    """FNIR at the lowest threshold whose FPIR <= each target.
-
-    Returns:
-        target -> {"fnir", "threshold", "fpir"}; all None when there are fewer than ~1/target non-mated
-        searches (`NOT_ENOUGH_IMPOSTORS`).
-    """
-    ns = np.sort(np.asarray(nonmated_scores, np.float64).ravel())[::-1]
-    out: dict[float, dict[str, float | None]] = {}
-    for target in fpir_targets:
-        if ns.size == 0 or not has_enough_impostors(ns.size, target):
-            out[target] = {"fnir": None, "threshold": None, "fpir": None}
-            continue
-        allowed = math.floor(target * ns.size + 1e-9)  # non-mated hits we may accept
-        threshold = just_above(ns[allowed])
-        rates = open_set_identification(mated_scores, mated_correct, ns, threshold)
-        out[target] = {"fnir": rates["FNIR"], "threshold": threshold, "fpir": rates["FPIR"]}
-    return out
+from verify.bootstrap import bootstrap_ci, bootstrap_cis
+from verify.metrics_openset import (
+    fnir_at_fpir,
+    open_set_identification,
+    top1_from_similarities,
+)
+from verify.metrics_roc import (  # noqa: F401 - _scores, _threshold_at_far: for verify.calibration
+    NOT_ENOUGH_IMPOSTORS,
+    _scores,
+    _threshold_at_far,
+    accuracy_at,
+    auc,
+    best_accuracy_threshold,
+    det,
+    eer,
+    frr_at_far,
+    has_enough_impostors,
+    just_above,
+    kfold_accuracy,
+    roc,
+    roc_summary,
+    tar_at_far,
+)
+from verify.metrics_signature import signature_eer, signature_errors
+
+__all__ = [
+    "NOT_ENOUGH_IMPOSTORS",
+    "accuracy_at",
+    "auc",
+    "best_accuracy_threshold",
+    "bootstrap_ci",
+    "bootstrap_cis",
+    "det",
+    "eer",
+    "fnir_at_fpir",
+    "frr_at_far",
+    "has_enough_impostors",
+    "just_above",
+    "kfold_accuracy",
+    "open_set_identification",
+    "roc",
+    "roc_summary",
+    "signature_eer",
+    "signature_errors",
+    "tar_at_far",
+    "top1_from_similarities",
+]

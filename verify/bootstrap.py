@@ -75,10 +75,7 @@ def bootstrap_cis(
     for _ in range(n if ids else 0):
         counts = np.bincount(rng.integers(0, len(ids), size=len(ids)), minlength=len(ids))
         # repeating a sorted array keeps it sorted, so the metric's own sort is cheap
-        g, i = (
-            np.repeat(g_sorted, counts[g_owner]),
-            np.repeat(i_sorted, counts[i_owner]),
-        )
+        g, i = np.repeat(g_sorted, counts[g_owner]), np.repeat(i_sorted, counts[i_owner])
         if g.size == 0 or i.size == 0:
             continue
         for name, value in metrics_fn(g, i).items():
@@ -88,8 +85,5 @@ def bootstrap_cis(
     out: dict[str, tuple[float | None, float | None]] = {}
     for name, vals in values.items():
         low, high = np.quantile(vals, [alpha / 2, 1 - alpha / 2]) if vals else (None, None)
-        out[name] = (
-            None if low is None else float(low),
-            None if high is None else float(high),
-        )
+        out[name] = (None if low is None else float(low), None if high is None else float(high))
     return out

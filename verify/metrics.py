@@ -13,11 +13,7 @@ different-identity pairs; a pair is accepted when ``score >= threshold``. ROC po
 from __future__ import annotations
 
 from verify.bootstrap import bootstrap_ci, bootstrap_cis
-from verify.metrics_openset import (
-    fnir_at_fpir,
-    open_set_identification,
-    top1_from_similarities,
-)
+from verify.metrics_openset import fnir_at_fpir, open_set_identification, top1_from_similarities
 from verify.metrics_roc import (  # noqa: F401 - _scores, _threshold_at_far: for verify.calibration
     NOT_ENOUGH_IMPOSTORS,
     _scores,

@@ -42,10 +42,7 @@ def top1_from_similarities(
 
 
 def open_set_identification(
-    mated_scores: ArrayLike,
-    mated_correct: ArrayLike,
-    nonmated_scores: ArrayLike,
-    threshold: float,
+    mated_scores: ArrayLike, mated_correct: ArrayLike, nonmated_scores: ArrayLike, threshold: float
 ) -> dict[str, float | None]:
     """Open-set identification rates of top-1 search results at one threshold (ISO/IEC 19795-1 terms).
 
@@ -91,9 +88,5 @@ def fnir_at_fpir(
         allowed = math.floor(target * ns.size + 1e-9)  # non-mated hits we may accept
         threshold = just_above(ns[allowed])
         rates = open_set_identification(mated_scores, mated_correct, ns, threshold)
-        out[target] = {
-            "fnir": rates["FNIR"],
-            "threshold": threshold,
-            "fpir": rates["FPIR"],
-        }
+        out[target] = {"fnir": rates["FNIR"], "threshold": threshold, "fpir": rates["FPIR"]}
     return out

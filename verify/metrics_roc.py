@@ -104,11 +104,7 @@ def _tar_from_roc(fars: np.ndarray, tars: np.ndarray, thr: np.ndarray, far: floa
 
 
 def roc_summary(
-    genuine: ArrayLike,
-    impostor: ArrayLike,
-    fars: Sequence[float] = (1e-2, 1e-3),
-    *,
-    strict: bool = True,
+    genuine: ArrayLike, impostor: ArrayLike, fars: Sequence[float] = (1e-2, 1e-3), *, strict: bool = True
 ) -> dict[str, float | None]:
     """EER (and its threshold), AUC and TAR at each FAR from one ROC computation: what a bootstrap needs.
 

@@ -32,8 +32,7 @@ def signature_errors(
 
 
 def signature_eer(
-    genuine_by_writer: Mapping[str, ArrayLike],
-    impostor_by_writer: Mapping[str, ArrayLike],
+    genuine_by_writer: Mapping[str, ArrayLike], impostor_by_writer: Mapping[str, ArrayLike]
 ) -> dict[str, Any]:
     """Signature EER with one global threshold and with a threshold per writer, plus per-writer AUC.
 
@@ -53,11 +52,7 @@ def signature_eer(
     per_writer = {}
     for w in writers:
         e, t = eer(genuine_by_writer[w], impostor_by_writer[w])
-        per_writer[w] = {
-            "eer": e,
-            "threshold": t,
-            "auc": auc(genuine_by_writer[w], impostor_by_writer[w]),
-        }
+        per_writer[w] = {"eer": e, "threshold": t, "auc": auc(genuine_by_writer[w], impostor_by_writer[w])}
     g = np.concatenate([np.ravel(genuine_by_writer[w]) for w in writers])
     i = np.concatenate([np.ravel(impostor_by_writer[w]) for w in writers])
     e_global, t_global = eer(g, i)

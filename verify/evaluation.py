@@ -1,16 +1,12 @@
 """The pipeline behind `verify eval`: dataset -> pairs -> embeddings (each image once) -> metrics + threshold.
 
-Identities (writers) are split into a calibration part and a test part, disjoint and seeded: the threshold is
-chosen on calibration identities and every reported number comes from test identities. Signature datasets give
-three pair kinds: genuine (two genuine signatures of one writer), skilled (a genuine signature vs a skilled
-forgery of it) and random (genuine vs genuine of another writer of the same part, subsampled). Face folders
-give genuine and impostor pairs; LFW and CSV pair lists are used as listed.
+Identities (writers) are split into a calibration part and a test part, disjoint and seeded (pairs are built by
+`verify.evaluation_pairs`, whose names are re-exported here): the threshold is chosen on calibration identities
+and every reported number comes from test identities.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,178 +25,14 @@ from verify.calibration import (
     fingerprint_split,
 )
 from verify.errors import DatasetError, VerifyError
+from verify.evaluation_pairs import (  # noqa: F401 - re-exported: callers import them from here
+    PAIR_COLUMNS,
+    listed_pairs,
+    load_eval_data,
+    prepare_pairs,
+    sample_pairs,
+)
 from verify.models.base import Embedder
-
-PAIR_COLUMNS = ["a", "b", "kind", "identity", "split", "fold"]
-
-
-def load_eval_data(
-    protocol: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    pairs: str | os.PathLike[str] | None = None,
-    images: str | os.PathLike[str] | None = None,
-) -> Any:
-    """Read an evaluation set: a list of `Sample`s, `LfwPairs` or a pairs DataFrame, as `evaluate` takes.
-
-    Args:
-        protocol: cedar | gpds | mcyt | bhsig | manifest | folders (with ``data_dir``), lfw (with ``pairs`` and
-            ``images``) or csv (with ``pairs``).
-    """
-    if protocol == "lfw":
-        from verify.data.lfw import read_lfw_pairs
-
-        if pairs is None or images is None:
-            raise DatasetError("the lfw protocol needs a pairs.txt file and the images folder")
-        return read_lfw_pairs(pairs, images)
-    if protocol == "csv":
-        from verify.data.pairs_csv import read_pairs_csv
-
-        if pairs is None:
-            raise DatasetError("the csv protocol needs a pairs CSV (path_a,path_b,label)")
-        return read_pairs_csv(pairs, images)
-    if data_dir is None:
-        raise DatasetError(f"the {protocol} protocol needs a dataset folder")
-    if protocol == "folders":
-        from verify.data.folders import load_identity_folders
-
-        return load_identity_folders(data_dir)
-    from verify.data.signatures import load_signature_dataset
-
-    return load_signature_dataset(data_dir, protocol)
-
-
-def _split(keys: Sequence[str], fraction: float, seed: int, minimum: int) -> dict[str, list[str]]:
-    """Seeded disjoint calibration/test parts of the distinct keys; all test when too few keys."""
-    from verify.data.splits import split_identities
-
-    distinct = sorted(set(keys))
-    if fraction <= 0 or len(distinct) < minimum:
-        return {"calibration": [], "test": distinct}
-    return split_identities(distinct, {"calibration": fraction, "test": 1 - fraction}, seed)
-
-
-def _within(idx: Sequence[int], cap: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    pairs = list(itertools.combinations(idx, 2))
-    if len(pairs) > cap:
-        pairs = [pairs[k] for k in sorted(rng.choice(len(pairs), cap, replace=False))]
-    return pairs
-
-
-def _across(own: Sequence[int], others: Sequence[int], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    total = len(own) * len(others)
-    picks = range(total) if total <= n else sorted(rng.choice(total, n, replace=False))
-    return [(own[k // len(others)], others[k % len(others)]) for k in picks]
-
-
-def _identity_pairs(
-    samples: Sequence[Any], index: dict[Path, int], split: str, cap: int, n_impostor: int | None, seed: int
-) -> list[tuple[int, int, str, str, str, int]]:
-    """Pairs of one split part: genuine, skilled (if forgeries exist) and impostor/random pairs."""
-    rng = np.random.default_rng(seed)
-    genuine: dict[str, list[int]] = {}
-    forged: dict[str, list[int]] = {}
-    for s in samples:
-        (forged if s.kind != "genuine" else genuine).setdefault(s.identity, []).append(index[Path(s.path)])
-    other_kind = "random" if forged else "impostor"
-    names = sorted(genuine)
-    flat = np.array([k for name in names for k in genuine[name]], dtype=np.int64)
-    owner = np.repeat(np.arange(len(names)), [len(genuine[name]) for name in names])
-    rows, seen = [], set()
-    for j, ident in enumerate(names):
-        own = genuine[ident]
-        gen = _within(own, cap, rng)
-        rows += [(a, b, "genuine", ident, split, -1) for a, b in gen]
-        rows += [(a, b, "skilled", ident, split, -1) for a, b in _across(own, forged.get(ident, []), cap, rng)]
-        others = flat[owner != j].tolist()
-        for a, b in _across(own, others, n_impostor or max(len(gen), 50), rng):
-            if (b, a) not in seen:
-                seen.add((a, b))
-                rows.append((a, b, other_kind, ident, split, -1))
-    return rows
-
-
-def sample_pairs(
-    samples: Sequence[Any],
-    *,
-    calibration_fraction: float = 0.5,
-    seed: int = 0,
-    max_pairs_per_identity: int = 300,
-    impostors_per_identity: int | None = None,
-) -> tuple[list[Path], pd.DataFrame, dict[str, Any]]:
-    """Split identities into calibration/test parts and build the pairs of each part.
-
-    Args:
-        samples: `Sample`s (path, identity, kind "genuine" | "skilled").
-        calibration_fraction: share of identities used to choose the threshold; 0 keeps all for testing.
-        seed: seeds the split and the subsampling.
-        max_pairs_per_identity: cap on genuine and on skilled pairs per identity (subsampled above it).
-        impostors_per_identity: impostor/random pairs per identity (default: its genuine pair count, >= 50).
-
-    Returns:
-        (distinct image paths [N], pairs table with columns `PAIR_COLUMNS` (a, b index the paths), split info).
-    """
-    from verify.data.splits import split_fingerprint
-
-    if not samples:
-        raise DatasetError("the evaluation set is empty")
-    paths = sorted({Path(s.path) for s in samples})
-    index = {p: k for k, p in enumerate(paths)}
-    identities = sorted({s.identity for s in samples if s.kind == "genuine"})
-    parts = _split(identities, calibration_fraction, seed, minimum=4)
-    rows = []
-    for k, (name, ids) in enumerate(parts.items()):
-        members = set(ids)
-        part = [s for s in samples if s.identity in members]
-        rows += _identity_pairs(part, index, name, max_pairs_per_identity, impostors_per_identity, seed + k)
-    info = {
-        "by": "identity",
-        "seed": seed,
-        "calibration_identities": len(parts["calibration"]),
-        "test_identities": len(parts["test"]),
-        "fingerprint": split_fingerprint(parts)[:16],
-    }
-    return paths, pd.DataFrame(rows, columns=PAIR_COLUMNS), info
-
-
-def listed_pairs(
-    path_a: Sequence[Path],
-    path_b: Sequence[Path],
-    same: Sequence[bool],
-    groups: Sequence[str],
-    folds: Sequence[int] | None = None,
-    *,
-    calibration_fraction: float = 0.5,
-    seed: int = 0,
-) -> tuple[list[Path], pd.DataFrame, dict[str, Any]]:
-    """Pairs given as a list (LFW, CSV): split by fold when there are >= 2 folds, else by group.
-
-    Args:
-        path_a, path_b: the two images of each pair [P].
-        same: [P] True for same-identity pairs.
-        groups: [P] the identity each pair is attributed to (bootstrap and split unit): e.g. its first image's
-            person.
-        folds: [P] fold index (LFW), or None.
-    """
-    fold = np.asarray(folds if folds is not None else [-1] * len(path_a))
-    use_folds = len(set(fold.tolist())) >= 2
-    keys = [str(f) for f in fold] if use_folds else [str(g) for g in groups]
-    parts = _split(keys, calibration_fraction, seed, minimum=2)
-    part_of = {k: name for name, ks in parts.items() for k in ks}
-    paths = sorted({Path(p) for p in [*path_a, *path_b]})
-    index = {p: k for k, p in enumerate(paths)}
-    table = pd.DataFrame(
-        {
-            "a": [index[Path(p)] for p in path_a],
-            "b": [index[Path(p)] for p in path_b],
-            "kind": ["genuine" if s else "impostor" for s in same],
-            "identity": [str(g) for g in groups],
-            "split": [part_of[k] for k in keys],
-            "fold": fold.astype(int),
-        }
-    )
-    info = {"by": "fold" if use_folds else "group", "seed": seed, "calibration_groups": len(parts["calibration"])}
-    info["test_groups"] = len(parts["test"])
-    return paths, table, info
 
 
 def embed_images(
@@ -324,35 +156,6 @@ def _operating_point(
     return thr, {"value": thr, "chosen_on": "test", "source": note}, None
 
 
-def _prepare(data: Any, calibration_fraction: float, seed: int, **kw: Any) -> tuple[list[Path], pd.DataFrame, dict]:
-    """Any evaluation set -> (paths, pairs table, data/split info)."""
-    if hasattr(data, "pairs") and hasattr(data, "n_folds"):  # LfwPairs
-        ok = [p for p in data.pairs if not p.missing]
-        if not ok:
-            raise DatasetError(f"none of the {len(data.pairs)} LFW pairs has both images on disk")
-        paths, table, info = listed_pairs(
-            [p.path_a for p in ok], [p.path_b for p in ok], [p.same for p in ok],
-            [p.path_a.parent.name for p in ok], [p.fold for p in ok],
-            calibration_fraction=calibration_fraction, seed=seed,
-        )  # fmt: skip
-        info.update(kind="lfw", pairs_missing_images=len(data.pairs) - len(ok), missing=[str(m) for m in data.missing])
-        return paths, table, info
-    if isinstance(data, pd.DataFrame):
-        labelled = data[data["label"].notna()] if "label" in data else data.iloc[:0]
-        if labelled.empty:
-            raise DatasetError("the pairs CSV has no labelled rows: add a label column (1 same, 0 different)")
-        paths, table, info = listed_pairs(
-            list(labelled["path_a"]), list(labelled["path_b"]), list(labelled["label"].astype(int) == 1),
-            [str(p) for p in labelled["path_a"]], None, calibration_fraction=calibration_fraction, seed=seed,
-        )  # fmt: skip
-        info.update(kind="pairs_csv", unlabelled_pairs=int(len(data) - len(labelled)))
-        return paths, table, info
-    samples = list(data)
-    paths, table, info = sample_pairs(samples, calibration_fraction=calibration_fraction, seed=seed, **kw)
-    info["kind"] = "signatures" if any(s.kind != "genuine" for s in samples) else "identities"
-    return paths, table, info
-
-
 def _signature_section(test: pd.DataFrame, threshold: float) -> dict[str, Any]:
     """FRR / FAR_skilled / FAR_random at the threshold; EER with global and per-writer thresholds."""
     score = {k: test.loc[test["kind"] == k, "score"].to_numpy() for k in ("genuine", "skilled", "random")}
@@ -399,7 +202,7 @@ def evaluate(
         JSON-ready results (model, data, split, sizes, threshold, metrics per impostor kind, signature / kfold
         sections, calibration section, timing) plus "scores": {kind: test-part scores [P]} for plots.
     """
-    paths, table, info = _prepare(data, calibration_fraction, seed, **pair_options)
+    paths, table, info = prepare_pairs(data, calibration_fraction, seed, **pair_options)
     start = time.perf_counter()
     emb, failures = embed_images(model, paths, batch_size=batch_size, progress=progress)
     embed_s = time.perf_counter() - start

@@ -16,13 +16,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from verify.fsutil import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_face.json"
@@ -149,9 +150,7 @@ def main() -> None:
         print(f"| {key} | {value:.4f} |")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = {"machine": _machine(), "runs": args.runs, "latency_ms": lat, "gate_lfw_subset": gate_res}
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    atomic_write_json(RESULTS, out, indent=2)
 
 
 if __name__ == "__main__":

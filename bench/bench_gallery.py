@@ -10,7 +10,6 @@ q/s is for batches of queries with 2 faiss threads; memory is the serialized ind
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from verify.fsutil import atomic_write_json
 from verify.gallery import FaissGallery
 from verify.gallery import index as ix
 
@@ -156,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {"data": "synthetic clustered embeddings", "machine": _machine(), "indexes": rows, "gallery": gallery}
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, RESULTS)
+    atomic_write_json(RESULTS, payload, indent=2)
     return 0
 
 

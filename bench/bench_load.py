@@ -11,7 +11,6 @@ call (upload + queue + pipeline + download). Writes bench/results/bench_load.jso
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -27,6 +26,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import cv2
 import numpy as np
+
+from verify.fsutil import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT / "assets" / "demo" / "faces"
@@ -144,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {result['p95_ms']} | {result['mean_ms']} | {result['max_ms']} | {result['throughput_rps']} |"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = RESULTS.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp_path, RESULTS)
+    atomic_write_json(RESULTS, result, indent=2)
     return 0 if result["errors"] == 0 else 1
 
 

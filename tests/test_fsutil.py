@@ -110,3 +110,29 @@ def test_fsync_path_accepts_files_and_directories(tmp_path):
     fsync_path(tmp_path)
     with pytest.raises(FileNotFoundError):
         fsync_path(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [({}, 1), ({"fsync": False}, 0), ({"fsync_dir": True}, 2)])
+def test_fsync_as_asked(tmp_path, monkeypatch, kwargs, expected):
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    atomic_write_bytes(tmp_path / "f", b"x", **kwargs)
+    assert len(synced) == expected
+    if expected:
+        assert Path(synced[0]).parent == tmp_path and Path(synced[0]).name.startswith(".f.")  # the temp file
+    if expected == 2:
+        assert Path(synced[1]) == tmp_path  # then the directory, after the rename
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_interrupted_library_writer_leaves_nothing(tmp_path, exc):
+    with pytest.raises(exc), atomic_path(tmp_path / "index.faiss") as tmp:
+        tmp.write_bytes(b"partial")
+        raise exc()
+    assert list(tmp_path.iterdir()) == []

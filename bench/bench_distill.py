@@ -1,6 +1,6 @@
 """Distillation on synthetic signatures: teacher vs student trained alone vs students distilled per objective.
 
-Run: `python -m bench.bench_distill [--teacher assets/models/signature-teacher] [--epochs 4] [--student ARCH]`.
+Run: `python -m bench.bench_distill [--teacher assets/models/signature-teacher] [--epochs 10] [--student ARCH]`
 Prints markdown tables and writes bench/results/bench_distill.json.
 
 Data: synthetic signatures (`verify.synth`, sigma-lognormal writers with skilled forgeries); training writers
@@ -212,12 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", type=Path, help="use this teacher (e.g. assets/models/signature-teacher)")
     p.add_argument("--student", default=DEFAULT_STUDENT, help=f"student backbone (default {DEFAULT_STUDENT})")
-    p.add_argument("--train-writers", type=int, default=24, help="synthetic training writers (default 24)")
-    p.add_argument("--test-writers", type=int, default=12, help="synthetic test writers (default 12)")
-    p.add_argument("--genuine", type=int, default=8, help="genuine signatures per writer (default 8)")
+    p.add_argument("--train-writers", type=int, default=40, help="synthetic training writers (default 40)")
+    p.add_argument("--test-writers", type=int, default=16, help="synthetic test writers (default 16)")
+    p.add_argument("--genuine", type=int, default=10, help="genuine signatures per writer (default 10)")
     p.add_argument("--forgeries", type=int, default=6, help="skilled forgeries per writer (default 6)")
-    p.add_argument("--epochs", type=int, default=4, help="student epochs (default 4)")
-    p.add_argument("--teacher-epochs", type=int, default=6, help="epochs of the teacher trained here (default 6)")
+    p.add_argument("--epochs", type=int, default=10, help="student epochs (default 10)")
+    p.add_argument("--teacher-epochs", type=int, default=8, help="epochs of the teacher trained here (default 8)")
     p.add_argument("--size", default="96x144", help="input HxW when training the teacher here (default 96x144)")
     p.add_argument("--work", type=Path, help="keep data and runs here (default: a temporary folder)")
     p.add_argument("--rounds", type=int, default=3, help="timing rounds (default 3)")

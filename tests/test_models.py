@@ -131,3 +131,17 @@ def test_crops_to_tensor_normalises_and_adapts_channels() -> None:
     assert x.shape == (2, 1, 32, 48)
     torch.testing.assert_close(x[0], torch.ones(1, 32, 48))  # (1 - 0.5) / 0.5
     torch.testing.assert_close(x[1], -torch.ones(1, 32, 48))
+
+
+def test_fingerprint_names_the_weights_not_the_card(tmp_path: Path) -> None:
+    net = create_timm_network(ARCH).eval()
+    a = save_model(tmp_path / "a", net, _card())
+    card = _card()
+    card["calibration"] = {"threshold": 0.5, "source": "recalibrated"}
+    b = save_model(tmp_path / "b", net, card)
+    assert read_card(a)["fingerprint"] == read_card(b)["fingerprint"]
+    assert read_card(a)["weights"]["sha256"] != read_card(b)["weights"]["sha256"]  # the header card differs
+    other = save_model(tmp_path / "c", create_timm_network(ARCH).eval(), _card())
+    assert read_card(other)["fingerprint"] != read_card(a)["fingerprint"]
+    (tmp_path / "b" / "model.json").unlink()
+    assert read_card(tmp_path / "b")["fingerprint"] == read_card(a)["fingerprint"]  # header-only path agrees

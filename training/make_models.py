@@ -91,6 +91,8 @@ def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, 
                 "--out",
                 str(report),
                 "--calibrate",
+                "--target-far",
+                "eer",
                 "--bootstrap",
                 "200",
                 "--no-progress",
@@ -117,8 +119,13 @@ def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, 
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any]:
-    keep = ("eer", "eer_skilled", "eer_random", "tar_at_far", "frr", "far_skilled", "far_random", "auc", "sizes")
-    return {k: v for k, v in results.items() if any(k.startswith(p) for p in keep)}
+    """The report's test-writer numbers that belong in the card: metrics with CIs, errors at the threshold."""
+    keys = ("sizes", "metrics", "threshold", "data")
+    out = {k: results[k] for k in keys if k in results}
+    if "signature" in results:
+        out["errors_at_threshold"] = results["signature"].get("errors_at_threshold")
+        out["eer_per_writer"] = (results["signature"].get("writers_skilled") or {}).get("eer_per_writer")
+    return out
 
 
 def demo_signatures(heldout: Path, dest: Path, writers: int = 3) -> None:

@@ -54,6 +54,17 @@ def new_card(
     return card
 
 
+def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """16 hex digits naming the weights themselves (names, dtypes, shapes, values), not the file around them:
+    re-calibrating a model or editing its card keeps its fingerprint, so galleries built with it stay valid."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -96,9 +107,8 @@ def save_model(directory: Path | str, net: nn.Module, card: dict[str, Any], dtyp
     meta = {"card": json.dumps(_header_card(card), default=_json_default)}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata=meta)
-    sha = file_sha256(directory / WEIGHTS_FILE)
-    card["weights"] = {"file": WEIGHTS_FILE, "sha256": sha, "dtype": dtype}
-    card["fingerprint"] = sha[:16]
+    card["weights"] = {"file": WEIGHTS_FILE, "sha256": file_sha256(directory / WEIGHTS_FILE), "dtype": dtype}
+    card["fingerprint"] = weights_fingerprint(state)
     write_card(directory, card)
     return directory
 
@@ -142,9 +152,8 @@ def _card_from_header(weights: Path) -> dict[str, Any]:
     if "card" not in meta:
         raise ModelError(f"{weights}: carries no model card and there is no {CARD_FILE} beside it")
     card = json.loads(meta["card"])
-    sha = file_sha256(weights)
-    card["weights"] = {"file": weights.name, "sha256": sha}
-    card["fingerprint"] = sha[:16]
+    card["weights"] = {"file": weights.name, "sha256": file_sha256(weights)}
+    card["fingerprint"] = weights_fingerprint(load_file(str(weights)))
     return card
 
 

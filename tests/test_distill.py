@@ -163,6 +163,7 @@ def test_distill_cli_tiny_run(tmp_path: Path, tiny_model: Path, synth_signatures
         "--set", "epochs=1", "--set", "p=4", "--set", "k=2", "--set", "val_fraction=0.5",
         "--set", "kd_weight=1.0", "--set", "embedding_weight=1.0", "--set", "rkd_distance_weight=1.0",
         "--set", "rkd_angle_weight=1.0", "--set", "metric_weight=0.5", "--set", "augment=false",
+        "--set", "compatible_min_cosine=-1",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stderr
@@ -176,7 +177,8 @@ def test_distill_cli_tiny_run(tmp_path: Path, tiny_model: Path, synth_signatures
     assert student.card["distillation"]["teacher"]["fingerprint"] == card["fingerprint"]
     assert student.card["distillation"]["teacher"]["name"] == card["name"]
     assert student.card["architecture"]["backbone"] == "resnet10t"
-    assert student.card["compatible_with"] == card["fingerprint"]  # same dim + embedding objective
+    assert student.card["compatible_with"] == card["fingerprint"]  # same dim, embedding objective, cosine >= -1
+    assert -1.0 <= student.card["distillation"]["teacher_cosine_val"] <= 1.0
     assert student.card["input"]["height"] == card["input"]["height"]
     crops = [np.full((32, 48), 255, np.uint8), np.zeros((32, 48), np.uint8)]
     emb = student.embed_crops(crops)

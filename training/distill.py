@@ -61,6 +61,7 @@ class DistillConfig:
     rkd_angle_weight: float = 0.0  # RKD angle-wise weight (0 = off; O(B^3) memory)
     metric_weight: float = 0.0  # weight of the training config's metric loss on ground truth (0 = off)
     cache_teacher: bool = True  # without augmentation, embed the training crops with the teacher once
+    compatible_min_cosine: float = 0.9  # mean student-teacher cosine on val crops needed for compatible_with
 
     def __post_init__(self) -> None:
         weights = [self.kd_weight, self.embedding_weight, self.rkd_distance_weight, self.rkd_angle_weight]
@@ -226,8 +227,9 @@ def distill(
 
     Writes into `out`: config.json, split.json, metrics.csv, curves.png, summary.json, and the best student
     (by validation EER) as model.safetensors + model.json, whose card names the teacher (name, fingerprint),
-    the distillation config, and ``compatible_with`` = teacher fingerprint when the student regresses the
-    teacher's embedding at the same dim.
+    the distillation config, the mean student-teacher cosine on the validation crops, and
+    ``compatible_with`` = teacher fingerprint when the student regresses the teacher's embedding at the same dim
+    and that cosine reaches ``compatible_min_cosine`` (then its embeddings may share the teacher's gallery).
     """
     teacher, out, device = Path(teacher), Path(out), resolve_device(config.device)
     t_net, t_card = load_network(teacher)
@@ -249,12 +251,16 @@ def distill(
     scheduler = create_scheduler(config, optimizer, steps)
     val_args = (card, device, config.max_impostor_pairs, config.seed, config.val_metric)
     teacher_val = validate(t_net, data.val, *val_args)
+    t_val = embed_crop_set(t_net, data.val.crops, card, device) if config.dim == t_card["architecture"]["dim"] else None
     state: dict[str, Any] = {"history": [], "best": None, "best_epoch": None, "val": None, "bad": 0}
     start = time.perf_counter()
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         row = _train_epoch(parts, dc, config, data, card, batches(epoch), optimizer, scheduler, device, epoch, progress)
         val = validate(parts.student, data.val, *val_args)
+        if t_val is not None and len(t_val):
+            s_val = embed_crop_set(parts.student, data.val.crops, card, device)
+            val["teacher_cosine"] = float(np.mean(np.sum(s_val * t_val, axis=1)))
         state["history"].append({"epoch": epoch + 1, **row, "epoch_time_s": round(time.perf_counter() - t0, 3),
                                  **{k: v for k, v in val.items() if not k.endswith("_pairs")}})  # fmt: skip
         score = val.get("val_eer")
@@ -281,7 +287,10 @@ def _final_card(card, t_card, teacher, config, dc, data, metrics, parts) -> dict
     }
     card["data"] = data.card_section()
     card["metrics"] = metrics
-    if dc.embedding_weight > 0 and parts.embedding is not None and parts.embedding.adapter is None:
+    cosine = metrics["val"].get("teacher_cosine")
+    card["distillation"]["teacher_cosine_val"] = cosine
+    same_space = dc.embedding_weight > 0 and parts.embedding is not None and parts.embedding.adapter is None
+    if same_space and cosine is not None and cosine >= dc.compatible_min_cosine:
         card["compatible_with"] = t_card.get("fingerprint")
     return card
 

@@ -105,6 +105,7 @@ def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, 
     card.update(extra)
     for key in ("weights", "fingerprint"):
         card.pop(key, None)
+    card = _relative(card)
     if dest.exists():
         shutil.rmtree(dest)
     save_model(dest, net, card, dtype="float16")
@@ -116,6 +117,17 @@ def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, 
     for name in ("metrics.csv", "curves.png"):
         if (run / name).is_file():
             shutil.copy2(run / name, dest / "report" / name)
+
+
+def _relative(obj: Any) -> Any:
+    """The card with paths inside the repository made relative to it (bundled files name no machine)."""
+    if isinstance(obj, dict):
+        return {k: _relative(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_relative(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith(f"{ROOT}/"):
+        return obj[len(str(ROOT)) + 1 :]
+    return obj
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any]:

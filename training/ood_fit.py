@@ -23,22 +23,38 @@ from verify.ood import GaussianOODScorer
 OOD_FILE = "ood.safetensors"
 
 
-def embed_images(model: Embedder, images: Sequence[np.ndarray], batch_size: int = 32, desc: str = "") -> np.ndarray:
-    """Preprocess + embed decoded images in batches. Returns float32 [N, D]."""
+def default_features(model: Embedder) -> str:
+    """What the gate models by default: "backbone" (the features before the embedding head, which carry more
+    than identity) when the model can give them, else "embedding"."""
+    return "backbone" if hasattr(model, "embed_crops_with_features") else "embedding"
+
+
+def _features(model: Embedder, crops: list[np.ndarray], batch_size: int, features: str) -> np.ndarray:
+    if features == "backbone":
+        return model.embed_crops_with_features(crops, batch_size=batch_size)[1]  # type: ignore[attr-defined]
+    return model.embed_crops(crops, batch_size=batch_size)
+
+
+def embed_images(
+    model: Embedder, images: Sequence[np.ndarray], batch_size: int = 32, desc: str = "", features: str = "embedding"
+) -> np.ndarray:
+    """Preprocess decoded images and compute `features` ("embedding" [N, D] or "backbone" [N, F]) in batches."""
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc or "embed", leave=False, disable=not desc):
         crops = [model.preprocess(im).image for im in images[start : start + batch_size]]
-        out.append(model.embed_crops(crops, batch_size=batch_size))
+        out.append(_features(model, crops, batch_size, features))
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
-def embed_samples(model: Embedder, samples: Sequence[Sample], batch_size: int = 32, desc: str = "") -> np.ndarray:
-    """Load, preprocess and embed dataset samples. Returns float32 [N, D]."""
+def embed_samples(
+    model: Embedder, samples: Sequence[Sample], batch_size: int = 32, desc: str = "", features: str = "embedding"
+) -> np.ndarray:
+    """Load and preprocess dataset samples, then compute `features` as `embed_images` does."""
     mode = "gray" if int(model.card["input"]["channels"]) == 1 else "rgb"
     out = []
     for start in tqdm(range(0, len(samples), batch_size), desc=desc or "embed", leave=False, disable=not desc):
         images = [load_image(s.path, mode=mode) for s in samples[start : start + batch_size]]
-        out.append(embed_images(model, images, batch_size))
+        out.append(embed_images(model, images, batch_size, features=features))
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
@@ -50,8 +66,12 @@ def fit_ood_gate(
     keep: float = 0.95,
     batch_size: int = 32,
     write: bool = True,
+    features: str | None = None,
 ) -> dict[str, Any]:
     """Fit the gate on `train` (genuine samples, class = identity), threshold on `held_out`, save beside the model.
+
+    Args:
+        features: "backbone" (default where the model has them) or "embedding": what the Gaussians model.
 
     Returns:
         The card's "ood" section: file, threshold, covariance, keep, sizes, the in-distribution scores' quantiles.
@@ -59,16 +79,17 @@ def fit_ood_gate(
     train = [s for s in train if s.kind == "genuine"]
     if len({s.identity for s in train}) < 2 or len(held_out) < 10:
         raise ConfigError("the OOD gate needs >= 2 training identities and >= 10 held-out in-distribution inputs")
-    feats = embed_samples(model, train, batch_size, desc="OOD fit: embed train")
+    features = features or default_features(model)
+    feats = embed_samples(model, train, batch_size, desc="OOD fit: embed train", features=features)
     scorer = GaussianOODScorer(covariance=covariance).fit(feats, np.array([s.identity for s in train]))
-    held = scorer.score(embed_samples(model, held_out, batch_size, desc="OOD fit: embed held-out"))
+    held = scorer.score(embed_samples(model, held_out, batch_size, desc="OOD fit: embed held-out", features=features))
     threshold = scorer.choose_threshold(held, keep=keep)
     section = {
         "file": OOD_FILE,
         "threshold": threshold,
         "covariance": covariance,
         "shrinkage": "ledoit_wolf",
-        "features": "embedding",
+        "features": features,
         "keep": keep,
         "score": "max_c 2 log N(f(x); mu_c, Sigma_c)",
         "n_train": len(train),

@@ -19,6 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dataset layout: cedar, gpds, mcyt, bhsig, manifest, folders",
     )
     fit.add_argument("--covariance", choices=["tied", "diag", "full"], default="tied", help="covariance model")
+    fit.add_argument(
+        "--features",
+        choices=["backbone", "embedding"],
+        default=None,
+        help="what the Gaussians model (default: backbone features where the model has them)",
+    )
     fit.add_argument("--keep", type=float, default=0.95, help="share of held-out inputs to accept (default 0.95)")
     fit.add_argument("--held-out", type=float, default=0.3, help="share of identities held out (default 0.3)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the identity split")
@@ -44,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     parts = split_samples(samples, split)
-    section = fit_ood_gate(model, parts["train"], parts["held_out"], covariance=args.covariance, keep=args.keep)
+    section = fit_ood_gate(
+        model, parts["train"], parts["held_out"], covariance=args.covariance, keep=args.keep, features=args.features
+    )
     if args.json:
         print_json(section)
     else:

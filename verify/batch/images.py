@@ -149,20 +149,12 @@ def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, b
     if not todo:
         return
     t0 = time.perf_counter()
-    emb = verifier.model.embed_crops([crop for crop, _ in todo], batch_size=batch_size)
-    _gate(verifier, emb, [r for _, r in todo])
+    emb, scores, reasons = verifier.embed_gated([crop for crop, _ in todo], batch_size=batch_size)
+    if scores is not None:
+        for (_, result), score, reason in zip(todo, scores, reasons, strict=True):
+            result.ood_score, result.rejected = float(score), reason
     share = 1e3 * (time.perf_counter() - t0) / len(todo)
     cache.embedded += len(todo)
     for (_, result), e in zip(todo, emb, strict=True):
         result.embedding = None if result.rejected else e
         result.elapsed_ms += share
-
-
-def _gate(verifier: Verifier, emb: np.ndarray, results: list[ImageResult]) -> None:
-    """The verifier's OOD gate, vectorised over a batch [N, D]."""
-    scores, reasons = verifier.ood_check(emb)
-    if scores is None:
-        return
-    for result, score, reason in zip(results, scores, reasons, strict=True):
-        result.ood_score = float(score)
-        result.rejected = reason

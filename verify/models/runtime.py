@@ -65,3 +65,16 @@ class TorchEmbedder(Embedder):
             out.append(self.net(x).float().cpu().numpy())
         emb = np.concatenate(out).astype(np.float32, copy=False)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    @torch.inference_mode()
+    def embed_crops_with_features(
+        self, crops: Sequence[np.ndarray], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings [N, D] and the backbone features they come from [N, F] (for the OOD gate), in one pass."""
+        embs, feats = [], []
+        for start in range(0, len(crops), batch_size):
+            x = crops_to_tensor(crops[start : start + batch_size], self.card).to(self.device)
+            f = self.net.features(x)
+            embs.append(torch.nn.functional.normalize(self.net.project(f), dim=1).float().cpu().numpy())
+            feats.append(f.float().cpu().numpy())
+        return np.concatenate(embs), np.concatenate(feats)

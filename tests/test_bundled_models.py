@@ -1,0 +1,63 @@
+"""The bundled signature models: cards complete, the OOD gate rejects what is not a signature, scores make sense."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from verify.models.defaults import assets_dir, default_model_path
+from verify.verifier import REJECTED, Verifier
+
+DEMO = assets_dir() / "demo"
+SIGNATURES = sorted((DEMO / "signatures").glob("writer-*"))
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    return Verifier.from_path(default_model_path("signature"))
+
+
+@pytest.mark.parametrize("name", ["signature-teacher", "signature-student"])
+def test_cards_say_everything_needed(name: str) -> None:
+    card = json.loads((assets_dir() / "models" / name / "model.json").read_text())
+    assert card["modality"] == "signature" and card["input"]["channels"] == 1
+    cal = card["calibration"]
+    assert 0 < cal["threshold"] < 1 and "calibration identities" in cal["source"] and cal["calibrator"]
+    assert card["ood"]["file"] == "ood.safetensors" and card["ood"]["keep"] == 0.95
+    assert card["metrics"]["heldout_test"]["metrics"]["skilled"]["eer"]["ci95"]
+    assert "synthetic" in card["provenance"]["data"]
+    assert "/work/" not in json.dumps(card) and not Path(json.dumps(card)).is_absolute()
+
+
+def test_student_names_its_teacher() -> None:
+    student = json.loads((assets_dir() / "models" / "signature-student" / "model.json").read_text())
+    teacher = json.loads((assets_dir() / "models" / "signature-teacher" / "model.json").read_text())
+    assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]
+    assert default_model_path("signature").name == "signature-student"
+
+
+def test_gate_rejects_a_blank_page_and_a_face_photo(verifier: Verifier, tmp_path: Path) -> None:
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 440), 245, np.uint8))
+    face = DEMO / "faces" / "obama.jpg"
+    genuine = SIGNATURES[0] / "genuine_1.png"
+    result = verifier.match(genuine, blank)
+    assert result.decision == REJECTED and "not a signature" in result.reason
+    result = verifier.match(genuine, face)
+    assert result.decision == REJECTED and "input 2: not a signature" in result.reason, result.reason
+    assert result.ood_scores[1] is not None and result.ood_scores[1] < verifier.ood_threshold
+
+
+def test_genuine_pairs_score_above_other_writers(verifier: Verifier) -> None:
+    probes = {w.name: verifier.probes(sorted(w.glob("genuine_*.png"))) for w in SIGNATURES}
+    assert all(p.rejected is None for ps in probes.values() for p in ps), "demo signatures pass the gate"
+    emb = {w: np.stack([p.embedding for p in ps]) for w, ps in probes.items()}
+    same = [float(s) for e in emb.values() for s in (e @ e.T)[np.triu_indices(len(e), 1)]]
+    names = list(emb)
+    other = [float(s) for i, a in enumerate(names) for b in names[i + 1 :] for s in (emb[a] @ emb[b].T).ravel()]
+    assert np.mean(same) > np.mean(other) + 0.05

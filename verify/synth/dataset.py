@@ -7,6 +7,7 @@ depend on the number of workers, the order of work or which other writers are ge
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -153,7 +154,10 @@ def generate_dataset(
             rows.extend(_write_writer(task))
             bar.update()
     else:
-        with ProcessPoolExecutor(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        # "spawn", not fork: a child forked from a process whose OpenCV / OpenMP thread pools already ran can
+        # deadlock on their locks (seen under pytest after other tests); spawned workers start clean.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
             for part in pool.map(_write_writer, tasks, chunksize=max(1, writers // (8 * workers))):
                 rows.extend(part)
                 bar.update()

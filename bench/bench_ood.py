@@ -4,8 +4,10 @@ In-distribution: held-out synthetic signature scans of writers never seen in tra
 forgeries). Out-of-distribution (never seen in training): face photos, handwritten digits, natural images,
 blank and noisy pages, printed text (training/ood_material.py). Scores on the model's embeddings:
 class-conditional Gaussians (tied / diagonal / full covariance, Ledoit-Wolf) fitted on training writers, against
-two baselines: minus the distance to the nearest training embedding, and the norm of the pre-normalisation
-feature. Also the deployed gate (preprocessing's blank-page rule + the card's OOD threshold): share rejected.
+two baselines: minus the distance to the nearest training feature, and the norm of the pre-normalisation
+embedding; each on the backbone features (before the embedding head: what the deployed gate uses) and on the
+L2-normalised embeddings. Also the deployed gate (preprocessing's blank-page rule + the card's OOD threshold):
+the share of each kind it rejects.
 
     python -m bench.bench_ood [--model DIR] [--train DIR] [--n 40]
 """
@@ -83,19 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         in_imgs = [load_image(s.path, mode="gray") for s in load_signature_dataset(test_dir, "cedar")]
     material = {k: _gray(v) for k, v in ood_material(h, w, n=args.n, seed=3).items()}
     labels = np.array([s.identity for s in train])
-    f_train = embed_images(model, train_imgs)
-    f_in = embed_images(model, in_imgs)
-    f_out = {k: embed_images(model, v) for k, v in material.items()}
-    scorers = {f"gaussian-{c}": GaussianOODScorer(covariance=c).fit(f_train, labels) for c in ("tied", "diag", "full")}
-    methods = {name: sc.score for name, sc in scorers.items()}
-    methods["nearest-neighbour"] = lambda f: nearest_neighbour_score(f_train, f)
+    methods = {}
+    for space in ("backbone", "embedding"):  # backbone: features before the head (what the deployed gate uses)
+        f_train = embed_images(model, train_imgs, features=space)
+        feats = {"in": embed_images(model, in_imgs, features=space)}
+        feats.update({k: embed_images(model, v, features=space) for k, v in material.items()})
+        for cov in ("tied", "diag", "full"):
+            scorer = GaussianOODScorer(covariance=cov).fit(f_train, labels)
+            methods[f"gaussian-{cov} ({space})"] = {k: scorer.score(f) for k, f in feats.items()}
+        nn_scores = {k: nearest_neighbour_score(f_train, f) for k, f in feats.items()}
+        methods[f"nearest-neighbour ({space})"] = nn_scores
     in_norm, out_norm = pre_norm(model, in_imgs), {k: pre_norm(model, v) for k, v in material.items()}
     verifier = Verifier(model)
     rows = []
-    for name, fn in methods.items():
-        s_in = fn(f_in)
-        for kind, f in f_out.items():
-            s_out = fn(f)
+    for name, scores in methods.items():
+        s_in = scores["in"]
+        for kind in material:
+            s_out = scores[kind]
             y = np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
             rows.append(
                 {

@@ -13,7 +13,7 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 test-all: $(STAMP) chromium
 	$(PY) -m pytest -m "not gpu"

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def _run_all(args: argparse.Namespace, size: dict[str, Any], train_root: Path, t
                    val_eer_untrained=(summary["untrained_val"] or {}).get("val_eer"),
                    best_epoch=summary["best_epoch"], s_per_epoch=round(summary["seconds_per_epoch"], 1))  # fmt: skip
         rows.append(row)
-        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+        print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)  # progress; the table goes to stdout
     return rows
 
 

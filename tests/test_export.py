@@ -101,3 +101,12 @@ def test_export_cli_json(tiny_model: Path, tmp_path: Path, capsys: pytest.Captur
 
     assert main([*cmd[1:-1], "--opset", "3"]) == 2
     assert "opset" in capsys.readouterr().err
+
+
+def test_load_model_takes_an_onnx_file(tiny_model: Path, exported: tuple[Path, dict], rng) -> None:
+    import verify
+
+    onnx_model, torch_model = verify.load_model(exported[0]), verify.load_model(tiny_model)
+    assert onnx_model.fingerprint == torch_model.fingerprint
+    crops = [rng.integers(0, 256, (32, 48), dtype=np.uint8) for _ in range(3)]
+    np.testing.assert_allclose(onnx_model.embed_crops(crops), torch_model.embed_crops(crops), atol=1e-5)

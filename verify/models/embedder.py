@@ -63,7 +63,8 @@ class SiameseEmbedder(nn.Module):
         self.backbone = _create_backbone(backbone, in_chans, pretrained, pretrained_file)
         # what forward() returns with num_classes=0: the pre-logits head's width where a model has one
         # (mobilenetv3: 576 channels, then a 1024-wide head), else num_features
-        self.num_features: int = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)
+        width = getattr(self.backbone, "head_hidden_size", None) or getattr(self.backbone, "num_features")  # noqa: B009
+        self.num_features: int = int(width)
         self.head = nn.Sequential(nn.Linear(self.num_features, dim, bias=False), nn.BatchNorm1d(dim))
         self.dim = dim
 

@@ -10,11 +10,15 @@ from verify.models.registry import get_loader
 
 
 def load_model(path: Path | str, device: str | None = None) -> Embedder:
-    """Load a model directory (or its model.json / model.safetensors) as an `Embedder`.
+    """Load a model directory (or its model.json / model.safetensors, or an exported .onnx file) as an `Embedder`.
 
     Raises:
         ModelError: missing files, an invalid card, or weights that do not match the card.
     """
+    if str(path).endswith(".onnx"):
+        from verify.export import load_onnx_model
+
+        return load_onnx_model(path)
     card = read_card(path)
     loader = get_loader(str((card.get("architecture") or {}).get("kind", "timm")))
     if loader is not None:

@@ -74,7 +74,7 @@ class TorchEmbedder(Embedder):
         embs, feats = [], []
         for start in range(0, len(crops), batch_size):
             x = crops_to_tensor(crops[start : start + batch_size], self.card).to(self.device)
-            f = self.net.features(x)
-            embs.append(torch.nn.functional.normalize(self.net.project(f), dim=1).float().cpu().numpy())
+            f = self.net.features(x)  # type: ignore[operator]
+            embs.append(torch.nn.functional.normalize(self.net.project(f), dim=1).float().cpu().numpy())  # type: ignore[operator]
             feats.append(f.float().cpu().numpy())
         return np.concatenate(embs), np.concatenate(feats)

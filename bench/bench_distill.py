@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ def train_students(args: argparse.Namespace, teacher: Path, data: Path, work: Pa
         if not (out / "model.json").is_file():
             t0 = time.perf_counter()
             distill(teacher, _config(args, **defaults), DistillConfig(**weights), data, out, progress=False)
-            print(f"  {label}: {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"  {label}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return runs
 
 

@@ -105,7 +105,7 @@ def _run(verifier: Verifier, pairs: Path, out: Path, workers: int, batch: int, c
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pairs", type=int, default=2000, help="synthetic pairs to verify (default 2000)")
+    p.add_argument("--pairs", type=int, default=10_000, help="synthetic pairs to verify (default 10,000)")
     p.add_argument("--workers", default="0,2", help="comma list of DataLoader worker counts (default 0,2)")
     p.add_argument("--batch-size", type=int, default=64, help="images per embedding batch (default 64)")
     args = p.parse_args(argv)

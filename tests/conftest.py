@@ -81,3 +81,27 @@ def synth_signatures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_factory():
     return make_tiny_model
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_app(root: Path, **launch_kwargs):
+    """Start the web UI (bundled models, an empty gallery under `root`) on a free port; yield its URL; stop it."""
+    from app.service import VerifyService
+    from app.ui import build_app, launch_app
+
+    service = VerifyService(root / "gallery", work_dir=root / "work")
+    blocks = build_app(service)
+    _, url, _ = launch_app(blocks, port=free_port(), block=False, **launch_kwargs)
+    try:
+        yield url
+    finally:
+        blocks.close()
+        service.close()

@@ -7,12 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import socket
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 FACES = Path(__file__).resolve().parent / "data" / "faces"
@@ -34,24 +34,9 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from app.service import VerifyService
-    from app.ui import build_app, launch_app
-
-    root = tmp_path_factory.mktemp("app_browser")
-    service = VerifyService(root / "gallery", work_dir=root / "work")
-    blocks = build_app(service)
-    _, url, _ = launch_app(blocks, port=free_port(), block=False)
-    yield url
-    blocks.close()
-    service.close()
+    yield from serve_app(tmp_path_factory.mktemp("app_browser"))
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import serve_app
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
@@ -18,24 +18,9 @@ AUTH = ("tester", "s3cret")
 ENDPOINTS = ["verify", "enroll", "identify", "batch", "gallery_list", "remove_identity", "remove_sample", "stats"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from app.service import VerifyService
-    from app.ui import build_app, launch_app
-
-    root = tmp_path_factory.mktemp("app_client")
-    service = VerifyService(root / "gallery", work_dir=root / "work")
-    blocks = build_app(service)
-    _, url, _ = launch_app(blocks, port=free_port(), auth=AUTH, block=False)
-    yield url
-    blocks.close()
-    service.close()
+    yield from serve_app(tmp_path_factory.mktemp("app_client"), auth=AUTH)
 
 
 @pytest.fixture(scope="module")

@@ -62,3 +62,15 @@ def load_verifier(args: argparse.Namespace, first_image: Any = None) -> Any:
         modality = guess_modality(first_image)
     path = resolve_model_path(getattr(args, "model", None), modality)
     return Verifier.from_path(path, threshold=getattr(args, "threshold", None))
+
+
+def add_set_flag(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--set KEY=VALUE` (repeatable) config overrides, collected in `args.overrides`."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one config key (repeatable), e.g. {example}",
+    )

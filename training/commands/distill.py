@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from training.commands._common import print_json
+from training.commands._common import add_set_flag, print_json
 
 _PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
 DEFAULT_STUDENT = "mobilenetv3_small_100"
@@ -29,14 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder to create")
     p.add_argument("--protocol", choices=_PROTOCOLS, help="dataset layout (default: auto-detect)")
     p.add_argument("--config", type=Path, help="YAML file of TrainConfig and DistillConfig keys")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key (repeatable), e.g. --set epochs=5 --set temperature=4",
-    )
+    add_set_flag(p, "--set epochs=5 --set temperature=4")
     p.add_argument("--seed", type=int, help="random seed (split, sampling, weights)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from training.commands._common import print_json
+from training.commands._common import add_set_flag, print_json
 
 _SIGNATURE_PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
 
@@ -27,14 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="dataset folder (required unless --resume)")
     p.add_argument("--out", type=Path, required=True, help="run folder to create (or resume)")
     p.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config field (repeatable), e.g. --set epochs=20 --set loss_params.margin=0.3",
-    )
+    add_set_flag(p, "--set epochs=20 --set loss_params.margin=0.3")
     p.add_argument("--init", type=Path, help="fine-tune this model directory instead of starting from scratch")
     p.add_argument("--replay", type=Path, help="with --init: old dataset to replay so old identities stay good")
     p.add_argument("--replay-fraction", type=float, help="share of each batch's identities from --replay (0.25)")

@@ -114,40 +114,41 @@ class Verifier:
     def probes(self, sources: Sequence[Any], names: Sequence[str | None] | None = None) -> list[Probe]:
         """Batched `probe`: every new image is embedded in one batch."""
         names = list(names) if names is not None else [None] * len(sources)
-        out: list[Probe | None] = [None] * len(sources)
-        todo: list[tuple[int, Probe]] = []
-        for i, (src, name) in enumerate(zip(sources, names, strict=True)):
+        mode = "gray" if int(self.model.card["input"].get("channels", 3)) == 1 else "rgb"
+        out: list[Probe] = []
+        todo: list[Probe] = []
+        for src, name in zip(sources, names, strict=True):
             t0 = time.perf_counter()
-            channels = "gray" if int(self.model.card["input"].get("channels", 3)) == 1 else "rgb"
-            image = load_image(src, mode=channels, name=name)
+            image = load_image(src, mode=mode, name=name)
             sha = image_sha256(image)
             if sha in self._cache:
                 self._cache.move_to_end(sha)
-                out[i] = self._cache[sha]
+                out.append(self._cache[sha])
                 continue
             decode_ms = 1e3 * (time.perf_counter() - t0)
-            probe = self.preprocess_probe(image)
+            probe = self.preprocess_probe(image, sha256=sha)
             probe.timings["decode_ms"] = decode_ms
-            out[i] = probe
+            out.append(probe)
             if probe.rejected is None:
-                todo.append((i, probe))
+                todo.append(probe)
             else:
                 self._remember(probe)
         if todo:
             t0 = time.perf_counter()
-            emb, scores, reasons = self.embed_gated([p.crop for _, p in todo if p.crop is not None])
+            emb, scores, reasons = self.embed_gated([p.crop for p in todo if p.crop is not None])
             per = 1e3 * (time.perf_counter() - t0) / len(todo)
-            for j, ((_, probe), e) in enumerate(zip(todo, emb, strict=True)):
+            for j, (probe, e) in enumerate(zip(todo, emb, strict=True)):
                 probe.embedding = e
                 probe.timings["embed_ms"] = per
                 if scores is not None:
                     probe.ood_score, probe.rejected = float(scores[j]), reasons[j]
                 self._remember(probe)
-        return [p for p in out if p is not None]
+        return out
 
-    def preprocess_probe(self, image: np.ndarray) -> Probe:
-        """A decoded image -> a `Probe` with its hash, crop and preprocessing verdict (not yet embedded)."""
-        probe = Probe(sha256=image_sha256(image), embedding=None, crop=None)
+    def preprocess_probe(self, image: np.ndarray, sha256: str | None = None) -> Probe:
+        """A decoded image -> a `Probe` with its hash (computed unless given), crop and preprocessing verdict
+        (not yet embedded)."""
+        probe = Probe(sha256=sha256 or image_sha256(image), embedding=None, crop=None)
         self._preprocess(image, probe)
         return probe
 

@@ -45,14 +45,32 @@ def seed_faces(service: VerifyService, faces_dir: Path) -> dict[str, int]:
     return done
 
 
+def is_forgery(path: Path) -> bool:
+    """Whether a demo signature file is a forgery (`forgery_*`, `forged_*`), never to be enrolled as a reference."""
+    return path.stem.lower().startswith("forg")
+
+
+def genuine_references(folder: Path, n: int = SIGNATURE_SAMPLES) -> list[Path]:
+    """The first `n` genuine signatures of a demo writer's folder, in natural order (`genuine_2` before
+    `genuine_10`); forgeries are left out, whatever their names sort as."""
+
+    def natural(path: Path) -> tuple[str, int, str]:
+        digits = "".join(c for c in path.stem if c.isdigit())
+        return path.stem.rstrip("0123456789"), int(digits) if digits else 0, path.name
+
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES]
+    return sorted((p for p in files if not is_forgery(p)), key=natural)[:n]
+
+
 def seed_signatures(service: VerifyService, signatures_dir: Path) -> dict[str, int]:
-    """Enroll the first demo signature writers when a signature model exists and its gallery is empty."""
+    """Enroll the first demo signature writers (genuine signatures only) when a signature model exists and its
+    gallery is empty."""
     done: dict[str, int] = {}
     if not signatures_dir.is_dir() or not service.available("signature") or not _empty(service, "signature"):
         return done
     writers = sorted(p for p in signatures_dir.iterdir() if p.is_dir())[:SIGNATURE_WRITERS]
     for folder in writers:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)[:SIGNATURE_SAMPLES]
+        files = genuine_references(folder)
         if files:
             report = service.enroll(folder.name, [str(p) for p in files], "signature", labels=[p.name for p in files])
             done[folder.name] = int(report["enrolled"])

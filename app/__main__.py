@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from training.cli import main
+from verify.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["app", *sys.argv[1:]]))

@@ -194,7 +194,7 @@ class VerifyService:
         self, name: str, images: list[Any], modality: str = "face", labels: list[str] | None = None
     ) -> dict[str, Any]:
         """Enroll images under `name`; per-sample outcomes (why refused) and the identity's samples after."""
-        from verify.enrollment import enroll_images
+        from verify.enroll import enroll_images
 
         name = (name or "").strip()
         if not name:

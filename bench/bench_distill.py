@@ -97,7 +97,7 @@ def train_students(args: argparse.Namespace, teacher: Path, data: Path, work: Pa
 def evaluate(embed: Any, card: dict[str, Any], test: Path) -> dict[str, Any]:
     """EER (skilled, random) and TAR@FAR=1e-2 (random, skilled) of `embed(crops) -> [N, D]` on the test writers."""
     from training.data import build_crop_set, load_samples
-    from training.evaluation import pair_metrics, score_pairs
+    from training.validation import pair_metrics, score_pairs
 
     crop_set = build_crop_set(load_samples(test, "signature", "cedar"), card)
     emb = np.asarray(embed(crop_set.crops), np.float32)

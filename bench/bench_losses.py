@@ -69,7 +69,7 @@ def _config(method: str, size: dict[str, int], args: argparse.Namespace) -> Any:
 
 def _test_metrics(run: Path, test_root: Path) -> dict[str, Any]:
     from training.data import build_crop_set, load_samples
-    from training.evaluation import validate
+    from training.validation import validate
     from verify.models.card import load_network
 
     net, card = load_network(run)

@@ -276,8 +276,8 @@ def test_cli_app_flags(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from training.cli import build_parser
-    from training.commands.app import parse_auth
+    from app.cli import parse_auth
+    from verify.cli import build_parser
 
     assert parse_auth("ann:pa:ss") == ("ann", "pa:ss") and parse_auth(None) is None
     app_parser = build_parser()._subparsers._group_actions[0].choices["app"]

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.cli import main
 from verify.batch import Shard, parse_shard, shard_of
 from verify.batch.output import ResultJournal
 from verify.batch.runner import CHUNK_SLEEP_ENV
+from verify.cli import main
 from verify.errors import ConfigError
 from verify.models import new_card, save_model
 from verify.models.embedder import create_timm_network

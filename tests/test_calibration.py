@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from verify import metrics
-from verify.calibration import (
+from verify.errors import ConfigError
+from verify.eval import metrics
+from verify.eval.calibration import (
     OperatingPoint,
     ScoreCalibrator,
     calibration_section,
@@ -17,7 +18,6 @@ from verify.calibration import (
     fingerprint_split,
     per_identity_thresholds,
 )
-from verify.errors import ConfigError
 
 
 @pytest.fixture

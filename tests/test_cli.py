@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import main
+from verify.cli import main
 
 VERIFY_BIN = str(Path(sys.executable).parent / "verify")
 

@@ -27,7 +27,7 @@ from verify.data import (
 from verify.data.dataset import ImageDataset
 from verify.data.sampler import PKBatchSampler
 from verify.errors import ConfigError, DatasetError
-from verify.models.base import Crop
+from verify.preprocess.crop import Crop
 
 
 def _img(path: Path, value: int = 128, size: tuple[int, int] = (24, 32)) -> Path:

@@ -192,7 +192,7 @@ def test_distill_cli_tiny_run(tmp_path: Path, tiny_model: Path, synth_signatures
 def test_distill_cli_rejects_bad_objective(
     tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.cli import main
+    from verify.cli import main
 
     argv = [
         "distill", "--teacher", str(tiny_model), "--student", "resnet10t", "--data", str(tmp_path),

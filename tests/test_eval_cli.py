@@ -14,12 +14,13 @@ import pytest
 from conftest import VERIFY_BIN, make_tiny_model
 
 import verify
-from training.cli import main
+from verify.cli import main
 from verify.data.lfw import write_lfw_pairs
 from verify.data.signatures import load_signature_dataset
-from verify.evaluation import evaluate, sample_pairs
-from verify.models.base import Crop, Embedder
-from verify.report import REPORT_FILES
+from verify.eval.report import REPORT_FILES
+from verify.eval.run import evaluate, sample_pairs
+from verify.models.base import Embedder
+from verify.preprocess.crop import Crop
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,7 @@ def test_cli_default_model_missing_is_a_usage_error(synth, tmp_path, monkeypatch
 
 
 def test_write_report_from_plain_scores(tmp_path):
-    from verify.report import write_report
+    from verify.eval.report import write_report
 
     rng = np.random.default_rng(0)
     scores = {"genuine": rng.normal(0.7, 0.1, 40), "impostor": rng.normal(0.2, 0.1, 300)}

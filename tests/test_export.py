@@ -97,7 +97,7 @@ def test_export_cli_json(tiny_model: Path, tmp_path: Path, capsys: pytest.Captur
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["max_abs_diff"] < 1e-4 and out.is_file() and card_path_for(out).is_file()
-    from training.cli import main
+    from verify.cli import main
 
     assert main([*cmd[1:-1], "--opset", "3"]) == 2
     assert "opset" in capsys.readouterr().err

@@ -205,7 +205,7 @@ def test_eval_lfw_protocol_with_the_face_model(demo_embeddings, tmp_path):
     ],
 )
 def test_train_init_usage_errors_exit_2(face_folders, tmp_path, capsys, extra, message):
-    from training.cli import main
+    from verify.cli import main
 
     assert main(["train", "--data", str(face_folders), "--out", str(tmp_path / "run"), *extra]) == 2
     assert message in capsys.readouterr().err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from verify import metrics
+from verify.eval import metrics
 
 
 @pytest.fixture

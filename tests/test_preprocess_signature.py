@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from verify.errors import ConfigError, InvalidImageError
-from verify.models.base import Crop
 from verify.models.registry import get_preprocessor
+from verify.preprocess.crop import Crop
 from verify.preprocess.resize import ResizePreprocessor
 from verify.preprocess.signature import (
     SignatureParams,

@@ -120,7 +120,7 @@ def test_augmentations_keep_shape_and_vary():
 
 
 def test_validation_pairs_match_naive():
-    from training.evaluation import pair_metrics, score_pairs
+    from training.validation import pair_metrics, score_pairs
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(30, 4))
@@ -173,7 +173,7 @@ def test_cli_train_writes_loadable_model(cli_run, sig_data):
 
 
 def test_resume_continues_from_saved_epoch(cli_run, capsys):
-    from training.cli import main
+    from verify.cli import main
 
     run, _ = cli_run
     assert main(["train", "--out", str(run), "--resume", "--quiet", "--json", "--set", "epochs=2"]) == 0

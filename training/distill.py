@@ -33,11 +33,11 @@ from tqdm import tqdm
 from training.augment import create_augment
 from training.config import TrainConfig
 from training.distributed import DistInfo, resolve_device
-from training.evaluation import embed_crop_set, validate
 from training.loop import create_optimizer, create_scheduler
 from training.plots import plot_curves
 from training.runs import RunData, prepare_data, write_metrics_csv
 from training.trainer import _batches
+from training.validation import embed_crop_set, validate
 from verify.distill_losses import CosineClassifier, EmbeddingDistillLoss, RKDLoss, fit_teacher_classifier, kd_loss
 from verify.errors import ConfigError
 from verify.models.card import load_network, new_card, read_card, save_model

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from training.cli import main as verify_main
+from verify.cli import main as verify_main
 from verify.models.card import load_network, save_model
 
 ROOT = Path(__file__).resolve().parents[1]

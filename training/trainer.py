@@ -22,10 +22,10 @@ from torch import nn
 from training import checkpointing, distributed
 from training.augment import create_augment
 from training.config import TrainConfig
-from training.evaluation import validate
 from training.loop import EpochContext, create_optimizer, create_scheduler, train_one_epoch
 from training.plots import plot_curves
 from training.runs import RunData, prepare_data, write_json, write_metrics_csv, write_run_info
+from training.validation import validate
 from verify.data.sampler import PKBatchSampler
 from verify.errors import ConfigError
 from verify.losses import create_loss

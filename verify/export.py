@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from verify.errors import ConfigError, ModelError
-from verify.models.base import Crop, Embedder
+from verify.models.base import Embedder
+from verify.preprocess.crop import Crop
 
 CARD_KEY = "siamese_verify_card"
 FP32_TOLERANCE = 1e-3  # an fp32 export further than this from PyTorch is refused (typical: < 1e-5)

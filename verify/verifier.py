@@ -284,7 +284,7 @@ class Verifier:
 def _load_calibrator(section: dict[str, Any] | None) -> Any:
     if not section:
         return None
-    from verify.calibration import ScoreCalibrator
+    from verify.eval.calibration import ScoreCalibrator
 
     return ScoreCalibrator.from_dict(section)
 

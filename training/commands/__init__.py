@@ -1,1 +1,1 @@
-"""Subcommands of the `verify` CLI, one module each; discovered by `training.cli`."""
+"""Subcommands of the `verify` CLI that need training (train, distill, ood fit); found lazily by `verify.cli`."""

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from training.commands._common import add_set_flag, print_json
+from verify.cli.common import add_set_flag, print_json
 
 _PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
 DEFAULT_STUDENT = "mobilenetv3_small_100"

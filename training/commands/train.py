@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from training.commands._common import add_set_flag, print_json
+from verify.cli.common import add_set_flag, print_json
 
 _SIGNATURE_PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
 

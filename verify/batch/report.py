@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from verify import metrics
+from verify.eval import metrics
 from verify.fsutil import atomic_write_text
 from verify.verifier import Verifier
 
@@ -37,7 +37,7 @@ def write_batch_report(rows: pd.DataFrame, out_csv: Path, verifier: Verifier) ->
     Returns:
         the report path, or None when there are not both genuine and impostor scored pairs.
     """
-    from verify.report import markdown_summary, plot_det, plot_roc, plot_scores
+    from verify.eval.report import markdown_summary, plot_det, plot_roc, plot_scores
 
     genuine, impostor = labelled_scores(rows)
     if genuine.size == 0 or impostor.size == 0:

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from verify.data.sample import Sample
 from verify.io import load_image
-from verify.models.base import Crop
+from verify.preprocess.crop import Crop
 
 
 class ImageDataset(Dataset):

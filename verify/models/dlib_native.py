@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from verify.errors import InvalidImageError, ModelError, ModelMismatchError
-from verify.models.base import Crop, Embedder
+from verify.models.base import Embedder
 from verify.models.card import file_sha256
+from verify.preprocess.crop import Crop
 from verify.preprocess.face import FacePreprocessor
 
 DLIB_CHIP_SIZE = 150

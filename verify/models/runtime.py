@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from verify.models.base import Crop, Embedder
+from verify.models.base import Embedder
 from verify.models.registry import get_preprocessor
+from verify.preprocess.crop import Crop
 
 
 def _to_channels(crop: np.ndarray, channels: int) -> np.ndarray:

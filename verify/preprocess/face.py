@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from verify.errors import ConfigError, NoFaceError
-from verify.models.base import Crop
+from verify.preprocess.crop import Crop
 from verify.preprocess.face_align import (
     align_face,
     canonical_landmarks,

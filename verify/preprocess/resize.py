@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from verify.errors import ConfigError, InvalidImageError
-from verify.models.base import Crop
+from verify.preprocess.crop import Crop
 
 
 def resize_image(image: np.ndarray, height: int, width: int, channels: int = 3) -> np.ndarray:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from verify.errors import ConfigError, InvalidImageError
-from verify.models.base import Crop
+from verify.preprocess.crop import Crop
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from training.commands._common import add_json_flag, add_model_flags, print_json
+from verify.cli.common import add_json_flag, add_model_flags, print_json
 from verify.errors import ConfigError
 
 SIGNATURE_PROTOCOLS = ("cedar", "gpds", "mcyt", "bhsig", "manifest")
@@ -122,8 +122,8 @@ def write_calibrated_card(model: Any, section: dict[str, Any], out: Path) -> Pat
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report; exit 1 when some images failed or pairs had missing files."""
     import verify
-    from verify.evaluation import evaluate, load_eval_data
-    from verify.report import write_report
+    from verify.eval.report import write_report
+    from verify.eval.run import evaluate, load_eval_data
 
     protocol = _protocol(args)
     if not 0 <= args.calibration_fraction < 1:

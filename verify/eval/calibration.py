@@ -17,8 +17,8 @@ from numpy.typing import ArrayLike
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from verify import metrics
 from verify.errors import ConfigError
+from verify.eval import metrics
 
 
 def fingerprint_split(items: Iterable[Any]) -> str:

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import norm
 
-from verify import metrics
+from verify.eval import metrics
 from verify.fsutil import atomic_write_bytes
 
 REPORT_FILES = ("report.json", "report.md", "roc.png", "det.png", "scores.png")
@@ -169,7 +169,7 @@ def write_report(out_dir: str | os.PathLike[str], results: Mapping[str, Any], sc
 
     Args:
         out_dir: the report folder.
-        results: `verify.evaluation.evaluate` output (its "scores" key, if any, is not written to JSON).
+        results: `verify.eval.run.evaluate` output (its "scores" key, if any, is not written to JSON).
         scores: kind -> test scores [P]; "genuine" plus any of "impostor", "skilled", "random".
     """
     out = Path(out_dir)

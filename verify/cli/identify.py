@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.commands._common import add_json_flag, add_model_flags, add_threshold_flag, load_verifier, print_json
+from verify.cli.common import add_json_flag, add_model_flags, add_threshold_flag, load_verifier, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """Percentile bootstrap confidence intervals for verification metrics, resampling identities (not pairs).
 
-Import these through `verify.metrics` or from here.
+Import these through `verify.eval.metrics` or from here.
 """
 
 from __future__ import annotations

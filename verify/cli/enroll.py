@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.commands._common import add_json_flag, add_model_flags, load_verifier, print_json
+from verify.cli.common import add_json_flag, add_model_flags, load_verifier, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from verify.enrollment import enroll_images
+    from verify.enroll import enroll_images
     from verify.gallery import FaissGallery
 
     verifier = load_verifier(args, first_image=args.images[0])

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from training.data import CropSet
-from verify.metrics import eer, tar_at_far
+from verify.eval.metrics import eer, tar_at_far
 from verify.models.runtime import crops_to_tensor
 
 FARS = (1e-2, 1e-3)

@@ -1,7 +1,7 @@
 """Signature verification metrics: FRR and FAR on skilled and random forgeries at one threshold, and the EER
 with a global threshold and with one threshold per writer.
 
-Import these through `verify.metrics` or from here.
+Import these through `verify.eval.metrics` or from here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from verify.metrics_roc import _rate, auc, eer
+from verify.eval.roc import _rate, auc, eer
 
 
 def signature_errors(

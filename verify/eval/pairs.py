@@ -1,4 +1,4 @@
-"""Evaluation sets and their pairs, as `verify.evaluation.evaluate` uses them (names re-exported there).
+"""Evaluation sets and their pairs, as `verify.eval.run.evaluate` uses them (names re-exported there).
 
 Identities (writers) are split into a calibration part and a test part, disjoint and seeded. Signature datasets
 give three pair kinds: genuine (two genuine signatures of one writer), skilled (a genuine signature vs a skilled

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from training.commands._common import add_json_flag, add_model_flags, print_json
+from verify.cli.common import add_json_flag, add_model_flags, print_json
 from verify.errors import VerifyError
 
 

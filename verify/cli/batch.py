@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.commands._common import add_json_flag, add_model_flags, add_threshold_flag, print_json
+from verify.cli.common import add_json_flag, add_model_flags, add_threshold_flag, print_json
 from verify.errors import ConfigError
 
 _EPILOG = """\

@@ -1,7 +1,7 @@
 """Open-set identification metrics of top-1 search results (ISO/IEC 19795-1 terms): FPIR, FNIR, rank-1, and
 FNIR at FPIR targets.
 
-Import these through `verify.metrics` or from here.
+Import these through `verify.eval.metrics` or from here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from verify.metrics_roc import _rate, has_enough_impostors, just_above
+from verify.eval.roc import _rate, has_enough_impostors, just_above
 
 
 def top1_from_similarities(

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.commands._common import add_json_flag, print_json
+from verify.cli.common import add_json_flag, print_json
 
 
 def register(subparsers: Any) -> None:

@@ -1,4 +1,8 @@
-"""The `verify` command line: one entry point, one module per subcommand under `training/commands/`.
+"""The `verify` command line: one entry point, one module per subcommand.
+
+The inference commands live in this package (`verify/cli/<command>.py`). Commands that need a part installed on
+top of the library are found lazily: `verify app` in `app.cli`, and `train`, `distill`, `ood fit` in
+`training/commands/`; when that part is not installed the command is simply absent.
 
 Each command module defines `register(subparsers)`, which adds its parser(s) and sets `func` to a callable
 `(argparse.Namespace) -> int`. Errors raised by the library become exit code 2 with one line on stderr.
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
+import importlib.util
 import sys
 import traceback
 from collections.abc import Sequence
@@ -28,10 +32,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _command_modules() -> list[str]:
-    import training.commands as package
+# The library's own subcommands: modules of this package.
+COMMANDS = ("batch", "enroll", "eval", "export", "gallery", "identify", "match", "synth")
+# Subcommands of the parts on top of the library (command -> module), imported only when that part is installed.
+PLUGINS = {
+    "app": "app.cli",
+    "distill": "training.commands.distill",
+    "ood": "training.commands.ood",
+    "train": "training.commands.train",
+}
 
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+
+def _command_modules() -> list[str]:
+    """Module names of every available subcommand, in the order of their command names."""
+    modules = {name: f"{__name__}.{name}" for name in COMMANDS}
+    for name, module in PLUGINS.items():
+        if importlib.util.find_spec(module.partition(".")[0]) is not None:
+            modules[name] = module
+    return [modules[name] for name in sorted(modules)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _command_modules():
-        module = importlib.import_module(f"training.commands.{name}")
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -71,7 +88,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()

@@ -16,16 +16,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from verify import metrics
-from verify.calibration import (
+from verify.errors import DatasetError, VerifyError
+from verify.eval import metrics
+from verify.eval.calibration import (
     OperatingPoint,
     ScoreCalibrator,
     calibration_section,
     choose_threshold,
     fingerprint_split,
 )
-from verify.errors import DatasetError, VerifyError
-from verify.evaluation_pairs import (  # noqa: F401 - re-exported: callers import them from here
+from verify.eval.pairs import (  # noqa: F401 - re-exported: callers import them from here
     PAIR_COLUMNS,
     listed_pairs,
     load_eval_data,

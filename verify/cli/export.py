@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.commands._common import add_json_flag, print_json
+from verify.cli.common import add_json_flag, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,17 +4,17 @@ Plain functions on numpy arrays. ``genuine`` holds scores of same-identity pairs
 different-identity pairs; a pair is accepted when ``score >= threshold``. ROC points come from
 `sklearn.metrics.roc_curve`; what scikit-learn lacks is written in the modules re-exported here:
 
-- `verify.metrics_roc`: ROC, DET, AUC, EER interpolation, TAR/FRR at a FAR, accuracy, LFW-style k-fold accuracy;
-- `verify.metrics_signature`: signature FRR / FAR (skilled, random), global and per-writer EER;
-- `verify.metrics_openset`: open-set identification rates (FPIR, FNIR, rank-1, FNIR at FPIR);
-- `verify.bootstrap`: confidence intervals resampling identities.
+- `verify.eval.roc`: ROC, DET, AUC, EER interpolation, TAR/FRR at a FAR, accuracy, LFW-style k-fold accuracy;
+- `verify.eval.signature`: signature FRR / FAR (skilled, random), global and per-writer EER;
+- `verify.eval.openset`: open-set identification rates (FPIR, FNIR, rank-1, FNIR at FPIR);
+- `verify.eval.bootstrap`: confidence intervals resampling identities.
 """
 
 from __future__ import annotations
 
-from verify.bootstrap import bootstrap_ci, bootstrap_cis
-from verify.metrics_openset import fnir_at_fpir, open_set_identification, top1_from_similarities
-from verify.metrics_roc import (  # noqa: F401 - _scores, _threshold_at_far: for verify.calibration
+from verify.eval.bootstrap import bootstrap_ci, bootstrap_cis
+from verify.eval.openset import fnir_at_fpir, open_set_identification, top1_from_similarities
+from verify.eval.roc import (  # noqa: F401 - _scores, _threshold_at_far: for verify.eval.calibration
     NOT_ENOUGH_IMPOSTORS,
     _scores,
     _threshold_at_far,
@@ -31,7 +31,7 @@ from verify.metrics_roc import (  # noqa: F401 - _scores, _threshold_at_far: for
     roc_summary,
     tar_at_far,
 )
-from verify.metrics_signature import signature_eer, signature_errors
+from verify.eval.signature import signature_eer, signature_errors
 
 __all__ = [
     "NOT_ENOUGH_IMPOSTORS",

@@ -4,7 +4,7 @@ accuracy and LFW-style k-fold accuracy.
 Plain functions on numpy arrays. ``genuine`` holds scores of same-identity pairs, ``impostor`` of
 different-identity pairs; a pair is accepted when ``score >= threshold``. ROC points come from
 `sklearn.metrics.roc_curve`; EER interpolation, FAR-targeted thresholds and k-fold accuracy are written here.
-Import these through `verify.metrics`.
+Import these through `verify.eval.metrics`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,163 @@
+"""The Ray batch engine on a real local 2-CPU Ray cluster: same output as the local engine, resume after a kill.
+
+One cluster serves the whole module (starting Ray takes seconds); the job is a few hundred pairs of tiny
+synthetic signatures with bad rows (missing, corrupt, blank page) and the bundled signature student (with its
+OOD gate).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from verify.batch import BatchConfig, run_batch
+from verify.batch.ray_engine import run_batch_ray
+from verify.batch.ray_images import RayOptions
+from verify.batch.runner import CHUNK_SLEEP_ENV
+from verify.errors import ConfigError
+from verify.models.defaults import assets_dir
+from verify.verifier import Verifier
+
+MODEL = assets_dir() / "models" / "signature-student"
+NUMERIC = ["score", "p_match", "ood_score"]
+VOLATILE = ["elapsed_ms"]
+OPTIONS = RayOptions(batch_size=16, block_rows=8, partition_rows=64, actors=2)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for this module; stopped at its end."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """300 pairs of 24 synthetic signatures (64x96 px) plus 6 bad rows; the local engine's output as reference."""
+    from verify.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("raybatch")
+    data = generate_dataset(root / "data", 4, 4, 2, seed=1, height=64, width=96, progress=False)
+    cv2.imwrite(str(data / "blank.png"), np.full((64, 96), 255, np.uint8))
+    (data / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
+    images = sorted(str(p.relative_to(data)) for p in data.glob("full_*/*.png"))
+    rng = np.random.default_rng(0)
+    rows = [(images[a], images[b], int(images[a][:-6] == images[b][:-6])) for a, b in rng.integers(0, 24, (300, 2))]
+    bad = [("missing.png", images[0]), (images[1], "corrupt.png"), ("blank.png", images[2])]
+    for k, (a, b) in enumerate(bad * 2):
+        rows.insert(40 + 50 * k, (a, b, 0))
+    pairs = data / "pairs.csv"
+    with pairs.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["id", "reference", "questioned", "label"])
+        out.writerows((f"r{i}", a, b, label) for i, (a, b, label) in enumerate(rows))
+    verifier = Verifier.from_path(MODEL)
+    reference = root / "local.csv"
+    run_batch(verifier, BatchConfig(pairs=pairs, out=reference, batch_size=16), progress=False)
+    return {"root": root, "pairs": pairs, "reference": reference, "verifier": verifier, "rows": len(rows)}
+
+
+def _stable(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def _assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Every text column equal; scores equal to 1e-5 (batch composition changes float rounding)."""
+    x, y = _stable(a), _stable(b)
+    assert list(x.columns) == list(y.columns) and len(x) == len(y)
+    for c in NUMERIC:
+        xs, ys = pd.to_numeric(x[c], errors="coerce"), pd.to_numeric(y[c], errors="coerce")
+        assert np.allclose(xs, ys, atol=1e-5, equal_nan=True), c
+    rest = [c for c in x.columns if c not in NUMERIC]
+    pd.testing.assert_frame_equal(x[rest], y[rest])
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_ray_engine_matches_local_row_for_row(ray_cluster, job: dict, tmp_path: Path) -> None:
+    out = tmp_path / "ray.csv"
+    summary = run_batch_ray(job["verifier"], BatchConfig(pairs=job["pairs"], out=out), OPTIONS, progress=False)
+    local, ray_rows = _read(job["reference"]), _read(out)
+    _assert_same(local, ray_rows)
+    assert (summary.rows, summary.processed, summary.resumed) == (job["rows"], job["rows"], 0)
+    assert summary.failed == 6 and summary.rejected == 2  # missing x2, corrupt x2, blank page x2
+    assert summary.images_embedded == 27  # 24 signatures + 3 bad files, each once
+    assert set(ray_rows["decision"]) == {"match", "no match", "error", "rejected"}
+    assert (ray_rows["error"] != "").sum() == 6 and ray_rows["id"].is_unique
+    assert not (tmp_path / "ray.csv.parts").exists()
+    assert summary.report is not None and summary.report.exists()
+
+
+def test_parquet_output_has_typed_columns_and_same_values(ray_cluster, job: dict, tmp_path: Path) -> None:
+    out = tmp_path / "ray.parquet"
+    run_batch_ray(job["verifier"], BatchConfig(pairs=job["pairs"], out=out), OPTIONS, progress=False)
+    parts = sorted(out.glob("part-*.parquet"))
+    assert len(parts) == 5 and (out / "_SUCCESS.json").exists() and not (out / "_job.json").exists()
+    rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    local = _read(job["reference"])
+    assert list(rows.columns) == list(local.columns) and rows["score"].dtype == np.float64
+    assert np.allclose(rows["score"], pd.to_numeric(local["score"], errors="coerce"), atol=1e-5, equal_nan=True)
+    assert rows["decision"].tolist() == local["decision"].tolist() and rows["ood_flag"].dtype == bool
+    with pytest.raises(ConfigError, match="--resume"):  # finished: rerunning without --resume is refused
+        run_batch_ray(job["verifier"], BatchConfig(pairs=job["pairs"], out=out), OPTIONS, progress=False)
+
+
+def test_killed_job_resumes_only_unfinished_partitions(ray_cluster, job: dict, tmp_path: Path) -> None:
+    """A driver process on the shared cluster is SIGKILLed after two partitions; the rerun with resume redoes
+    the other three, and the output holds every row exactly once, equal to the local engine's."""
+    out = tmp_path / "killed.csv"
+    parts = tmp_path / "killed.csv.parts"
+    code = (
+        "import sys; from verify.batch import BatchConfig; from verify.batch.ray_engine import run_batch_ray;"
+        "from verify.batch.ray_images import RayOptions; from verify.verifier import Verifier;"
+        f"run_batch_ray(Verifier.from_path({str(MODEL)!r}), BatchConfig(pairs={str(job['pairs'])!r},"
+        f" out={str(out)!r}), RayOptions(address=sys.argv[1], batch_size=16, block_rows=8, partition_rows=64,"
+        " actors=2), progress=False)"
+    )
+    env = {**os.environ, CHUNK_SLEEP_ENV: "30"}
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = subprocess.Popen([sys.executable, "-c", code, address], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(parts.glob("part-*.csv"))) < 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the job should still be running (sleeping after its first partition)"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    written = sorted(p.name for p in parts.glob("part-*.csv"))
+    assert written == ["part-00000.csv"] and not out.exists()
+    with pytest.raises(ConfigError, match="--resume"):
+        run_batch_ray(job["verifier"], BatchConfig(pairs=job["pairs"], out=out), OPTIONS, progress=False)
+    config = BatchConfig(pairs=job["pairs"], out=out, resume=True)
+    summary = run_batch_ray(job["verifier"], config, OPTIONS, progress=False)
+    assert (summary.resumed, summary.processed) == (64, job["rows"] - 64)
+    rows = _read(out)
+    assert rows["id"].is_unique and len(rows) == job["rows"]
+    _assert_same(_read(job["reference"]), rows)
+    again = run_batch_ray(job["verifier"], config, OPTIONS, progress=False)  # finished: nothing to redo
+    assert (again.resumed, again.processed) == (job["rows"], 0)
+
+
+def test_resume_with_other_settings_is_refused(ray_cluster, job: dict, tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    parts = tmp_path / "x.csv.parts"
+    parts.mkdir()
+    (parts / "_job.json").write_text('{"job": {"threshold": 0.1}}')
+    with pytest.raises(ConfigError, match="other settings"):
+        run_batch_ray(job["verifier"], BatchConfig(pairs=job["pairs"], out=out, resume=True), OPTIONS, progress=False)

@@ -32,6 +32,7 @@ PREPROCESSORS: dict[str, Any] = {
 LOADERS: dict[str, Any] = {
     "dlib_native": "verify.models.dlib_native:load_dlib_native",
     "classical-hog": "verify.models.classical:load_classical_hog",
+    "fused": "verify.models.fused:load_fused",
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,10 +21,8 @@ def _signatures(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     out = []
     for _ in range(n):
         page = np.full((60, 120), 235, np.uint8)
-        pts = np.cumsum(rng.normal(0, 6, size=(12, 2)), axis=0) + [60, 30]
-        for a, b in zip(pts[:-1], pts[1:], strict=False):
-            import cv2
-
+        pts = np.cumsum(rng.normal(0, 6, size=(12, 2)), axis=0) + np.array([60, 30])
+        for a, b in itertools.pairwise(pts):
             cv2.line(page, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 30, 2)
         out.append(page)
     return out

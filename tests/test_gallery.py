@@ -297,7 +297,8 @@ def test_same_image_twice_in_one_call_and_array_images(tmp_path: Path, rng: np.r
 def test_interrupted_create_can_be_created_again(tmp_path: Path):
     directory = tmp_path / "g"
     directory.mkdir()
-    store.connect(directory / "gallery.sqlite").close()  # schema but no meta: create was killed before its commit
+    # schema but no meta: create was killed before its commit
+    store.connect(directory / "gallery.sqlite", create=True).close()
     with pytest.raises(GalleryError, match="never completed"):
         FaissGallery.open(directory)
     with FaissGallery.open_or_create(directory, dim=DIM, fingerprint="fp") as gallery:

@@ -51,7 +51,8 @@ class GalleryChangeMixin:
             sources: per-sample free text (file name, ...).
 
         Returns:
-            Sample ids and warnings. A sample whose image hash is already enrolled is skipped with a warning;
+            Sample ids and warnings. A sample whose image hash is already enrolled is skipped with a warning (when
+            every sample is skipped, nothing changes: no identity is left without samples);
             a sample closer to another identity (max over its samples) than to `name`'s other samples is
             enrolled with a warning naming that identity and both scores.
         """
@@ -62,6 +63,8 @@ class GalleryChangeMixin:
 
         def change() -> tuple[Any, Any]:
             keep = self._drop_known_hashes(fields, result)
+            if not keep:  # nothing new: no identity is created without samples
+                return None, None
             result.warnings += self._duplicate_warnings(name, x[keep])
             ident = store.identity_id(self._conn, name, create=True)
             assert ident is not None

@@ -5,15 +5,20 @@ A gallery directory holds `gallery.sqlite` (meta, identities, samples with float
 
 Durability: a change runs in one SQLite transaction that bumps `meta.generation`; the new index is written to a
 temp file and fsynced before the COMMIT, renamed over `index.faiss` after it, then `index.json` records the
-generation. Opening compares generation and id set with SQLite and rebuilds the index from SQLite when they
-disagree, so a process killed at any point leaves a gallery that opens consistent. `VERIFY_GALLERY_CRASH_AT`
+generation and the sha256 of the index file's bytes. Opening compares generation and id set with SQLite and the
+file with its digest, and rebuilds the index from SQLite (with a logged warning when the file was damaged) when
+they disagree, so a process killed at any point leaves a gallery that opens consistent and a damaged index is
+never searched. Opening also runs SQLite's `PRAGMA quick_check` and refuses a damaged, empty or foreign
+`gallery.sqlite` with a `GalleryError` (nothing is written into it). `VERIFY_GALLERY_CRASH_AT`
 (or the module-level `crash_hook`) injects a crash at the points "before_commit", "after_commit" and
-"after_index_replace" for tests. Concurrency: a `threading.RLock` in-process and `fcntl.flock` across processes.
+"after_index_replace" for tests. Concurrency: a `threading.RLock` in-process and `fcntl.flock` across processes;
+creation holds an `flock` on the directory itself, so processes creating one gallery at once all end in it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -38,6 +43,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: in-process locking only
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
 CRASH_ENV = "VERIFY_GALLERY_CRASH_AT"
 crash_hook: Callable[[str], None] | None = None
 _RETRAIN_GROWTH = 2.0  # retrain a trained index when the gallery has doubled since it was trained
@@ -58,18 +64,18 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
     SIDECAR_FILE = "index.json"
     LOCK_FILE = "gallery.lock"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, create: bool = False) -> None:
         """Private: use `create`, `open` or `open_or_create`."""
         self.directory = Path(directory)
         self._lock = threading.RLock()
-        self._lock_fd = os.open(self.directory / self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         self._flock_depth = 0
         self._index: faiss.IndexIDMap2 | None = None
         self._searcher: faiss.Index | None = None
         self._generation = -1
         self._active_type = "Flat"
         self._trained_on = 0
-        self._conn = store.connect(self.directory / self.DB_FILE)
+        self._conn = store.connect(self.directory / self.DB_FILE, create=create)
+        self._lock_fd = os.open(self.directory / self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         self._read_meta()
 
     # ----------------------------------------------------------------- construction
@@ -80,10 +86,14 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         if dim <= 0:
             raise GalleryError(f"dimension must be positive, got {dim}")
         ix.validate_index_type(index_type, dim)
+        with _creation_lock(directory):
+            return cls._create_locked(directory, dim, fingerprint, index_type)
+
+    @classmethod
+    def _create_locked(cls, directory: Path, dim: int, fingerprint: str, index_type: str) -> FaissGallery:
         if cls._exists(directory):
             raise GalleryError(f"{directory}: a gallery already exists here; open it instead")
-        directory.mkdir(parents=True, exist_ok=True)
-        self = cls(directory)
+        self = cls(directory, create=True)
         try:
             with self._locked():
                 if store.get_meta(self._conn):
@@ -106,9 +116,12 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         path = directory / cls.DB_FILE
         if not path.is_file():
             return False
+        store.check_header(path)  # an empty or foreign file is refused, never turned into a new gallery
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
         try:
             return conn.execute("SELECT COUNT(*) FROM meta WHERE key = 'dim'").fetchone()[0] > 0
+        except sqlite3.OperationalError as exc:  # "no such table": a create killed before its schema was written
+            return "no such table" not in str(exc)  # else let `open` report it rather than overwrite it
         except sqlite3.DatabaseError:
             return True  # unreadable: let `open` report it rather than overwrite it
         finally:
@@ -118,7 +131,11 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
     def open(cls, directory: str | Path, *, fingerprint: str | None = None) -> FaissGallery:
         """Open an existing gallery; with `fingerprint`, refuse one built by another model."""
         directory = Path(directory)
-        if not cls._exists(directory):
+        if not directory.is_dir():
+            raise GalleryError(f"{directory}: no gallery here (no such folder); create one")
+        with _creation_lock(directory, shared=True):  # a gallery being created is seen complete or not at all
+            exists = cls._exists(directory)
+        if not exists:
             raise GalleryError(f"{directory}: no gallery here ({cls.DB_FILE} missing or never completed); create one")
         self = cls(directory)
         try:
@@ -142,14 +159,20 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
     def open_or_create(
         cls, directory: str | Path, *, dim: int, fingerprint: str, index_type: str = "Flat"
     ) -> FaissGallery:
-        """Open the gallery in `directory` (checking fingerprint and dim), or create it there."""
-        if cls._exists(Path(directory)):
-            gallery = cls.open(directory, fingerprint=fingerprint)
-            if gallery.dim != dim:
-                gallery.close()
-                raise ModelMismatchError(f"{directory}: gallery holds {gallery.dim}-d embeddings, not {dim}-d")
-            return gallery
-        return cls.create(directory, dim=dim, fingerprint=fingerprint, index_type=index_type)
+        """Open the gallery in `directory` (checking fingerprint and dim), or create it there. Processes doing
+        this at once on one directory all end up in the same gallery."""
+        directory = Path(directory)
+        if dim <= 0:
+            raise GalleryError(f"dimension must be positive, got {dim}")
+        ix.validate_index_type(index_type, dim)
+        with _creation_lock(directory):
+            if not cls._exists(directory):
+                return cls._create_locked(directory, dim, fingerprint, index_type)
+        gallery = cls.open(directory, fingerprint=fingerprint)
+        if gallery.dim != dim:
+            gallery.close()
+            raise ModelMismatchError(f"{directory}: gallery holds {gallery.dim}-d embeddings, not {dim}-d")
+        return gallery
 
     def _read_meta(self) -> None:
         meta = store.get_meta(self._conn)
@@ -209,9 +232,19 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
         generation = store.generation(self._conn)
         try:
             sidecar = json.loads(sidecar_path.read_text())
+            sidecar = sidecar if isinstance(sidecar, dict) else {}
         except (OSError, ValueError):
             sidecar = {}
-        index = ix.read_index(index_path) if sidecar.get("generation") == generation else None
+        index = None
+        if sidecar.get("generation") == generation and index_path.exists():
+            index = ix.read_index(index_path, sidecar.get("sha256"))
+            if index is None and sidecar.get("sha256"):
+                log.warning(
+                    "%s: %s does not match its recorded checksum (damaged); rebuilding it from %s",
+                    self.directory,
+                    self.INDEX_FILE,
+                    self.DB_FILE,
+                )
         if (
             index is None
             or index.d != self.dim
@@ -237,15 +270,16 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
     def _rebuild_locked(self) -> None:
         index = self._build_all()
         generation = store.generation(self._conn)
-        self._publish(ix.write_index_temp(index, self._paths()[0]), generation)
+        self._publish(*ix.write_index_temp(index, self._paths()[0]), generation)
         self._set_index(index, generation)
 
-    def _publish(self, tmp: Path, generation: int) -> None:
-        """Rename the temp index into place, then record its generation in the sidecar (both durable)."""
+    def _publish(self, tmp: Path, sha256: str, generation: int) -> None:
+        """Rename the temp index into place, then record its generation and digest in the sidecar (durable)."""
         index_path, sidecar_path = self._paths()
         os.replace(tmp, index_path)
         _checkpoint("after_index_replace")
         info = {"generation": generation, "active_type": self._active_type, "trained_on": self._trained_on}
+        info["sha256"] = sha256
         atomic_write_json(sidecar_path, info, fsync_dir=True)  # the directory fsync covers both renames
 
     def _next_index(self, added: tuple[np.ndarray, np.ndarray] | None, removed: np.ndarray | None) -> faiss.IndexIDMap2:
@@ -269,12 +303,13 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
             self._sync()
             self._conn.execute("BEGIN IMMEDIATE")
             tmp: Path | None = None
+            sha256 = ""
             try:
                 added, removed = change()
                 generation = self._generation + 1
                 store.set_meta(self._conn, {"generation": generation})
                 index = self._build_all() if rebuild else self._next_index(added, removed)
-                tmp = ix.write_index_temp(index, self._paths()[0])
+                tmp, sha256 = ix.write_index_temp(index, self._paths()[0])
                 _checkpoint("before_commit")
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -288,4 +323,20 @@ class FaissGallery(GalleryChangeMixin, GalleryQueryMixin, GalleryMaintenanceMixi
             _checkpoint("after_commit")
             ix.set_search_params(index, self._active_type)
             self._set_index(index, generation)
-            self._publish(tmp, generation)
+            self._publish(tmp, sha256, generation)
+
+
+@contextmanager
+def _creation_lock(directory: Path, *, shared: bool = False) -> Iterator[None]:
+    """An `flock` on the directory itself (made if missing): one process at a time creates a gallery there,
+    and (`shared`) openers wait until a creation in progress has completed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -7,6 +7,7 @@ Every index is built with `faiss.index_factory(dim, type, METRIC_INNER_PRODUCT)`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,6 @@ import faiss
 import numpy as np
 
 from verify.errors import GalleryError
-from verify.fsutil import fsync_path  # also used as index.fsync_path
 
 _IVF = re.compile(r"^IVF(\d+),(Flat|PQ(\d+))$")
 _HNSW = re.compile(r"^HNSW(\d+)$")
@@ -113,20 +113,33 @@ def supports_remove(index_type: str) -> bool:
     return not _HNSW.match(index_type)
 
 
-def write_index_temp(index: faiss.Index, path: Path) -> Path:
-    """Write `index` to a temp file beside `path` and fsync it; the caller renames it with `os.replace`."""
+def write_index_temp(index: faiss.Index, path: Path) -> tuple[Path, str]:
+    """Write `index` to a temp file beside `path` and fsync it; the caller renames it with `os.replace`.
+
+    Returns:
+        The temp file and the sha256 hex digest of its bytes (recorded in the sidecar, checked on read).
+    """
+    data = faiss.serialize_index(index)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    faiss.write_index(index, str(tmp))
-    fsync_path(tmp)
-    return tmp
+    with open(tmp, "wb") as fh:
+        fh.write(data.tobytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp, hashlib.sha256(data.tobytes()).hexdigest()
 
 
-def read_index(path: Path) -> faiss.IndexIDMap2 | None:
-    """Read an index file; None when it is missing or unreadable (the gallery then rebuilds it)."""
-    if not path.exists():
+def read_index(path: Path, sha256: str | None) -> faiss.IndexIDMap2 | None:
+    """Read an index file whose bytes hash to `sha256`; None when it is missing, damaged (its bytes do not hash
+    to `sha256`, or no digest is known) or unreadable: the gallery then rebuilds it. A damaged file never
+    reaches faiss."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not sha256 or hashlib.sha256(data).hexdigest() != sha256:
         return None
     try:
-        index = faiss.read_index(str(path))
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError:
         return None
     return index if isinstance(index, faiss.IndexIDMap2) else None

@@ -2,7 +2,8 @@
 
 Embeddings are stored as float32 bytes in `samples.embedding`: they are the source of truth, so the FAISS index
 can always be rebuilt from this file. The connection runs in WAL mode with `synchronous=FULL`; it is shared by
-threads (`check_same_thread=False`) and every use is guarded by the gallery's lock.
+threads (`check_same_thread=False`) and every use is guarded by the gallery's lock. An existing database is
+checked before use (SQLite header, `PRAGMA quick_check`); the schema is written only when creating one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from verify.errors import GalleryError
+
 FORMAT_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+_HEADER = b"SQLite format 3\x00"
+_RECREATE = "delete the gallery folder's files to start a new, empty gallery"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,14 +52,66 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (or create) the database in autocommit mode; transactions are explicit `BEGIN IMMEDIATE`."""
-    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
+def check_header(path: Path) -> None:
+    """Refuse a file that is not an SQLite database: empty (0 bytes), truncated below its header, or another
+    kind of file. Raises GalleryError."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise GalleryError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not head:
+        raise GalleryError(f"{path}: empty file (0 bytes), not a gallery; {_RECREATE}")
+    if len(head) < 100 or not head.startswith(_HEADER):
+        raise GalleryError(
+            f"{path}: not an SQLite gallery database (damaged header or another file); restore it from a backup,"
+            f" or {_RECREATE}"
+        )
+
+
+def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """Open the database in autocommit mode; transactions are explicit `BEGIN IMMEDIATE`.
+
+    With `create`, a missing database is made and the schema written. Without, the file must exist and pass
+    `check_header` and `PRAGMA quick_check`. Raises GalleryError (never a raw sqlite3 error) otherwise.
+    """
+    if not create:
+        if not path.is_file():
+            raise GalleryError(f"{path}: no such gallery database")
+        check_header(path)
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        if not create:
+            _quick_check(conn, path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if create:
+            conn.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise GalleryError(
+                f"{path}: database is locked by another process (waited {BUSY_TIMEOUT_S:.0f} s)"
+            ) from None
+        raise GalleryError(
+            f"{path}: damaged gallery database ({exc}); restore it from a backup, or {_RECREATE}"
+        ) from None
+    except GalleryError:
+        conn.close()
+        raise
     return conn
+
+
+def _quick_check(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database failing `PRAGMA quick_check` (damaged pages): nothing is read from or written into it."""
+    problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    if problems != ["ok"]:
+        raise GalleryError(
+            f"{path}: damaged gallery database (integrity check: {' '.join(problems[0].split())}); restore it from a"
+            f" backup, recover it with `sqlite3 {path.name} .recover`, or {_RECREATE}"
+        )
 
 
 def get_meta(conn: sqlite3.Connection) -> dict[str, str]:

@@ -34,6 +34,18 @@ def register(subparsers: Any) -> None:
     sig.add_argument("--height", type=int, default=150, help="image height in pixels (default: 150)")
     sig.add_argument("--width", type=int, default=220, help="image width in pixels (default: 220)")
     sig.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    sig.add_argument(
+        "--generator",
+        choices=("v1", "v2"),
+        default="v1",
+        help="v1: sigma-lognormal abstract writers (gray); v2: names in script or print letters, skilled forgers, "
+        "RGB scans with domain randomisation (default: v1)",
+    )
+    sig.add_argument(
+        "--natural-size",
+        action="store_true",
+        help="v2: tight crops at their own size instead of HEIGHT x WIDTH canvases",
+    )
     sig.add_argument("--preview", action="store_true", help="also write OUT/preview.png, a contact sheet")
     sig.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(sig)
@@ -61,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         width=args.width,
         workers=args.workers,
         progress=not (args.no_progress or args.json),
+        generator=args.generator,
+        natural_size=args.natural_size,
     )
     seconds = time.perf_counter() - start
     images = args.writers * (args.genuine + args.forgeries)

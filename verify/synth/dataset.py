@@ -83,16 +83,31 @@ def render_writer_samples(
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """Encode uint8 [H, W] as PNG and write it atomically (temporary file, then rename)."""
+    """Encode uint8 [H, W] (or BGR [H, W, 3]) as PNG and write it atomically (temporary file, then rename)."""
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise DatasetError(f"{path}: PNG encoding failed")
     atomic_write_bytes(path, buf.tobytes(), fsync=False)  # thousands of small files: no fsync each
 
 
-def _write_writer(args: tuple[Path, int, int, int, int, int, int]) -> list[tuple[str, int, str]]:
-    out, writer, n_gen, n_forg, seed, height, width = args
-    genuine, forged = render_writer_samples(writer, n_gen, n_forg, seed, height, width)
+def _render_v2(
+    writer: int, n_gen: int, n_forg: int, seed: int, canvas: tuple[int, int] | None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Generator v2 images of one writer as BGR arrays (what cv2 writes as an RGB PNG)."""
+    from verify.synth.generator import NameSignatureGenerator
+    from verify.synth.scan import ScanConfig
+
+    samples = NameSignatureGenerator(seed=seed, scan=ScanConfig(canvas=canvas)).writer_samples(writer, n_gen, n_forg)
+    bgr = [[cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in samples[k]] for k in ("genuine", "skilled")]
+    return bgr[0], bgr[1]
+
+
+def _write_writer(args: tuple[Path, int, int, int, int, int, int, str, bool]) -> list[tuple[str, int, str]]:
+    out, writer, n_gen, n_forg, seed, height, width, generator, natural = args
+    if generator == "v2":
+        genuine, forged = _render_v2(writer, n_gen, n_forg, seed, None if natural else (height, width))
+    else:
+        genuine, forged = render_writer_samples(writer, n_gen, n_forg, seed, height, width)
     rows = []
     for kind, folder, stem, images in (
         ("genuine", "full_org", "original", genuine),
@@ -115,6 +130,8 @@ def generate_dataset(
     width: int = 220,
     workers: int = 1,
     progress: bool = True,
+    generator: str = "v1",
+    natural_size: bool = False,
 ) -> Path:
     """Write a synthetic signature dataset in the CEDAR layout.
 
@@ -130,10 +147,15 @@ def generate_dataset(
         height, width: image size in pixels.
         workers: processes to use.
         progress: show a progress bar on stderr.
+        generator: "v1" (sigma-lognormal abstract writers, gray) or "v2" (name signatures, RGB scans with
+            domain randomisation, `verify.synth.generator`).
+        natural_size: v2 only: tight crops at their own size instead of height x width canvases.
 
     Returns:
         out_dir as a Path.
     """
+    if generator not in ("v1", "v2"):
+        raise ConfigError(f"unknown generator {generator!r}; use v1 or v2")
     if writers < 1 or genuine < 1 or forgeries < 0 or workers < 1:
         raise ConfigError(
             f"need writers >= 1, genuine >= 1, forgeries >= 0, workers >= 1; got writers={writers}, "
@@ -144,7 +166,7 @@ def generate_dataset(
     _check_no_stale(out, writers, {"full_org": genuine, "full_forg": forgeries})
     for folder in ("full_org", "full_forg"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    tasks = [(out, w, genuine, forgeries, seed, height, width) for w in range(1, writers + 1)]
+    tasks = [(out, w, genuine, forgeries, seed, height, width, generator, natural_size) for w in range(1, writers + 1)]
     from tqdm import tqdm
 
     bar = tqdm(total=writers, desc="writers", unit="writer", disable=not progress, file=sys.stderr)

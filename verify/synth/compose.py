@@ -1,0 +1,153 @@
+"""Lay out the letters of a signature: Hershey glyphs placed with a writer's geometry, joined, plus a flourish.
+
+The result is the *intended* path of the pen: pen-down polylines in x-height units (y up), in writing order.
+`verify.synth.motion` then executes it with sigma-lognormal timing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verify.synth.glyphs import glyph
+from verify.synth.hand import HandStyle
+
+_BRIDGE_MAX = 1.6  # letters further apart than this (x-heights) are not joined even by a connecting writer
+
+
+def _squash(k: int, style: HandStyle) -> float:
+    """Amplitude kept by the k-th letter of a word: illegible writers flatten letters after the first few."""
+    if k < style.keep_letters:
+        return 1.0
+    loss = (1.0 - style.legibility) * min(1.0, (k - style.keep_letters + 1) / 3.0)
+    return 1.0 - 0.75 * loss
+
+
+def _letter(char: str, x: float, k: int, style: HandStyle, rng: np.random.Generator, jitter: float):
+    """Strokes of one letter placed at pen position x; returns (strokes, main index, advance)."""
+    upper = char.isupper()
+    g = glyph(style.caps_font if upper else style.font, char)
+    squash = _squash(k, style)
+    size = style.caps_scale if upper else 1.0
+    sx = style.x_scale * size * (0.55 + 0.45 * squash) * float(np.exp(rng.normal(0.0, jitter)))
+    sy = size * float(np.exp(rng.normal(0.0, jitter)))
+    mid = 0.5
+    strokes = []
+    for s in g.strokes:
+        y = s[:, 1] * sy
+        if squash < 1.0 and not upper:
+            y = mid + (y - mid) * squash
+        strokes.append(np.stack([x + s[:, 0] * sx, y], axis=1))
+    return strokes, g.main, g.advance * sx
+
+
+def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Continue polyline a into polyline b (a short connecting line between them)."""
+    if np.hypot(*(a[-1] - b[0])) < 1e-6:
+        return np.concatenate([a, b[1:]])
+    return np.concatenate([a, b])
+
+
+def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitter: float):
+    """Components of one word (bodies, then marks such as i-dots and t-bars) and the pen x after it."""
+    bodies: list[np.ndarray] = []
+    marks: list[np.ndarray] = []
+    current: np.ndarray | None = None
+    for k, char in enumerate(word):
+        if char == " ":
+            x += style.word_gap
+            continue
+        strokes, main, advance = _letter(char, x, k, style, rng, jitter)
+        for i, s in enumerate(strokes):
+            if i != main:
+                marks.append(s)
+                continue
+            near = current is not None and np.hypot(*(current[-1] - s[0])) < _BRIDGE_MAX
+            if current is not None and near and char.isalpha() and rng.random() < style.connect:
+                current = _join(current, s)
+            else:
+                if current is not None:
+                    bodies.append(current)
+                current = s
+        x += advance + style.tracking
+    if current is not None:
+        bodies.append(current)
+    return bodies + marks, x
+
+
+def _de_casteljau(ctrl: np.ndarray, t: np.ndarray) -> np.ndarray:
+    pts = np.repeat(ctrl[None, :, :], t.size, axis=0)  # [n, K, 2]
+    tt = t[:, None, None]
+    while pts.shape[1] > 1:
+        pts = (1 - tt) * pts[:, :-1] + tt * pts[:, 1:]
+    return pts[:, 0]
+
+
+def _flourish(comps: list[np.ndarray], style: HandStyle, rng: np.random.Generator) -> list[np.ndarray]:
+    """The writer's flourish, joined to the last letter (paraph, tail) or as its own stroke."""
+    allp = np.concatenate(comps)
+    (x0, y0), (x1, y1) = allp.min(0), allp.max(0)
+    w, s, d = x1 - x0, style.flourish_size, style.flourish_dir
+    end = comps[0][-1] if len(comps) == 1 else max(comps, key=lambda c: c[-1, 0])[-1]
+    r = rng.normal(0.0, 0.05, 8)
+    if style.flourish == "underline":
+        pts = [
+            (x0 - 0.3 + r[0], y0 - 0.3 + r[1]),
+            (x0 + 0.5 * w, y0 - 0.6 * s + r[2]),
+            (x1 + 0.6 * s, y0 - 0.2 + 0.25 * w * d),
+        ]
+        return [*comps, _de_casteljau(np.asarray(pts), np.linspace(0, 1, 24))]
+    if style.flourish == "strike":
+        pts = [(x0 - 0.6 * s, y0 + 0.2 + r[0]), (x0 + 0.5 * w, 0.5 * (y0 + y1) + r[1]), (x1 + 0.8 * s, y1 + 0.3 * s)]
+        return [*comps, _de_casteljau(np.asarray(pts), np.linspace(0, 1, 20))]
+    if style.flourish == "loop":
+        t = np.linspace(0.3, 2.0 * np.pi + rng.uniform(0.2, 1.2), 48)
+        cx, cy, rx, ry = x0 + 0.5 * w, 0.5 * (y0 + y1) - 0.2, 0.5 * w * s + 0.3, 0.45 * (y1 - y0) * s + 0.3
+        ell = np.stack([cx + rx * np.cos(t) + 0.15 * rx * t / 6, cy + ry * np.sin(t) * (1 - 0.1 * t / 6)], axis=1)
+        return [*comps, ell]
+    last = max(range(len(comps)), key=lambda i: comps[i][-1, 0])
+    if style.flourish == "tail":
+        pts = [tuple(end), (end[0] + 0.8 * s, end[1] - 0.3 + r[0]), (end[0] + 2.5 * s, end[1] + 2.5 * s * d + r[1])]
+    else:  # paraph: down and back under the name, then out to the right
+        pts = [
+            tuple(end),
+            (end[0] + 0.5, y0 - 0.5 * s + r[0]),
+            (x0 + 0.2 * w, y0 - 0.9 * s + r[1]),
+            (x0 + 0.1 * w, y0 - 0.3 * s + r[2]),
+            (x1 + 0.8 * s, y0 - 0.6 * s + 0.25 * w * d),
+        ]
+    out = list(comps)
+    out[last] = _join(comps[last], _de_casteljau(np.asarray(pts), np.linspace(0, 1, 28)))
+    return out
+
+
+def compose(words: list[str], style: HandStyle, rng: np.random.Generator, jitter: float = 0.03) -> list[np.ndarray]:
+    """The intended pen path of a signature.
+
+    Args:
+        words: what is signed, e.g. ["A.", "Koene"].
+        style: the writer's (or this repetition's) style.
+        rng: the generator of this repetition (letter-to-letter size noise, joins).
+        jitter: std of the log of each letter's width and height change (larger for a forger's proportions).
+
+    Returns:
+        Pen-down polylines [N_i, 2] in x-height units, y up, in writing order.
+    """
+    comps: list[np.ndarray] = []
+    x = 0.0
+    for word in words:
+        parts, x = _word(word, x, style, rng, jitter)
+        comps.extend(parts)
+        x += style.word_gap
+    comps = [c for c in comps if len(c) >= 1]
+    if style.flourish != "none" and comps:
+        comps = _flourish(comps, style, rng)
+    phase, period = rng.uniform(0.0, 2.0 * np.pi), rng.uniform(6.0, 14.0)
+    out = []
+    for c in comps:
+        y = (
+            c[:, 1]
+            + style.baseline_slope * c[:, 0]
+            + style.baseline_wave * np.sin(2 * np.pi * c[:, 0] / period + phase)
+        )
+        out.append(np.stack([c[:, 0] + style.slant * y, y], axis=1))
+    return out

@@ -1,0 +1,237 @@
+"""Render pen traces as a scanned signature, with scan domain randomisation (generator v2).
+
+Per image: scan resolution (100-600 dpi, so stroke width against letter size varies), pen (thin ballpoint to
+felt-tip), ink (black, blue, blue-black, blue-green), paper (white, gray, cream, tinted, textured; sometimes
+ruled lines or a signature box), pose (rotation, margins), scanner (blur, noise, gray or binarised output,
+JPEG). Two framings: a tight crop at the image's own size (like signatures cut from forms), or a fixed canvas.
+A share of images is drawn like small tight crops of modern scans: thin strokes, 70-260 px wide, RGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from verify.errors import ConfigError
+from verify.synth.writer import Trace
+
+_SS = 2  # supersampling of the ink drawing
+_SHIFT = 3  # fixed-point bits of cv2 drawing coordinates
+_LEVELS = 6  # pen widths per image (one drawing call per run of equal width)
+_MIN_SIDE = 32  # tight crops are at least this many pixels on their short side
+_MIN_XHEIGHT = 5.0  # ... and letters at least this many pixels high
+_DPIS = np.array([100, 150, 200, 240, 300, 300, 400, 600])
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What the renderer may vary, and the output framing.
+
+    Attributes:
+        canvas: (height, width) of every output image, or None for tight crops at their own size.
+        max_side: tight crops larger than this (pixels) are scanned at a lower resolution instead.
+        small_crop_share: fraction of images drawn as small, thin-stroked tight crops (70-260 px wide).
+        gray_share: fraction of gray scans (three equal channels); the rest keep ink and paper colour.
+        binary_share: fraction of binarised scans (black on white).
+        jpeg_share: fraction of images saved as JPEG (quality 35-95).
+        ruled_share: fraction with ruled lines behind the signature.
+        box_share: fraction with a signature box (a rectangle, partly cut by the crop).
+        max_rotation: largest rotation, degrees.
+    """
+
+    canvas: tuple[int, int] | None = None
+    max_side: int = 420
+    small_crop_share: float = 0.45
+    gray_share: float = 0.3
+    binary_share: float = 0.08
+    jpeg_share: float = 0.3
+    ruled_share: float = 0.12
+    box_share: float = 0.08
+    max_rotation: float = 8.0
+
+    def __post_init__(self) -> None:
+        shares = (self.small_crop_share, self.gray_share, self.binary_share, self.jpeg_share, self.ruled_share)
+        if not all(0.0 <= s <= 1.0 for s in (*shares, self.box_share)):
+            raise ConfigError(f"scan shares must lie in [0, 1]: {self}")
+        if self.canvas is not None and min(self.canvas) < 16:
+            raise ConfigError(f"canvas {self.canvas} is too small; use at least 16x16 (default 150x220)")
+        if self.max_side < 32:
+            raise ConfigError(f"max_side {self.max_side} is too small; use at least 32")
+
+
+@dataclass(frozen=True)
+class Ink:
+    """The pen of one image."""
+
+    width_px: float  # line width at relative width 1, output pixels
+    rgb: tuple[float, float, float]  # ink colour
+    opacity: float  # 0-1
+
+
+def _rotate(traces: list[Trace], degrees: float) -> list[np.ndarray]:
+    a = np.deg2rad(degrees)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return [(t.xy @ rot.T) * np.array([1.0, -1.0]) for t in traces]  # y down from here on
+
+
+def _ink_colour(blue: bool, rng: np.random.Generator) -> tuple[float, float, float]:
+    if not blue:
+        v = rng.uniform(5.0, 70.0)
+        return (v, v * rng.uniform(0.95, 1.05), v * rng.uniform(0.95, 1.2))
+    hue = rng.uniform(0.0, 1.0)  # 0: violet-blue, 0.5: blue, 1: blue-green
+    b = rng.uniform(120.0, 200.0)
+    return (rng.uniform(10.0, 70.0) * (1.2 - hue), 30.0 + hue * rng.uniform(60.0, 140.0), b)
+
+
+def _paper(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Paper [H, W, 3] float32: a base tone, slow shading, fine grain and sometimes fibres."""
+    kind = rng.choice(4, p=[0.45, 0.25, 0.15, 0.15])  # white, gray, cream, tinted
+    if kind == 0:
+        base = np.full(3, rng.uniform(238.0, 255.0))
+    elif kind == 1:
+        base = np.full(3, rng.uniform(185.0, 238.0))
+    elif kind == 2:
+        v = rng.uniform(225.0, 250.0)
+        base = np.array([v, v - rng.uniform(2, 10), v - rng.uniform(10, 30)])
+    else:
+        base = rng.uniform(215.0, 252.0) - rng.uniform(0.0, 22.0, 3)
+    gy, gx = max(2, int(rng.integers(2, 6))), max(2, int(rng.integers(2, 8)))
+    shade = cv2.resize(rng.normal(0.0, 1.0, (gy, gx)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    page = base[None, None, :].astype(np.float32) + (rng.uniform(0.5, 5.0) * shade)[:, :, None]
+    grain = rng.uniform(0.5, 6.0 if kind else 3.0)
+    page += grain * rng.standard_normal((h, w, 1), dtype=np.float32)
+    if rng.random() < 0.25:  # textured: smoothed noise
+        tex = cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (0, 0), rng.uniform(0.8, 2.0))
+        page += (rng.uniform(4.0, 14.0) * tex)[:, :, None]
+    return page
+
+
+def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float, cfg: ScanConfig, rng) -> None:
+    """Ruled lines and/or a signature box, drawn on the paper in place."""
+    w = page.shape[1]
+    x0, y0, x1, y1 = box
+    colour = rng.choice([0, 1])
+    tone = (
+        np.array([rng.uniform(120, 200), rng.uniform(150, 210), rng.uniform(200, 245)])
+        if colour
+        else np.full(3, rng.uniform(60, 190))
+    )
+    thick = max(1, round(rng.uniform(0.03, 0.09) * xh))
+    if rng.random() < cfg.ruled_share:
+        gap = rng.uniform(1.4, 3.0) * xh
+        y = y1 - rng.uniform(-0.1, 0.4) * xh  # a line near the baseline region
+        while y > 0:
+            cv2.line(page, (0, int(y)), (w - 1, int(y + rng.normal(0, 0.5))), tone.tolist(), thick, cv2.LINE_AA)
+            y -= gap
+    if rng.random() < cfg.box_share:
+        pad = rng.uniform(0.1, 0.6, 4) * xh
+        p0 = (int(x0 - pad[0]), int(y0 - pad[1]))
+        p1 = (int(x1 + pad[2]), int(y1 + pad[3]))
+        cv2.rectangle(page, p0, p1, tone.tolist(), thick, cv2.LINE_AA)
+
+
+def _coverage(pixels: list[np.ndarray], traces: list[Trace], h: int, w: int, width_px: float) -> np.ndarray:
+    """Ink coverage in [0, 1] [H, W], drawn at `_SS` x with per-run widths."""
+    canvas = np.zeros((h * _SS, w * _SS), np.uint8)
+    widths = np.concatenate([t.width for t in traces]) * width_px * _SS
+    lo, hi = float(widths.min()), float(widths.max()) + 1e-6
+    for pix, trace in zip(pixels, traces, strict=True):
+        seg = trace.width * width_px * _SS
+        level = np.minimum(((seg - lo) / (hi - lo) * _LEVELS).astype(np.int64), _LEVELS - 1)
+        fixed = np.round(pix * (_SS * (1 << _SHIFT))).astype(np.int32)
+        cuts = np.flatnonzero(np.diff(level)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [level.size - 1]])
+        for a, b in zip(starts, ends, strict=True):
+            px = lo + (level[a] + 0.5) * (hi - lo) / _LEVELS
+            thick = max(1, round(px))
+            shade = 255 if px >= 1.0 else int(255 * max(px, 0.35))  # sub-pixel pens: lighter, not thinner
+            cv2.polylines(canvas, [fixed[a : max(b, a + 1) + 1]], False, shade, thick, cv2.LINE_AA, _SHIFT)
+    return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def _scanner(page: np.ndarray, cfg: ScanConfig, rng: np.random.Generator) -> np.ndarray:
+    """Blur, noise, gray or binarised output, JPEG; returns uint8 RGB."""
+    sigma = rng.uniform(0.0, 0.9)
+    if sigma > 0.25:
+        page = cv2.GaussianBlur(page, (0, 0), sigma)
+    page = page + rng.uniform(0.3, 2.5) * rng.standard_normal(page.shape, dtype=np.float32)
+    img = np.clip(page, 0, 255).astype(np.uint8)
+    r = rng.random()
+    if r < cfg.binary_share:
+        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
+    elif r < cfg.binary_share + cfg.gray_share:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    if rng.random() < cfg.jpeg_share:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 96))])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # channel order is kept through the round trip
+    return img
+
+
+def render_scan(
+    traces: list[Trace], pen_mm: float, xheight_mm: float, blue_ink: bool, cfg: ScanConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """One scanned signature.
+
+    Args:
+        traces: pen-down traces (x-height units, y up).
+        pen_mm: line width of the pen, mm.
+        xheight_mm: x-height on paper, mm (with the dpi it fixes letter size in pixels).
+        blue_ink: the writer's usual ink is blue (else black); one image in ten uses the other.
+        cfg: framing and randomisation ranges.
+        rng: the generator of this image.
+
+    Returns:
+        uint8 RGB image [H, W, 3]: ink on paper.
+    """
+    rot = rng.normal(0.0, cfg.max_rotation / 3.0)
+    pts = _rotate(traces, float(np.clip(rot, -cfg.max_rotation, cfg.max_rotation)))
+    allp = np.concatenate(pts)
+    lo, hi = allp.min(0), allp.max(0)
+    size = np.maximum(hi - lo, 1e-3)  # x-heights
+    small = rng.random() < cfg.small_crop_share
+    pen_rel = min(0.22, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
+    if small:
+        scale = rng.uniform(72.0, 256.0) / size[0] if cfg.canvas is None else rng.uniform(10.0, 30.0)
+        pen_rel = rng.uniform(0.8, 2.2) / scale
+    else:
+        scale = xheight_mm * float(rng.choice(_DPIS)) * float(np.exp(rng.normal(0.0, 0.08))) / 25.4
+    if cfg.canvas is None:
+        margin = rng.uniform(0.0, 0.12 if small else 0.35, 4) * size.max()
+        extent = size + margin[:2] + margin[2:]
+        scale = max(scale, _MIN_SIDE / float(extent.min()), _MIN_XHEIGHT)
+        scale = min(scale, cfg.max_side / float(extent.max()))
+        out_hw = None
+    else:
+        ch, cw = cfg.canvas
+        fill = rng.uniform(0.6, 0.95)
+        fit = fill * min(cw / size[0], ch / size[1])
+        low = min(scale, fit)  # scanned at a resolution lower than the canvas needs: upscaled afterwards
+        free = np.array([cw, ch]) / fit * low - size * low
+        off = rng.uniform(0.1, 0.9, 2) * np.maximum(free, 0)
+        margin = np.array([off[0], off[1], free[0] - off[0], free[1] - off[1]]) / low
+        scale, out_hw = low, (ch, cw)
+    origin = lo - margin[:2]
+    h = max(8, int(np.ceil((size[1] + margin[1] + margin[3]) * scale)))
+    w = max(8, int(np.ceil((size[0] + margin[0] + margin[2]) * scale)))
+    pixels = [(p - origin) * scale for p in pts]
+    page = _paper(h, w, rng)
+    xh_px = scale
+    box = (margin[0] * scale, margin[1] * scale, (margin[0] + size[0]) * scale, (margin[1] + size[1]) * scale)
+    _guides(page, box, xh_px, cfg, rng)
+    ink = Ink(
+        width_px=max(0.4, pen_rel * scale),
+        rgb=_ink_colour(blue_ink != (rng.random() < 0.1), rng),
+        opacity=rng.uniform(0.8, 1.0),
+    )
+    cover = _coverage(pixels, traces, h, w, ink.width_px)
+    alpha = (cover * ink.opacity)[:, :, None]
+    page = page * (1.0 - alpha) + np.asarray(ink.rgb, np.float32)[None, None, :] * alpha
+    if out_hw is not None and (h, w) != out_hw:
+        page = cv2.resize(page, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
+    return _scanner(page.astype(np.float32), cfg, rng)

@@ -13,6 +13,7 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest --durations=25
 
 test-all: $(STAMP) chromium
@@ -21,6 +22,8 @@ test-all: $(STAMP) chromium
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 install: $(STAMP)
 

@@ -1,4 +1,4 @@
-"""ONNX export of a model directory, optional int8 quantisation, and `OnnxEmbedder`, an onnxruntime backend.
+"""ONNX export of a model directory and optional int8 quantisation (the onnxruntime backend: `verify.models.onnx`).
 
 `export_onnx` traces the torch network (legacy TorchScript exporter, ``dynamo=False``: the dynamo exporter
 needs onnxscript) with a dynamic batch axis, stores the model card as JSON in the ONNX ``metadata_props``
@@ -14,23 +14,22 @@ import hashlib
 import json
 import tempfile
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from verify.errors import ConfigError, ModelError
-from verify.models.base import Embedder
-from verify.preprocess.crop import Crop
+from verify.models.onnx import (
+    CARD_KEY,
+    OnnxEmbedder,
+    _session,
+    card_path_for,
+    load_onnx_model,
+    read_onnx_card,
+)
 
-CARD_KEY = "siamese_verify_card"
 FP32_TOLERANCE = 1e-3  # an fp32 export further than this from PyTorch is refused (typical: < 1e-5)
-
-
-def card_path_for(onnx_path: str | Path) -> Path:
-    """The card written beside an exported file: ``FILE.onnx`` -> ``FILE.onnx.json``."""
-    return Path(f"{onnx_path}.json")
 
 
 def _trace(net: Any, x: Any, path: Path, opset: int) -> None:
@@ -69,16 +68,6 @@ def _write_with_card(model: Any, card: dict[str, Any], out: Path) -> None:
     atomic_write_bytes(out, model.SerializeToString())
     atomic_write_bytes(card_path_for(out), (json.dumps(card, indent=2) + "\n").encode())
     onnx.checker.check_model(str(out))
-
-
-def _session(path: str | Path, threads: int | None = None) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(
@@ -171,66 +160,6 @@ def _export_card(card: dict[str, Any], opset: int, quantize: str | None, diff: f
         "max_abs_diff_vs_torch": diff, "input": "input", "output": "embedding",
     }  # fmt: skip
     return card
-
-
-def read_onnx_card(path: str | Path) -> dict[str, Any]:
-    """The card stored in an exported file's metadata (else in ``FILE.onnx.json``)."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError / ValueError variants
-        raise ModelError(f"{path}: not a readable ONNX file ({exc})") from exc
-    for entry in model.metadata_props:
-        if entry.key == CARD_KEY:
-            return json.loads(entry.value)
-    beside = card_path_for(path)
-    if beside.is_file():
-        return json.loads(beside.read_text())
-    raise ModelError(f"{path}: no siamese-verify card in its metadata and no {beside.name} beside it")
-
-
-class OnnxEmbedder(Embedder):
-    """An exported model run by onnxruntime (CPU) behind the `Embedder` interface.
-
-    Args:
-        path: the .onnx file written by `export_onnx`.
-        threads: onnxruntime intra-op threads (None: onnxruntime's default, all cores).
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from verify.models.registry import get_preprocessor
-
-        self.path = Path(path)
-        self.card = read_onnx_card(self.path)
-        self.session = _session(self.path, threads)
-        self.directory = self.path.parent
-        pre = self.card.get("preprocessing") or {"kind": "resize"}
-        self._preprocess = get_preprocessor(str(pre.get("kind", "resize")))(self.card)
-
-    def preprocess(self, image: np.ndarray) -> Crop:
-        out = self._preprocess(image)
-        return out if isinstance(out, Crop) else Crop(np.asarray(out))
-
-    def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        from verify.models.runtime import crops_to_tensor
-
-        if len(crops) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        out = []
-        for start in range(0, len(crops), batch_size):
-            x = crops_to_tensor(crops[start : start + batch_size], self.card).numpy()
-            out.append(self.session.run(None, {"input": x})[0])
-        emb = np.concatenate(out).astype(np.float32, copy=False)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-
-
-def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxEmbedder:
-    """An `OnnxEmbedder` for an exported .onnx file."""
-    return OnnxEmbedder(path, threads)
 
 
 __all__ = ["CARD_KEY", "OnnxEmbedder", "card_path_for", "export_onnx", "load_onnx_model", "read_onnx_card"]

@@ -16,7 +16,7 @@ def load_model(path: Path | str, device: str | None = None) -> Embedder:
         ModelError: missing files, an invalid card, or weights that do not match the card.
     """
     if str(path).endswith(".onnx"):
-        from verify.export import load_onnx_model
+        from verify.models.onnx import load_onnx_model
 
         return load_onnx_model(path)
     card = read_card(path)

@@ -1,0 +1,96 @@
+"""Synthetic signature sets of generator v2 on disk, for training and calibrating the bundled models.
+
+CEDAR layout (`full_org/original_{w}_{i}.png`, `full_forg/forgeries_{w}_{i}.png`, writers numbered from 1) plus
+`manifest.csv` (path, writer, kind, forgery). Forgeries of a writer are skilled ones (a forger copying the
+signature) followed by simple ones (the right name in the forger's own hand); both count as the writer's
+forgeries ("skilled" in the manifest's kind, told apart by its forgery column), so training sees both as the
+hardest negatives. Every image is fixed by (seed, writer, kind, index), whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from verify.errors import ConfigError
+from verify.fsutil import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class SynthSetSpec:
+    """What one set holds."""
+
+    writers: int  # number of writers
+    genuine: int  # genuine signatures per writer
+    skilled: int  # skilled forgeries per writer
+    simple: int = 0  # simple forgeries per writer
+    seed: int = 0  # generator seed; sets with other seeds have other writers
+
+    def __post_init__(self) -> None:
+        if self.writers < 1 or self.genuine < 1 or self.skilled < 0 or self.simple < 0:
+            raise ConfigError(f"invalid synthetic set: {self}")
+
+
+def _writer_rows(job: tuple[Path, SynthSetSpec, int]) -> list[tuple[str, int, str, str]]:
+    """Render and write one writer's images (runs in a worker process); returns its manifest rows."""
+    root, spec, w = job
+    from verify.synth.generator import NameSignatureGenerator
+
+    cv2.setNumThreads(1)
+    gen = NameSignatureGenerator(seed=spec.seed)
+    rows: list[tuple[str, int, str, str]] = []
+    plan = [("genuine", i) for i in range(spec.genuine)]
+    plan += [("skilled", i) for i in range(spec.skilled)] + [("simple", i) for i in range(spec.simple)]
+    n_org = n_forg = 0
+    for kind, index in plan:
+        image = gen.render(w, kind, index)  # type: ignore[arg-type]
+        if kind == "genuine":
+            n_org += 1
+            rel = f"full_org/original_{w + 1}_{n_org}.png"
+        else:
+            n_forg += 1
+            rel = f"full_forg/forgeries_{w + 1}_{n_forg}.png"
+        ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ConfigError(f"could not encode {rel}")
+        (root / rel).write_bytes(png.tobytes())
+        rows.append((rel, w + 1, "genuine" if kind == "genuine" else "skilled", "" if kind == "genuine" else kind))
+    return rows
+
+
+def write_synth_set(root: Path | str, spec: SynthSetSpec, workers: int = 1, progress: bool = True) -> Path:
+    """Write a v2 set into `root` (skipped when its manifest exists); returns `root`."""
+    root = Path(root)
+    if (root / "manifest.csv").is_file():
+        return root
+    for sub in ("full_org", "full_forg"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    jobs = [(root, spec, w) for w in range(spec.writers)]
+    rows: list[tuple[str, int, str, str]] = []
+    bar = tqdm(total=len(jobs), desc=f"synth {root.name}", unit="writer", disable=not progress)
+    for chunk in _run(jobs, workers):
+        rows.extend(chunk)
+        bar.update(1)
+    bar.close()
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(["path", "writer", "kind", "forgery"])
+    out.writerows(rows)
+    atomic_write_bytes(root / "manifest.csv", text.getvalue().encode())
+    return root
+
+
+def _run(jobs: list[tuple[Path, SynthSetSpec, int]], workers: int) -> Iterator[list[tuple[str, int, str, str]]]:
+    if workers <= 1:
+        yield from map(_writer_rows, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_writer_rows, jobs, chunksize=4)

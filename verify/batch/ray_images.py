@@ -138,7 +138,7 @@ class EmbedActor:
         torch.set_num_threads(max(1, threads))
         self.verifier = _verifier(model, threshold, use_ood)
         self.batch_size = batch_size
-        self.dim = int(self.verifier.model.card["architecture"]["dim"])
+        self.dim = self.verifier.model.dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["path"])

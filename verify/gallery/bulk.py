@@ -127,7 +127,7 @@ def build_gallery(
         raise DatasetError(f"{labels}: no label matches a row of {embeddings} (by {table['key'].iloc[0]})")
     dim = matrix.shape[1]
     kind = index_type or choose_index_type(len(chosen), dim)
-    with FaissGallery.open_or_create(directory, dim=dim, fingerprint=model, index_type=kind) as gallery:
+    with FaissGallery.open_or_create(Path(directory), dim=dim, fingerprint=model, index_type=kind) as gallery:
         summary = BulkSummary(Path(directory), gallery.index_type, 0, 0)
         summary.skipped_unlabelled = int(names.isna().sum())
         summary.skipped_unusable = int(unusable.sum())

@@ -23,6 +23,9 @@ std = 256 / 255 for crops scaled to [0, 1].
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -44,6 +47,35 @@ DLIB_INPUT_SIZE = 150
 # dlib's input_rgb_image: (pixel - mean) / 256, pixels in 0..255, RGB order.
 DLIB_PIXEL_MEANS = (122.782, 117.001, 104.298)
 DLIB_PIXEL_SCALE = 256.0
+# Inference batches up to this size run on one CPU thread (see `one_intra_op_thread`).
+SERIAL_BATCH = 4
+
+_THREADS_LOCK = threading.Lock()
+_serial_blocks = 0
+_saved_threads = 0
+
+
+@contextmanager
+def one_intra_op_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside this block (process-wide while any such block runs).
+
+    A verification embeds 1-2 chips: too little work to share between threads. Two OpenMP threads then wait
+    for each other at every layer, which costs a little on an idle 2-core CPU and 10x (80 -> 700+ ms for two
+    chips) when other processes hold a core. The results are bit-identical.
+    """
+    global _serial_blocks, _saved_threads
+    with _THREADS_LOCK:
+        if _serial_blocks == 0:
+            _saved_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _serial_blocks += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _serial_blocks -= 1
+            if _serial_blocks == 0:
+                torch.set_num_threads(_saved_threads)
 
 
 def add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -119,7 +151,13 @@ class DlibFaceResNet(nn.Module):
         return self.project(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """L2-normalised embeddings, the project's convention. [B, 3, H, W] -> [B, D]"""
+        """L2-normalised embeddings, the project's convention. [B, 3, H, W] -> [B, D]
+
+        Small CPU inference batches (<= `SERIAL_BATCH`) run on one thread (`one_intra_op_thread`).
+        """
+        if x.shape[0] <= SERIAL_BATCH and x.device.type == "cpu" and not torch.is_grad_enabled():
+            with one_intra_op_thread():
+                return F.normalize(self.forward_raw(x), dim=1)
         return F.normalize(self.forward_raw(x), dim=1)
 
     def forward_pair(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

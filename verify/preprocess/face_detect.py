@@ -5,8 +5,10 @@ Boxes come back in the coordinates of the image given, as `FaceBox` objects with
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +72,13 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     raise InvalidImageError(f"expected an image of shape [H, W] or [H, W, 3|4], got {image.shape}")
 
 
-@lru_cache(maxsize=1)
-def _hog_detector() -> Any:
+def _build_hog() -> Any:
     import dlib
 
     return dlib.get_frontal_face_detector()
 
 
-@lru_cache(maxsize=1)
-def _haar_detector() -> Any:
+def _build_haar() -> Any:
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     path = Path(folder or "") / HAAR_FILE
     if not folder or not path.is_file():
@@ -87,6 +87,26 @@ def _haar_detector() -> Any:
             " this OpenCV has none: use detector='hog'"
         )
     return cv2.CascadeClassifier(str(path))
+
+
+# Idle detectors by kind. dlib releases the GIL while it scans an image and a detector keeps its feature
+# pyramid in itself while it runs, so concurrent detections must not share one; building a HOG detector
+# takes ~0.3 s, so they are kept for reuse.
+_BUILDERS = {"hog": _build_hog, "haar": _build_haar}
+_IDLE: dict[str, queue.SimpleQueue[Any]] = {kind: queue.SimpleQueue() for kind in _BUILDERS}
+
+
+@contextmanager
+def _borrow_detector(kind: str) -> Iterator[Any]:
+    """An idle detector of this kind (a new one when all are busy), given back after use."""
+    try:
+        detector = _IDLE[kind].get_nowait()
+    except queue.Empty:
+        detector = _BUILDERS[kind]()
+    try:
+        yield detector
+    finally:
+        _IDLE[kind].put(detector)
 
 
 def _working_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
@@ -100,7 +120,8 @@ def _working_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, 
 
 
 def _run_hog(rgb: np.ndarray, upsample: int, adjust_threshold: float) -> list[tuple[float, ...]]:
-    rects, scores, _ = _hog_detector().run(rgb, upsample, adjust_threshold)
+    with _borrow_detector("hog") as detector:
+        rects, scores, _ = detector.run(rgb, upsample, adjust_threshold)
     return [(r.left(), r.top(), r.right() + 1, r.bottom() + 1, s) for r, s in zip(rects, scores, strict=True)]
 
 
@@ -109,9 +130,10 @@ def _run_haar(rgb: np.ndarray, upsample: int) -> list[tuple[float, ...]]:
     factor = 2**upsample
     if factor > 1:
         gray = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
-    rects, _, weights = _haar_detector().detectMultiScale3(
-        gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40), outputRejectLevels=True
-    )
+    with _borrow_detector("haar") as detector:
+        rects, _, weights = detector.detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40), outputRejectLevels=True
+        )
     return [
         (x / factor, y / factor, (x + w) / factor, (y + h) / factor, float(s))
         for (x, y, w, h), s in zip(np.asarray(rects).reshape(-1, 4), np.ravel(weights), strict=True)

@@ -22,10 +22,26 @@ def _squash(k: int, style: HandStyle) -> float:
     return 1.0 - 0.75 * loss
 
 
+def _deformation(char: str, style: HandStyle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The writer's own way of shaping this letter: a smooth displacement field (3 waves per axis)."""
+    rng = np.random.default_rng([style.shape_seed, ord(char)])
+    freq = rng.normal(0.0, 2.2, (2, 3, 2))  # [axis, wave, (fx, fy)]
+    phase = rng.uniform(0.0, 2.0 * np.pi, (2, 3))
+    amp = rng.normal(0.0, style.deform / np.sqrt(3.0), (2, 3))
+    return freq, phase, amp
+
+
+def _deform(points: np.ndarray, field: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    freq, phase, amp = field
+    arg = np.einsum("nd,awd->naw", points, freq) + phase[None]  # [N, axis, wave]
+    return points + (amp[None] * np.sin(arg)).sum(-1)
+
+
 def _letter(char: str, x: float, k: int, style: HandStyle, rng: np.random.Generator, jitter: float):
     """Strokes of one letter placed at pen position x; returns (strokes, main index, advance)."""
     upper = char.isupper()
     g = glyph(style.caps_font if upper else style.font, char)
+    field = _deformation(char, style)
     squash = _squash(k, style)
     size = style.caps_scale if upper else 1.0
     sx = style.x_scale * size * (0.55 + 0.45 * squash) * float(np.exp(rng.normal(0.0, jitter)))
@@ -33,6 +49,7 @@ def _letter(char: str, x: float, k: int, style: HandStyle, rng: np.random.Genera
     mid = 0.5
     strokes = []
     for s in g.strokes:
+        s = _deform(s, field)
         y = s[:, 1] * sy
         if squash < 1.0 and not upper:
             y = mid + (y - mid) * squash

@@ -46,6 +46,8 @@ class HandStyle:
     pen_mm: float  # line width of the writer's usual pen, mm
     xheight_mm: float  # x-height on paper, mm
     blue_ink: bool  # usual ink: blue (else black)
+    shape_seed: int  # seeds the writer's own deformation of each letter (the same in every repetition)
+    deform: float  # amplitude of that deformation, x-heights
 
 
 def sample_hand(rng: np.random.Generator) -> HandStyle:
@@ -56,14 +58,14 @@ def sample_hand(rng: np.random.Generator) -> HandStyle:
     script = rng.random() < 0.65
     font: FontName = SCRIPT_FONTS[rng.integers(len(SCRIPT_FONTS))] if script else PRINT_FONTS[rng.integers(2)]
     caps_font = font if rng.random() < 0.75 else SCRIPT_FONTS[rng.integers(len(SCRIPT_FONTS))]
-    legibility = float(rng.beta(2.2, 1.2))
+    legibility = float(rng.beta(1.6, 1.2))
     fluent = float(rng.uniform(0.0, 1.0))
     return HandStyle(
         font=font,
         caps_font=caps_font,
-        slant=float(rng.normal(0.22 if script else 0.08, 0.15)),
+        slant=float(rng.normal(0.25 if script else 0.1, 0.18)),
         x_scale=float(np.exp(rng.normal(0.0, 0.18))),
-        caps_scale=float(np.exp(rng.normal(0.05, 0.18))),
+        caps_scale=float(np.exp(rng.normal(0.1, 0.2))),
         tracking=float(rng.normal(0.02, 0.1) if script else rng.normal(0.1, 0.12)),
         word_gap=float(rng.uniform(0.25, 1.2)),
         connect=float(rng.uniform(0.7, 1.0) if script else rng.uniform(0.0, 0.5)),
@@ -76,14 +78,16 @@ def sample_hand(rng: np.random.Generator) -> HandStyle:
         flourish_dir=float(rng.normal(0.1, 0.15)),
         mu=float(rng.uniform(-2.0, -1.5)),
         sigma=float(rng.uniform(0.18, 0.3)),
-        spacing=float(0.42 + 0.38 * (1.0 - fluent) * (0.4 + 0.6 * legibility)),
-        simplify=float(0.03 + 0.09 * (1.0 - legibility) + 0.03 * fluent),
+        spacing=float(0.36 + 0.4 * (1.0 - fluent) * (0.4 + 0.6 * legibility)),
+        simplify=float(0.03 + 0.12 * (1.0 - legibility) + 0.04 * fluent),
         pressure=float(rng.uniform(0.75, 1.2)),
         pressure_wave=float(rng.uniform(0.05, 0.25)),
         taper=float(rng.uniform(0.02, 0.06)),
-        pen_mm=float(np.exp(rng.uniform(np.log(0.18), np.log(0.7)))),
+        pen_mm=float(np.exp(rng.uniform(np.log(0.15), np.log(0.6)))),
         xheight_mm=float(rng.uniform(1.8, 4.5)),
         blue_ink=bool(rng.random() < 0.55),
+        shape_seed=int(rng.integers(1 << 31)),
+        deform=float(rng.uniform(0.04, 0.14) if script else rng.uniform(0.06, 0.18)),
     )
 
 

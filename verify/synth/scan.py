@@ -22,7 +22,7 @@ _SHIFT = 3  # fixed-point bits of cv2 drawing coordinates
 _LEVELS = 6  # pen widths per image (one drawing call per run of equal width)
 _MIN_SIDE = 32  # tight crops are at least this many pixels on their short side
 _MIN_XHEIGHT = 5.0  # ... and letters at least this many pixels high
-_DPIS = np.array([100, 150, 200, 240, 300, 300, 400, 600])
+_DPIS = np.array([100, 150, 200, 240, 300, 300, 300, 400, 400, 600, 600, 600])
 
 
 @dataclass(frozen=True)
@@ -133,23 +133,29 @@ def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float,
 
 
 def _coverage(pixels: list[np.ndarray], traces: list[Trace], h: int, w: int, width_px: float) -> np.ndarray:
-    """Ink coverage in [0, 1] [H, W], drawn at `_SS` x with per-run widths."""
-    canvas = np.zeros((h * _SS, w * _SS), np.uint8)
-    widths = np.concatenate([t.width for t in traces]) * width_px * _SS
+    """Ink coverage in [0, 1] [H, W], drawn at `_SS` x (thin pens) or 1 x: one drawing call per pen-width level."""
+    ss = _SS if width_px < 2.5 else 1
+    canvas = np.zeros((h * ss, w * ss), np.uint8)
+    widths = np.concatenate([t.width for t in traces]) * width_px * ss
     lo, hi = float(widths.min()), float(widths.max()) + 1e-6
+    runs: list[list[np.ndarray]] = [[] for _ in range(_LEVELS)]
     for pix, trace in zip(pixels, traces, strict=True):
-        seg = trace.width * width_px * _SS
+        seg = trace.width * width_px * ss
         level = np.minimum(((seg - lo) / (hi - lo) * _LEVELS).astype(np.int64), _LEVELS - 1)
-        fixed = np.round(pix * (_SS * (1 << _SHIFT))).astype(np.int32)
+        fixed = np.round(pix * (ss * (1 << _SHIFT))).astype(np.int32)
         cuts = np.flatnonzero(np.diff(level)) + 1
         starts = np.concatenate([[0], cuts])
         ends = np.concatenate([cuts, [level.size - 1]])
-        for a, b in zip(starts, ends, strict=True):
-            px = lo + (level[a] + 0.5) * (hi - lo) / _LEVELS
-            thick = max(1, round(px))
-            shade = 255 if px >= 1.0 else int(255 * max(px, 0.35))  # sub-pixel pens: lighter, not thinner
-            cv2.polylines(canvas, [fixed[a : max(b, a + 1) + 1]], False, shade, thick, cv2.LINE_AA, _SHIFT)
-    return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            runs[int(level[a])].append(fixed[a : max(b, a + 1) + 1])
+    for lev, polys in enumerate(runs):  # thin first, thick last
+        if not polys:
+            continue
+        px = lo + (lev + 0.5) * (hi - lo) / _LEVELS
+        shade = 255 if px >= 1.0 else int(255 * max(px, 0.35))  # sub-pixel pens: lighter, not thinner
+        cv2.polylines(canvas, polys, False, shade, max(1, round(px)), cv2.LINE_AA, _SHIFT)
+    small = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA) if ss > 1 else canvas
+    return small.astype(np.float32) / 255.0
 
 
 def _scanner(page: np.ndarray, cfg: ScanConfig, rng: np.random.Generator) -> np.ndarray:
@@ -157,7 +163,7 @@ def _scanner(page: np.ndarray, cfg: ScanConfig, rng: np.random.Generator) -> np.
     sigma = rng.uniform(0.0, 0.9)
     if sigma > 0.25:
         page = cv2.GaussianBlur(page, (0, 0), sigma)
-    page = page + rng.uniform(0.3, 2.5) * rng.standard_normal(page.shape, dtype=np.float32)
+    page = page + rng.uniform(0.3, 2.5) * rng.standard_normal((*page.shape[:2], 1), dtype=np.float32)
     img = np.clip(page, 0, 255).astype(np.uint8)
     r = rng.random()
     if r < cfg.binary_share:
@@ -195,7 +201,7 @@ def render_scan(
     lo, hi = allp.min(0), allp.max(0)
     size = np.maximum(hi - lo, 1e-3)  # x-heights
     small = rng.random() < cfg.small_crop_share
-    pen_rel = min(0.22, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
+    pen_rel = min(0.16, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
     if small:
         scale = rng.uniform(72.0, 256.0) / size[0] if cfg.canvas is None else rng.uniform(10.0, 30.0)
         pen_rel = rng.uniform(0.8, 2.2) / scale

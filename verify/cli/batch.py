@@ -18,6 +18,10 @@ Exit 0: every row scored; 1: some rows have an error (missing/corrupt/rejected i
 sub-action: `verify batch merge PART... --out OUT [--pairs IN]` joins the outputs of --shard runs (an optional
 first word: without it, `verify batch --pairs ... --out ...` runs the job).
 sharding: --shard i/n (0 <= i < n) takes the rows whose sha1(id or row number) % n == i.
+engines: --engine local (default) decodes in --workers processes on this machine; --engine ray runs on a Ray
+cluster (--address, or RAY_ADDRESS, or a new local one): each distinct image is embedded once by an actor pool,
+results go to OUT.parts/ (CSV OUT) or to the OUT folder itself (OUT ending in .parquet) one partition of
+--partition-rows rows at a time, and --resume redoes only the partitions that were not written.
 """
 
 
@@ -38,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default 32)")
     p.add_argument("--shard", default="0/1", help="do only shard i of n, as i/n with 0 <= i < n (default 0/1)")
     p.add_argument("--chunk-rows", type=int, default=256, help="rows per durable write to the output (default 256)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="where to run (default: local)")
+    p.add_argument("--address", help="Ray cluster address (--engine ray; default: RAY_ADDRESS or a local cluster)")
+    p.add_argument("--partition-rows", type=int, default=10_000, help="rows per output partition (--engine ray)")
+    p.add_argument("--actors", type=int, help="embedding actors (--engine ray; default: one per CPU, or per GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_model_flags(p)
     add_threshold_flag(p)
@@ -74,13 +82,26 @@ def run(args: argparse.Namespace) -> int:
     verifier = Verifier.from_path(resolve_model_path(args.model, args.modality), threshold=args.threshold)
     if args.modality != "auto" and verifier.model.modality != args.modality:
         raise ConfigError(f"--modality {args.modality}, but the model is a {verifier.model.modality} model")
+    engine = run_batch
+    if args.engine != "ray" and (args.address is not None or args.actors is not None):
+        raise ConfigError("--address and --actors are options of --engine ray")
+    if args.engine == "ray":
+        from functools import partial
+
+        from verify.batch.ray_engine import run_batch_ray
+        from verify.batch.ray_images import RayOptions
+
+        options = RayOptions(
+            address=args.address, actors=args.actors, batch_size=args.batch_size, partition_rows=args.partition_rows
+        )
+        engine = partial(run_batch_ray, options=options)  # type: ignore[assignment]
     if args.gallery is not None:
         from verify.gallery import FaissGallery
 
         with FaissGallery.open(args.gallery, fingerprint=verifier.model.fingerprint) as gallery:
-            summary = run_batch(verifier, config, gallery=gallery, progress=not args.no_progress)
+            summary = engine(verifier, config, gallery=gallery, progress=not args.no_progress)
     else:
-        summary = run_batch(verifier, config, progress=not args.no_progress)
+        summary = engine(verifier, config, progress=not args.no_progress)
     if args.json:
         print_json(summary.to_dict())
     else:

@@ -1,8 +1,9 @@
-"""`verify gallery list|remove|reembed|stats`: look after an enrolled gallery."""
+"""`verify gallery list|remove|reembed|stats|build`: look after an enrolled gallery, or fill one in bulk."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -22,8 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     re = sub.add_parser("reembed", help="re-embed the stored images with another model (after a model change)")
     add_model_flags(re)
     st = sub.add_parser("stats", help="counts, index type, model fingerprint, size on disk")
-    for q in (ls, rm, re, st):
+    bd = sub.add_parser("build", help="fill a gallery in one pass from `verify embed` output and a labels CSV")
+    bd.add_argument("--from", dest="embeddings", type=Path, required=True, help="embeddings Parquet (verify embed)")
+    bd.add_argument("--labels", type=Path, required=True, help="CSV with id (or path) and identity columns")
+    bd.add_argument("--index-type", help="FAISS type of a new gallery (default by size: Flat, IVF{n},Flat, IVF-PQ)")
+    bd.add_argument("--model", help="model directory: refuse embeddings made by another model")
+    for q in (ls, rm, re, st, bd):
         q.add_argument("--gallery", required=True, help="gallery directory")
+    add_json_flag(bd)
     add_json_flag(ls)
     add_json_flag(st)
     p.set_defaults(func=run)
@@ -34,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.gallery_command == "reembed":
         return _reembed(args)
+    if args.gallery_command == "build":
+        return _build(args)
     with FaissGallery.open(args.gallery) as gallery:
         if args.gallery_command == "list":
             rows = [_identity_row(gallery, info, args.samples) for info in gallery.identities()]
@@ -67,6 +76,28 @@ def _identity_row(gallery: object, info: object, with_samples: bool) -> dict:
             for s in gallery.samples(info.name)  # type: ignore[attr-defined]
         ]
     return row
+
+
+def _build(args: argparse.Namespace) -> int:
+    from verify.gallery.bulk import build_gallery
+
+    fingerprint = None
+    if args.model is not None:
+        from verify.models.loading import load_model
+
+        fingerprint = load_model(args.model).fingerprint
+    summary = build_gallery(
+        args.gallery, args.embeddings, args.labels, fingerprint=fingerprint, index_type=args.index_type
+    )
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print(
+            f"{args.gallery}: added {summary.added} samples of {summary.identities} identities ({summary.index_type});"
+            f" skipped {summary.skipped_unlabelled} unlabelled, {summary.skipped_unusable} unusable,"
+            f" {summary.skipped_duplicate} already enrolled; {summary.seconds:.1f} s"
+        )
+    return 0
 
 
 def _reembed(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ The result is the *intended* path of the pen: pen-down polylines in x-height uni
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from verify.synth.glyphs import glyph
@@ -22,12 +24,13 @@ def _squash(k: int, style: HandStyle) -> float:
     return 1.0 - 0.75 * loss
 
 
-def _deformation(char: str, style: HandStyle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@lru_cache(maxsize=8192)
+def _deformation(char: str, shape_seed: int, deform: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The writer's own way of shaping this letter: a smooth displacement field (3 waves per axis)."""
-    rng = np.random.default_rng([style.shape_seed, ord(char)])
+    rng = np.random.default_rng([shape_seed, ord(char)])
     freq = rng.normal(0.0, 2.2, (2, 3, 2))  # [axis, wave, (fx, fy)]
     phase = rng.uniform(0.0, 2.0 * np.pi, (2, 3))
-    amp = rng.normal(0.0, style.deform / np.sqrt(3.0), (2, 3))
+    amp = rng.normal(0.0, deform / np.sqrt(3.0), (2, 3))
     return freq, phase, amp
 
 
@@ -41,7 +44,7 @@ def _letter(char: str, x: float, k: int, style: HandStyle, rng: np.random.Genera
     """Strokes of one letter placed at pen position x; returns (strokes, main index, advance)."""
     upper = char.isupper()
     g = glyph(style.caps_font if upper else style.font, char)
-    field = _deformation(char, style)
+    field = _deformation(char, style.shape_seed, style.deform)
     squash = _squash(k, style)
     size = style.caps_scale if upper else 1.0
     sx = style.x_scale * size * (0.55 + 0.45 * squash) * float(np.exp(rng.normal(0.0, jitter)))

@@ -159,45 +159,34 @@ def _schedule(
         all target points [J + 1, 2], turns [J], the (pen-down, pen-up) times of each component, the command
         times of strokes a forger paused before, and (t0, mu, sigma) of every stroke [J].
     """
-    points, turns, t0, mu, sigma = [], [], [], [], []
-    intervals, pauses = [], []
-    t = 0.0
-    for k, (pts, trn) in enumerate(parts):
-        n = len(trn)
-        steps = np.hypot(*np.diff(pts, axis=0).T)
-        m = style.mu + manner.slow + np.log(0.75 + 0.25 * np.sqrt(steps / 0.6)) + rng.normal(0.0, 0.05, n)
-        sg = style.sigma * np.exp(rng.normal(0.0, 0.06, n))
-        gaps = style.spacing * manner.spacing * np.exp(m) * np.exp(rng.normal(0.0, 0.08, n))
-        paused = rng.random(n) < manner.hesitation
-        paused[0] = False
-        gaps = gaps + paused * rng.uniform(0.1, 0.35, n)
-        starts = t + np.concatenate([[0.0], np.cumsum(gaps[:-1])])
-        pauses.extend(starts[paused].tolist())
-        down = float(starts[0])
-        up = float(starts[-1] + np.exp(m[-1] + 1.5 * sg[-1]))
-        intervals.append((down, up))
-        points.append(pts)
-        turns.append(trn)
-        t0.append(starts)
-        mu.append(m)
-        sigma.append(sg)
-        if k + 1 < len(parts):  # in the air to the next component
-            nxt = parts[k + 1][0][0]
-            dist = float(np.hypot(*(nxt - pts[-1])))
-            air_mu = style.mu + manner.slow + np.log(0.8 + 0.3 * np.sqrt(dist))
-            turns.append(np.array([rng.normal(0.0, 0.4)]))
-            t0.append(np.array([up - np.exp(air_mu - 1.2 * style.sigma)]))
-            mu.append(np.array([air_mu]))
-            sigma.append(np.array([style.sigma]))
-            t = float(t0[-1][0] + np.exp(air_mu + 2.2 * style.sigma))
-    pts_all = np.concatenate(points)
-    return (
-        pts_all,
-        np.concatenate(turns),
-        intervals,
-        pauses,
-        (np.concatenate(t0), np.concatenate(mu), np.concatenate(sigma)),
-    )
+    counts = np.array([len(trn) for _, trn in parts])
+    air = np.zeros(int(counts.sum()) + len(parts) - 1, bool)
+    ends = np.cumsum(counts + 1) - 1  # index of the in-air stroke after each component
+    air[ends[:-1]] = True
+    first = np.concatenate([[0], ends[:-1] + 1])  # first ink stroke of each component
+    last = ends - 1  # last ink stroke of each component
+    pts = np.concatenate([p for p, _ in parts])
+    turns = np.zeros(air.size)
+    turns[~air] = np.concatenate([t for _, t in parts])
+    turns[air] = rng.normal(0.0, 0.4, int(air.sum()))
+    n = air.size
+    steps = np.hypot(*np.diff(pts, axis=0).T)
+    base = style.mu + manner.slow
+    ink_mu = base + np.log(0.75 + 0.25 * np.sqrt(steps / 0.6)) + rng.normal(0.0, 0.05, n)
+    mu = np.where(air, base + np.log(0.8 + 0.3 * np.sqrt(steps)), ink_mu)
+    sigma = np.where(air, style.sigma, style.sigma * np.exp(rng.normal(0.0, 0.06, n)))
+    paused = (rng.random(n) < manner.hesitation) & ~air
+    paused[first] = False
+    gaps = style.spacing * manner.spacing * np.exp(mu + rng.normal(0.0, 0.08, n))
+    gaps = gaps + np.roll(paused, -1) * rng.uniform(0.1, 0.35, n)  # a pause delays the next command
+    up_after = np.exp(mu[last] + 1.5 * sigma[last])  # last ink stroke's command -> pen up
+    if len(parts) > 1:
+        lead = np.exp(mu[ends[:-1]] - 1.2 * sigma[ends[:-1]])  # in-air stroke starts moving this long after its command
+        gaps[last[:-1]] = np.maximum(up_after[:-1] - lead, 0.3 * np.exp(mu[last[:-1]]))
+        gaps[ends[:-1]] = np.exp(mu[ends[:-1]] + 2.2 * sigma[ends[:-1]])
+    t0 = np.concatenate([[0.0], np.cumsum(gaps[:-1])])
+    intervals = [(float(t0[f]), float(t0[la] + u)) for f, la, u in zip(first, last, up_after, strict=True)]
+    return pts, turns, intervals, t0[paused].tolist(), (t0, mu, sigma)
 
 
 def execute(comps: list[np.ndarray], style: HandStyle, manner: Manner, rng: np.random.Generator) -> list[Trace]:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.demo import seed_demo_gallery
+from app.demo import genuine_references, seed_demo_gallery
 from app.service import NO_SIGNATURE_MODEL, VerifyService
 from app.zipsafe import ZipLimits, safe_extract
 from verify.errors import (
@@ -23,6 +23,7 @@ from verify.errors import (
     ModelError,
     UnknownIdentityError,
 )
+from verify.models.defaults import assets_dir
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 
@@ -171,6 +172,19 @@ def test_demo_gallery_is_seeded_once(tmp_path: Path, tiny_model: Path, synth_sig
     assert seed_demo_gallery(svc, demo) == {"face": {}, "signature": {}}
     assert svc.identify(str(FACES / "biden.jpg"), "face")["decision"] == "unknown"
     svc.close()
+
+
+def test_demo_signatures_enroll_genuine_references_only(tmp_path: Path) -> None:
+    """`forgery_*` sorts before `genuine_*`: the references must still be the writer's own signatures."""
+    folder = tmp_path / "writer-01"
+    folder.mkdir()
+    for name in ("forgery_1.png", "forgery_2.png", "Forged_3.png", "genuine_10.png", "genuine_2.png", "genuine_1.png"):
+        (folder / name).write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    assert [p.name for p in genuine_references(folder, 3)] == ["genuine_1.png", "genuine_2.png", "genuine_10.png"]
+    bundled = assets_dir() / "demo" / "signatures"
+    for writer in sorted(p for p in bundled.iterdir() if p.is_dir()) if bundled.is_dir() else []:
+        assert all(p.stem.startswith("genuine") for p in genuine_references(writer)), writer.name
 
 
 # --- batch --------------------------------------------------------------------------------------------------------

@@ -170,5 +170,6 @@ def test_execute_traces_stay_near_the_intended_path() -> None:
     comps = compose(["Ana"], hand, rng)
     traces = execute(comps, hand, GENUINE, rng)
     intended, written = np.concatenate(comps), np.concatenate([t.xy for t in traces])
-    assert np.abs(intended.min(0) - written.min(0)).max() < 0.5
-    assert np.abs(intended.max(0) - written.max(0)).max() < 0.5
+    tolerance = 0.15 * np.ptp(intended, axis=0).max()  # the lognormal overlap rounds corners, not more
+    assert np.abs(intended.min(0) - written.min(0)).max() < tolerance
+    assert np.abs(intended.max(0) - written.max(0)).max() < tolerance

@@ -67,6 +67,22 @@ def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b])
 
 
+def _scrawl(word: str, letters: int, start: np.ndarray, style: HandStyle, rng: np.random.Generator) -> np.ndarray:
+    """The rest of a word as an illegible writer writes it: a garland of bumps of the writer's own rhythm.
+
+    The shape (bump count, heights, sharpness) is fixed per writer and word; `rng` adds repetition noise.
+    """
+    own = np.random.default_rng([style.shape_seed, 7, len(word), ord(word[0])])
+    bumps = max(1, round(letters * own.uniform(0.3, 1.1)))
+    length = letters * own.uniform(0.35, 0.75) * style.x_scale * float(np.exp(rng.normal(0.0, 0.04)))
+    heights = own.uniform(0.2, 1.0, bumps) * own.uniform(0.4, 1.0) * (1.0 + rng.normal(0.0, 0.06, bumps))
+    sharp = own.uniform(0.5, 2.0)
+    t = np.linspace(0.0, 1.0, bumps * 8 + 1)
+    which = np.minimum((t * bumps).astype(int), bumps - 1)
+    y = heights[which] * np.abs(np.sin(np.pi * bumps * t)) ** sharp + own.normal(0.0, 0.25) * t
+    return np.stack([start[0] + 0.15 + t * length, start[1] * (1 - t) + y], axis=1)
+
+
 def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitter: float):
     """Components of one word (bodies, then marks such as i-dots and t-bars) and the pen x after it."""
     bodies: list[np.ndarray] = []
@@ -76,6 +92,12 @@ def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitte
         if char == " ":
             x += style.word_gap
             continue
+        rest = len(word) - k
+        if style.scrawl and k >= style.keep_letters and rest >= 2 and char.islower():
+            tail = _scrawl(word, rest, current[-1] if current is not None else np.array([x, 0.0]), style, rng)
+            current = tail if current is None else _join(current, tail)
+            x = float(tail[-1, 0]) + style.tracking
+            break
         strokes, main, advance = _letter(char, x, k, style, rng, jitter)
         for i, s in enumerate(strokes):
             if i != main:

@@ -14,7 +14,7 @@ from verify.synth.glyphs import PRINT_FONTS, SCRIPT_FONTS, FontName
 
 Flourish = Literal["none", "underline", "paraph", "tail", "strike", "loop"]
 FLOURISHES: tuple[Flourish, ...] = ("none", "underline", "paraph", "tail", "strike", "loop")
-_FLOURISH_P = (0.4, 0.22, 0.12, 0.14, 0.08, 0.04)
+_FLOURISH_P = (0.32, 0.22, 0.12, 0.18, 0.12, 0.04)
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class HandStyle:
     baseline_wave: float  # amplitude of a slow baseline undulation, x-heights
     legibility: float  # 1: every letter clear; 0: after the first letters the name flattens into a scrawl
     keep_letters: int  # letters of each word written clearly before an illegible writer starts to scrawl
+    scrawl: bool  # after those letters, the rest of each word is a garland of bumps, not letters
     flourish: Flourish  # ending / decoration
     flourish_size: float  # relative size of the flourish
     flourish_dir: float  # direction habit of the flourish, radians (a small angle above or below horizontal)
@@ -64,15 +65,16 @@ def sample_hand(rng: np.random.Generator) -> HandStyle:
         font=font,
         caps_font=caps_font,
         slant=float(rng.normal(0.25 if script else 0.1, 0.18)),
-        x_scale=float(np.exp(rng.normal(0.0, 0.18))),
-        caps_scale=float(np.exp(rng.normal(0.1, 0.2))),
-        tracking=float(rng.normal(0.02, 0.1) if script else rng.normal(0.1, 0.12)),
+        x_scale=float(np.exp(rng.normal(-0.12, 0.18))),
+        caps_scale=float(np.exp(rng.normal(0.18, 0.2))),
+        tracking=float(rng.normal(-0.04, 0.08) if script else rng.normal(0.06, 0.1)),
         word_gap=float(rng.uniform(0.25, 1.2)),
         connect=float(rng.uniform(0.7, 1.0) if script else rng.uniform(0.0, 0.5)),
-        baseline_slope=float(rng.normal(0.03, 0.05)),
+        baseline_slope=float(rng.normal(0.04, 0.06)),
         baseline_wave=float(rng.uniform(0.0, 0.15)),
         legibility=legibility,
         keep_letters=int(rng.integers(1, 4)),
+        scrawl=bool(rng.random() < 0.8 * (1.0 - legibility) ** 1.5),
         flourish=FLOURISHES[int(rng.choice(len(FLOURISHES), p=_FLOURISH_P))],
         flourish_size=float(rng.uniform(0.7, 1.3)),
         flourish_dir=float(rng.normal(0.1, 0.15)),

@@ -203,8 +203,10 @@ def render_scan(
     small = rng.random() < cfg.small_crop_share
     pen_rel = min(0.16, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
     if small:
-        scale = rng.uniform(72.0, 256.0) / size[0] if cfg.canvas is None else rng.uniform(10.0, 30.0)
-        pen_rel = rng.uniform(0.8, 2.2) / scale
+        scale = rng.uniform(9.0, 28.0)  # x-height in pixels of a small modern scan
+        if cfg.canvas is None:
+            scale = min(scale, rng.uniform(200.0, 300.0) / size[0])
+        pen_rel = rng.uniform(0.7, 1.9) / scale
     else:
         scale = xheight_mm * float(rng.choice(_DPIS)) * float(np.exp(rng.normal(0.0, 0.08))) / 25.4
     if cfg.canvas is None:

@@ -265,3 +265,72 @@ def test_face_gate(photos: dict[str, np.ndarray], model: DlibNativeEmbedder) -> 
     strict = FaceGate(model, gate.density, threshold=1.01)  # no face can reach it
     with pytest.raises(OutOfDistributionError, match="density"):
         strict.require(photos["obama"])
+
+
+# Scores of the bundled face model (face-resnet) on every pair of the demo photos, recorded before the latency
+# work (concurrent preprocessing, one torch thread for small batches): that work must not move them.
+DEMO_PAIR_SCORES = {
+    ("32bit.png", "biden.jpg"): 0.825227,
+    ("32bit.png", "obama.jpg"): 0.965819,
+    ("32bit.png", "obama2.jpg"): 0.999701,
+    ("32bit.png", "obama3.jpg"): 0.944822,
+    ("32bit.png", "obama_partial_face.jpg"): 0.95738,
+    ("32bit.png", "obama_partial_face2.jpg"): 0.961044,
+    ("biden.jpg", "obama.jpg"): 0.817411,
+    ("biden.jpg", "obama2.jpg"): 0.824201,
+    ("biden.jpg", "obama3.jpg"): 0.811406,
+    ("biden.jpg", "obama_partial_face.jpg"): 0.835852,
+    ("biden.jpg", "obama_partial_face2.jpg"): 0.810194,
+    ("obama.jpg", "obama2.jpg"): 0.966539,
+    ("obama.jpg", "obama3.jpg"): 0.97069,
+    ("obama.jpg", "obama_partial_face.jpg"): 0.986058,
+    ("obama.jpg", "obama_partial_face2.jpg"): 0.981068,
+    ("obama2.jpg", "obama3.jpg"): 0.9468,
+    ("obama2.jpg", "obama_partial_face.jpg"): 0.958554,
+    ("obama2.jpg", "obama_partial_face2.jpg"): 0.962633,
+    ("obama3.jpg", "obama_partial_face.jpg"): 0.963084,
+    ("obama3.jpg", "obama_partial_face2.jpg"): 0.958667,
+    ("obama_partial_face.jpg", "obama_partial_face2.jpg"): 0.985727,
+}
+
+
+def test_demo_pair_decisions_and_scores_are_unchanged() -> None:
+    import verify
+    from verify.verifier import MATCH, NO_MATCH, Verifier
+
+    verifier = Verifier(verify.load_model(CARD_DIR.parent / "face-resnet"), cache_size=0)
+    for (a, b), expected in DEMO_PAIR_SCORES.items():
+        decision = verifier.match(FACES / a, FACES / b)
+        assert decision.score == pytest.approx(expected, abs=1e-4), (a, b)
+        # Biden is the only other person; every other pair is two photos of Obama.
+        assert decision.decision == (NO_MATCH if "biden" in a + b else MATCH), (a, b)
+
+
+def test_concurrent_detection_matches_one_at_a_time(photos: dict[str, np.ndarray]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [photos[name] for name in PHOTOS] * 2
+    expected = [detect_faces(image) for image in images]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for _ in range(2):
+            assert list(pool.map(detect_faces, images)) == expected
+
+
+def test_small_batches_run_on_one_thread_with_the_same_result(rng: np.random.Generator) -> None:
+    import torch
+
+    from verify.models.dlib_resnet import SERIAL_BATCH, DlibFaceResNet
+
+    torch.manual_seed(0)
+    net = DlibFaceResNet().eval()
+    x = torch.from_numpy(rng.normal(size=(SERIAL_BATCH, 3, 150, 150)).astype(np.float32))
+    before = torch.get_num_threads()
+    with torch.no_grad():
+        reference = torch.nn.functional.normalize(net.forward_raw(x), dim=1)  # at the process's thread count
+        seen: list[int] = []
+        handle = net.stem.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+        out = net(x)
+        net(torch.cat([x, x]))  # a larger batch keeps the process's setting
+        handle.remove()
+    assert seen == [1, before] and torch.get_num_threads() == before
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-6)

@@ -6,12 +6,14 @@ out-of-distribution gate, and caches embeddings by image content hash so an imag
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from verify.models.base import Embedder
 
 MATCH, NO_MATCH, UNKNOWN, REJECTED = "match", "no match", "unknown", "rejected"
 _NOT_A = {"face": "not a face", "signature": "not a signature"}
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -112,24 +115,29 @@ class Verifier:
         return self.probes([source], names=[name])[0]
 
     def probes(self, sources: Sequence[Any], names: Sequence[str | None] | None = None) -> list[Probe]:
-        """Batched `probe`: every new image is embedded in one batch."""
+        """Batched `probe`: new images are decoded and preprocessed concurrently (OpenCV and dlib release the
+        GIL), then embedded in one batch."""
         names = list(names) if names is not None else [None] * len(sources)
         mode = "gray" if int(self.model.card["input"].get("channels", 3)) == 1 else "rgb"
-        out: list[Probe] = []
-        todo: list[Probe] = []
-        for src, name in zip(sources, names, strict=True):
+
+        def prepare(item: tuple[Any, str | None]) -> Probe:
             t0 = time.perf_counter()
-            image = load_image(src, mode=mode, name=name)
+            image = load_image(item[0], mode=mode, name=item[1])
             sha = image_sha256(image)
-            if sha in self._cache:
-                self._cache.move_to_end(sha)
-                out.append(self._cache[sha])
-                continue
+            cached = self._cache.get(sha)
+            if cached is not None:
+                return cached
             decode_ms = 1e3 * (time.perf_counter() - t0)
             probe = self.preprocess_probe(image, sha256=sha)
             probe.timings["decode_ms"] = decode_ms
-            out.append(probe)
-            if probe.rejected is None:
+            return probe
+
+        out = _map_concurrently(prepare, list(zip(sources, names, strict=True)))
+        todo: list[Probe] = []
+        for probe in out:
+            if self._cache.get(probe.sha256) is probe:
+                self._cache.move_to_end(probe.sha256)
+            elif probe.rejected is None:
                 todo.append(probe)
             else:
                 self._remember(probe)
@@ -174,19 +182,19 @@ class Verifier:
         """
         if self.ood is not None and self.ood_features == "backbone":
             emb, feats = self.model.embed_crops_with_features(crops, batch_size=batch_size)  # type: ignore[attr-defined]
-            return (emb, *self.ood_check(feats))
+            return (emb, *self.ood_check(feats, crops))
         emb = self.model.embed_crops(crops, batch_size=batch_size)
-        return (emb, *self.ood_check(emb))
+        return (emb, *self.ood_check(emb, crops))
 
-    def ood_check(self, features: np.ndarray) -> tuple[np.ndarray | None, list[str | None]]:
+    def ood_check(
+        self, features: np.ndarray, crops: Sequence[np.ndarray] | None = None
+    ) -> tuple[np.ndarray | None, list[str | None]]:
         """The OOD gate over a batch [N, F] of the features it was fitted on (`ood_features`: backbone features
-        or embeddings): scores [N] (None without a gate) and a rejection reason per row (None when accepted)."""
+        or embeddings) and their crops (the outlier-exposure gate reads their ink): scores [N] (None without a
+        gate) and a rejection reason per row (None when accepted)."""
         if self.ood is None or self.ood_threshold is None or len(features) == 0:
             return None, [None] * len(features)
-        scores = np.asarray(self.ood.score(np.asarray(features)), dtype=np.float64).ravel()
-        limit = self.ood_threshold
-        what = _NOT_A[self.model.modality]
-        return scores, [f"{what} (OOD score {s:.1f} < {limit:.1f})" if s < limit else None for s in scores]
+        return self.ood.check(np.asarray(features), crops, _NOT_A[self.model.modality])
 
     def _remember(self, probe: Probe) -> None:
         self._cache[probe.sha256] = probe
@@ -281,6 +289,15 @@ class Verifier:
         return probe
 
 
+def _map_concurrently(fn: Callable[[_T], Probe], items: Sequence[_T]) -> list[Probe]:
+    """`[fn(x) for x in items]`, on up to one thread per CPU core when there are several items."""
+    workers = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+    if workers < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify-preprocess") as pool:
+        return list(pool.map(fn, items))
+
+
 def _load_calibrator(section: dict[str, Any] | None) -> Any:
     if not section:
         return None
@@ -295,9 +312,10 @@ def _load_ood(model: Embedder) -> tuple[Any, float | None]:
         return None, None
     if model.directory is None:
         return None, None
-    from verify.ood import GaussianOODScorer
+    from verify.ood_gate import load_gate
 
     path = Path(model.directory) / str(section["file"])
     if not path.is_file():
         raise VerifyError(f"{path}: the OOD scorer named in the model card is missing")
-    return GaussianOODScorer.load(path), float(section["threshold"])
+    gate = load_gate(path, section)
+    return gate, gate.threshold

@@ -1,0 +1,119 @@
+"""Signature score sets from one embedding matrix: the single-reference pair protocol and multi-reference
+verification (several genuine references per writer, their scores aggregated, optionally z-normalised).
+
+Single reference (the protocol of the project's real-sample tool): genuine = every pair of a writer's genuine
+signatures; skilled = each genuine x each of the writer's forgeries; random = each genuine x the first genuine
+of every other writer.
+
+R references: the writer's first R genuine signatures are the references; the probes are the writer's other
+genuine signatures (genuine), the writer's forgeries (skilled) and the first non-reference genuine signature of
+every other writer (random). A probe's score is an aggregate of its R similarities: mean, max or the mean of
+the top k. Per-writer z-norm maps a writer's scores through the mean and standard deviation of the aggregated
+scores of a cohort (the other writers' references) against that writer's references: no labels of the probes
+are used, so it is usable in deployment (the gallery holds the cohort).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Aggregation = Literal["mean", "max", "topk"]
+
+
+@dataclass(frozen=True)
+class WriterSet:
+    """Rows of an embedding matrix by writer: genuine[w] and forgeries[w] are row indices, in file order."""
+
+    genuine: Mapping[str, Sequence[int]]
+    forgeries: Mapping[str, Sequence[int]]
+
+    @property
+    def writers(self) -> list[str]:
+        return sorted(self.genuine)
+
+    def min_genuine(self) -> int:
+        return min((len(v) for v in self.genuine.values()), default=0)
+
+
+def aggregate(sims: np.ndarray, method: Aggregation = "mean", k: int = 3) -> np.ndarray:
+    """Aggregate each row of reference similarities. [N, R] -> [N].
+
+    Args:
+        method: "mean", "max", or "topk" (mean of the k largest; k >= R is the mean).
+    """
+    s = np.asarray(sims, np.float64)
+    if s.ndim != 2 or s.shape[1] == 0:
+        raise ValueError(f"expected similarities [N, R] with R >= 1, got shape {s.shape}")
+    if method == "mean":
+        return s.mean(axis=1)
+    if method == "max":
+        return s.max(axis=1)
+    if method == "topk":
+        kk = max(1, min(int(k), s.shape[1]))
+        return np.sort(s, axis=1)[:, -kk:].mean(axis=1)
+    raise ValueError(f"unknown aggregation {method!r}; use mean, max or topk")
+
+
+def znorm(scores: np.ndarray, cohort: np.ndarray, min_std: float = 1e-3) -> np.ndarray:
+    """(scores - mean(cohort)) / std(cohort); `cohort` are impostor scores against the same references."""
+    c = np.asarray(cohort, np.float64)
+    if c.size < 2:
+        raise ValueError("z-norm needs at least 2 cohort scores")
+    return (np.asarray(scores, np.float64) - c.mean()) / max(float(c.std()), min_std)
+
+
+def single_reference_scores(emb: np.ndarray, data: WriterSet) -> dict[str, np.ndarray]:
+    """{"genuine", "skilled", "random"} cosine scores under the single-reference protocol (module docstring)."""
+    e = np.asarray(emb, np.float64)
+    pos: list[float] = []
+    skilled: list[float] = []
+    rand: list[float] = []
+    firsts = {w: data.genuine[w][0] for w in data.writers if len(data.genuine[w])}
+    for w in data.writers:
+        g = list(data.genuine[w])
+        pos += [float(e[a] @ e[b]) for a, b in itertools.combinations(g, 2)]
+        for a in g:
+            skilled += [float(e[a] @ e[f]) for f in data.forgeries.get(w, [])]
+            rand += [float(e[a] @ e[firsts[v]]) for v in data.writers if v != w and v in firsts]
+    return {"genuine": np.array(pos), "skilled": np.array(skilled), "random": np.array(rand)}
+
+
+def multi_reference_scores(
+    emb: np.ndarray,
+    data: WriterSet,
+    n_refs: int,
+    method: Aggregation = "mean",
+    k: int = 3,
+    use_znorm: bool = False,
+) -> dict[str, np.ndarray]:
+    """{"genuine", "skilled", "random"} aggregated scores with `n_refs` references per writer (docstring).
+
+    Writers with fewer than n_refs + 1 genuine signatures are left out (no genuine probe).
+    """
+    if n_refs < 1:
+        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
+    e = np.asarray(emb, np.float64)
+    writers = [w for w in data.writers if len(data.genuine[w]) > n_refs]
+    refs = {w: list(data.genuine[w][:n_refs]) for w in writers}
+    outsider = {w: data.genuine[w][n_refs] for w in writers}  # the random-forgery probe each writer gives
+    out: dict[str, list[float]] = {"genuine": [], "skilled": [], "random": []}
+    for w in writers:
+        r = e[refs[w]]
+        probes = {
+            "genuine": list(data.genuine[w][n_refs:]),
+            "skilled": list(data.forgeries.get(w, [])),
+            "random": [outsider[v] for v in writers if v != w],
+        }
+        cohort_rows = [i for v in writers if v != w for i in refs[v]]
+        cohort = aggregate(e[cohort_rows] @ r.T, method, k) if use_znorm else None
+        for kind, rows in probes.items():
+            if not rows:
+                continue
+            s = aggregate(e[rows] @ r.T, method, k)
+            out[kind] += list(znorm(s, cohort) if cohort is not None else s)
+    return {kind: np.array(v) for kind, v in out.items()}

@@ -125,22 +125,13 @@ class VerifyService:
         return shared_verifier(path)[1]
 
     def resolve_modality(self, modality: str | None, image: Any = None) -> str:
-        """'face' / 'signature' as given; 'auto': the only installed one, else guessed from `image`."""
-        modality = (modality or "auto").lower()
-        if modality != "auto":
-            if modality not in MODALITIES:
-                raise ConfigError(f"modality must be face, signature or auto, not {modality!r}")
-            return modality
-        installed = [m for m in MODALITIES if self.available(m)]
-        if len(installed) == 1:
-            return installed[0]
-        if not installed:
-            raise ModelError(NO_FACE_MODEL)
-        if image is None:
-            return "face"
-        from verify.modality import guess_modality
+        """'face' / 'signature' as given; 'auto' as `verify.models.defaults.resolve_modality` says (else face)."""
+        from verify.models.defaults import resolve_modality
 
-        return guess_modality(image)
+        installed = [m for m in MODALITIES if self.available(m)]
+        if (modality or "auto").lower() == "auto" and not installed:
+            raise ModelError(NO_FACE_MODEL)
+        return resolve_modality(modality, image=image, available=installed, default="face")
 
     def image(self, source: Any, what: str = "image") -> tuple[Any, str]:
         """Check one upload (present, not over the size limit); returns (source, label for messages)."""

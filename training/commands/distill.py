@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from verify.cli.common import add_set_flag, print_json
+from verify.data.protocols import FOLDER_LAYOUTS
 
-_PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
+_PROTOCOLS = ("auto", *FOLDER_LAYOUTS)
 DEFAULT_STUDENT = "mobilenetv3_small_100"
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from verify.cli.common import add_set_flag, print_json
+from verify.data.protocols import FOLDER_LAYOUTS
+from verify.modality import MODALITIES
 
-_SIGNATURE_PROTOCOLS = ("auto", "folders", "cedar", "gpds", "mcyt", "bhsig", "manifest")
+_PROTOCOLS = ("auto", *FOLDER_LAYOUTS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,10 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved epoch")
     p.add_argument(
         "--modality",
-        choices=["face", "signature"],
+        choices=MODALITIES,
         help="what the images show (default: the --init model's, else signature)",
     )
-    p.add_argument("--protocol", choices=_SIGNATURE_PROTOCOLS, help="dataset layout (default: auto-detect)")
+    p.add_argument("--protocol", choices=_PROTOCOLS, help="dataset layout (default: auto-detect)")
     p.add_argument("--seed", type=int, help="random seed (split, sampling, weights); runs repeat on CPU")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

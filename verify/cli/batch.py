@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from verify.batch import BatchConfig, parse_shard, run_batch
-    from verify.models.defaults import resolve_model_path
+    from verify.models.defaults import resolve_model
     from verify.verifier import Verifier
 
     if args.pairs is None or args.out is None:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         gallery=args.gallery,
     )
-    verifier = Verifier.from_path(resolve_model_path(args.model, args.modality), threshold=args.threshold)
+    verifier = Verifier.from_path(resolve_model(args.model, args.modality), threshold=args.threshold)
     if args.modality != "auto" and verifier.model.modality != args.modality:
         raise ConfigError(f"--modality {args.modality}, but the model is a {verifier.model.modality} model")
     engine = run_batch

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from verify.modality import MODALITY_CHOICES
+
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
@@ -38,7 +40,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--modality",
-        choices=["auto", "face", "signature"],
+        choices=MODALITY_CHOICES,
         default="auto",
         help="what the images show; 'auto' decides from the model or the input (default: auto)",
     )
@@ -52,15 +54,10 @@ def add_threshold_flag(parser: argparse.ArgumentParser) -> None:
 
 def load_verifier(args: argparse.Namespace, first_image: Any = None) -> Any:
     """A `Verifier` for `--model`, else the bundled model of `--modality` (auto: guessed from `first_image`)."""
-    from verify.models.defaults import resolve_model_path
+    from verify.models.defaults import resolve_model
     from verify.verifier import Verifier
 
-    modality = getattr(args, "modality", "auto")
-    if not getattr(args, "model", None) and modality == "auto" and first_image is not None:
-        from verify.modality import guess_modality
-
-        modality = guess_modality(first_image)
-    path = resolve_model_path(getattr(args, "model", None), modality)
+    path = resolve_model(getattr(args, "model", None), getattr(args, "modality", "auto"), image=first_image)
     return Verifier.from_path(path, threshold=getattr(args, "threshold", None))
 
 

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from verify.cli.common import add_json_flag, add_model_flags, print_json
+from verify.data.protocols import EVAL_PROTOCOLS, PAIR_FORMATS
 from verify.errors import ConfigError
-
-SIGNATURE_PROTOCOLS = ("cedar", "gpds", "mcyt", "bhsig", "manifest")
-PROTOCOLS = (*SIGNATURE_PROTOCOLS, "folders", "lfw", "csv")
 
 
 def _target(text: str) -> float | str:
@@ -43,7 +41,7 @@ def register(subparsers: Any) -> None:
     src.add_argument("--images", help="images root for LFW pairs, or for relative paths in a pairs CSV")
     src.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
+        choices=EVAL_PROTOCOLS,
         help="dataset layout; default: lfw for a .txt pairs file, csv for a .csv pairs file",
     )
     p.add_argument("--out", required=True, help="report folder (created)")
@@ -81,20 +79,13 @@ def _protocol(args: argparse.Namespace) -> str:
         return str(args.protocol)
     if args.pairs is not None:
         return "csv" if str(args.pairs).lower().endswith(".csv") else "lfw"
-    raise ConfigError(f"--data needs --protocol ({', '.join(p for p in PROTOCOLS if p not in ('lfw', 'csv'))})")
+    raise ConfigError(f"--data needs --protocol ({', '.join(p for p in EVAL_PROTOCOLS if p not in PAIR_FORMATS)})")
 
 
 def _model_path(args: argparse.Namespace, protocol: str) -> Path:
-    if args.model:
-        return Path(args.model)
-    modality = args.modality
-    if modality == "auto":
-        modality = "signature" if protocol in SIGNATURE_PROTOCOLS else "face"
-    try:
-        from verify.models.defaults import default_model_path
-    except ImportError as exc:  # the bundled models are optional
-        raise ConfigError(f"no bundled models in this install ({exc}); pass --model DIR") from exc
-    return default_model_path(modality)
+    from verify.models.defaults import resolve_model
+
+    return resolve_model(args.model, args.modality, protocol=protocol)
 
 
 def write_calibrated_card(model: Any, section: dict[str, Any], out: Path) -> Path:

@@ -102,10 +102,10 @@ def _build(args: argparse.Namespace) -> int:
 
 def _reembed(args: argparse.Namespace) -> int:
     from verify.gallery import FaissGallery
-    from verify.models.defaults import resolve_model_path
+    from verify.models.defaults import resolve_model
     from verify.verifier import Verifier
 
-    verifier = Verifier.from_path(resolve_model_path(args.model, args.modality))
+    verifier = Verifier.from_path(resolve_model(args.model, args.modality))
     model = verifier.model
 
     def embed(images: list[bytes]) -> np.ndarray:

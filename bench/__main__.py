@@ -22,6 +22,7 @@ RESULTS = BENCH / "results"
 # Order and titles; scripts not listed here run after these, titled by name.
 SECTIONS = {
     "bench_synth": "Synthetic signature generation",
+    "bench_synth_v2": "Synthetic signature generation v2 (names, forgers, scan randomisation)",
     "bench_losses": "Metric-learning losses on synthetic signatures (training issue)",
     "bench_distill": "Distilled students and CPU inference",
     "bench_ood": "Out-of-distribution rejection",

@@ -168,7 +168,9 @@ def _scanner(page: np.ndarray, cfg: ScanConfig, rng: np.random.Generator) -> np.
     r = rng.random()
     if r < cfg.binary_share:
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-        _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        paper, ink = float(np.median(gray)), float(gray.min())  # a scanner's fixed threshold between the two
+        level = ink + rng.uniform(0.4, 0.7) * (paper - ink)
+        bw = np.where(gray > level, 255, 0).astype(np.uint8)
         img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
     elif r < cfg.binary_share + cfg.gray_share:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)

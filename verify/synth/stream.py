@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -95,8 +96,9 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
     def __iter__(self) -> Iterator[tuple[Any, int, int]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        if info is not None:
+        if info is not None:  # one thread per DataLoader worker: the workers already use every core
             torch.set_num_threads(1)
+            cv2.setNumThreads(1)
         g = worker
         while self.groups is None or g < self.groups:
             yield from self.samples(g)

@@ -28,6 +28,7 @@ from verify.errors import ConfigError
 from verify.models.defaults import assets_dir
 from verify.verifier import Verifier
 
+VERIFY_BIN = str(Path(sys.executable).parent / "verify")
 MODEL = assets_dir() / "models" / "signature-student"
 NUMERIC = ["score", "p_match", "ood_score"]
 VOLATILE = ["elapsed_ms"]
@@ -118,23 +119,18 @@ def test_parquet_output_has_typed_columns_and_same_values(ray_cluster, job: dict
 
 
 def test_killed_job_resumes_only_unfinished_partitions(ray_cluster, job: dict, tmp_path: Path) -> None:
-    """A driver process on the shared cluster is SIGKILLed after two partitions; the rerun with resume redoes
-    the other three, and the output holds every row exactly once, equal to the local engine's."""
+    """`verify batch --engine ray --address` on the shared cluster is SIGKILLed after its first partition; the
+    rerun with resume redoes the other four, and the output holds every row exactly once, equal to the local
+    engine's."""
     out = tmp_path / "killed.csv"
     parts = tmp_path / "killed.csv.parts"
-    code = (
-        "import sys; from verify.batch import BatchConfig; from verify.batch.ray_engine import run_batch_ray;"
-        "from verify.batch.ray_images import RayOptions; from verify.verifier import Verifier;"
-        f"run_batch_ray(Verifier.from_path({str(MODEL)!r}), BatchConfig(pairs={str(job['pairs'])!r},"
-        f" out={str(out)!r}), RayOptions(address=sys.argv[1], batch_size=16, block_rows=8, partition_rows=64,"
-        " actors=2), progress=False)"
-    )
-    env = {**os.environ, CHUNK_SLEEP_ENV: "30"}
     address = ray_cluster.get_runtime_context().gcs_address
-    proc = subprocess.Popen([sys.executable, "-c", code, address], env=env, start_new_session=True)
+    cmd = [VERIFY_BIN, "batch", "--engine", "ray", "--address", address, "--pairs", str(job["pairs"])]
+    cmd += ["--out", str(out), "--model", str(MODEL), "--partition-rows", "64", "--actors", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, env={**os.environ, CHUNK_SLEEP_ENV: "30"}, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while len(list(parts.glob("part-*.csv"))) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        while not list(parts.glob("part-*.csv")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert proc.poll() is None, "the job should still be running (sleeping after its first partition)"
     finally:
@@ -152,6 +148,37 @@ def test_killed_job_resumes_only_unfinished_partitions(ray_cluster, job: dict, t
     _assert_same(_read(job["reference"]), rows)
     again = run_batch_ray(job["verifier"], config, OPTIONS, progress=False)  # finished: nothing to redo
     assert (again.resumed, again.processed) == (job["rows"], 0)
+
+
+def test_embed_on_ray_equals_local_and_builds_a_gallery(ray_cluster, job: dict, tmp_path: Path) -> None:
+    """`verify embed --engine ray` (in-process CLI on the running cluster) = the local engine's embeddings;
+    `verify gallery build` fills a gallery from them; identify finds each writer's own samples."""
+    from verify.cli import main
+    from verify.gallery import FaissGallery
+    from verify.gallery.embeddings_file import read_embeddings
+
+    images = job["pairs"].parent
+    outs = {e: tmp_path / f"{e}.parquet" for e in ("local", "ray")}
+    for engine, out in outs.items():
+        code = main(["embed", "--images", str(images), "--out", str(out), "--model", str(MODEL), "--engine", engine])
+        assert code == 1  # blank page and corrupt file cannot be embedded
+    (local_rows, local_x), (ray_rows, ray_x) = read_embeddings(outs["local"]), read_embeddings(outs["ray"])
+    pd.testing.assert_frame_equal(local_rows.drop(columns="ood_score"), ray_rows.drop(columns="ood_score"))
+    assert np.allclose(local_x, ray_x, atol=1e-5)
+    assert np.allclose(local_rows["ood_score"].astype(float), ray_rows["ood_score"].astype(float), equal_nan=True)
+    status = dict(zip(ray_rows["id"], ray_rows["status"], strict=True))
+    assert (status["blank.png"], status["corrupt.png"]) == ("rejected", "error") and len(status) == 26
+    assert set(ray_rows["fingerprint"]) == {job["verifier"].model.fingerprint}
+    ok = ray_rows[ray_rows["status"] == "ok"]
+    writer = [f"{i.split('/')[0]}-{i.split('_')[2]}" for i in ok["id"]]  # full_org/original_{w}_{k}.png -> full_org-w
+    labels = pd.DataFrame({"id": ok["id"], "identity": writer})
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    args = ["gallery", "build", "--gallery", str(tmp_path / "g"), "--from", str(outs["ray"])]
+    assert main([*args, "--labels", str(tmp_path / "labels.csv"), "--model", str(MODEL)]) == 0
+    with FaissGallery.open(tmp_path / "g", fingerprint=job["verifier"].model.fingerprint) as gallery:
+        assert gallery.stats()["samples"] == len(ok) and gallery.stats()["index_type"] == "Flat"
+        for i in np.flatnonzero(ray_rows["status"] == "ok")[:5]:
+            assert gallery.search(ray_x[i], k=1)[0][0].score == pytest.approx(1.0, abs=1e-5)
 
 
 def test_resume_with_other_settings_is_refused(ray_cluster, job: dict, tmp_path: Path) -> None:

@@ -23,12 +23,12 @@ from verify.synth.compose import compose
 from verify.synth.hand import HandStyle, perturb_hand, sample_hand
 from verify.synth.motion import GENUINE, execute, forger_manner
 from verify.synth.names import Layout, PersonName, sample_layout, sample_name, signed_words
-from verify.synth.scan import ScanConfig, render_scan
+from verify.synth.scan import ScanConfig, create_profile, render_scan
 from verify.synth.writer import Trace
 
 Kind = Literal["genuine", "skilled", "simple"]
 KINDS: tuple[Kind, ...] = ("genuine", "skilled", "simple")
-_WRITER, _GENUINE, _SKILLED, _SIMPLE, _FORGER, _SCAN = range(6)
+_WRITER, _GENUINE, _SKILLED, _SIMPLE, _FORGER, _SCAN, _SESSION = range(7)
 _TAG = 2  # marks v2 seeds apart from v1's (seed, writer, purpose, index) sequences
 
 
@@ -81,9 +81,10 @@ class NameSignatureGenerator:
     def _forger(self, writer: SynthWriter, k: int) -> _Forger:
         rng = self._rng(writer.writer_id, _FORGER, k)
         own = sample_hand(rng)
-        seen = perturb_hand(writer.hand, rng, amount=2.5)
+        seen = perturb_hand(writer.hand, rng, amount=5.0)
         seen = replace(
             seen,
+            deform=writer.hand.deform * float(rng.uniform(0.4, 0.9)),  # the writer's quirks, partly smoothed out
             pressure=own.pressure,
             pressure_wave=own.pressure_wave,
             taper=own.taper,
@@ -104,7 +105,7 @@ class NameSignatureGenerator:
             rng = self._rng(writer_id, _SKILLED, index)
             manner = forger_manner(self._rng(writer_id, _FORGER, 1000 + index % self.forgers_per_writer))
             hand = perturb_hand(forger.seen, rng, amount=1.5)
-            return execute(compose(list(writer.words), hand, rng, jitter=0.07), hand, manner, rng), hand
+            return execute(compose(list(writer.words), hand, rng, jitter=0.12), hand, manner, rng), hand
         if kind == "simple":
             rng = self._rng(writer_id, _SIMPLE, index)
             layout = sample_layout(self._rng(writer_id, _FORGER, 2000 + index % self.forgers_per_writer))
@@ -117,7 +118,11 @@ class NameSignatureGenerator:
         """One scanned sample: uint8 RGB [H, W, 3] (ink on paper); H, W fixed only when `scan.canvas` is set."""
         traces, hand = self.traces(writer_id, kind, index)
         rng = self._rng(writer_id, _SCAN, index * len(KINDS) + KINDS.index(kind))
-        return render_scan(traces, hand.pen_mm, hand.xheight_mm, hand.blue_ink, self.scan, rng)
+        if rng.random() < self.scan.session_share:
+            profile = create_profile(self.scan, self.writer(writer_id).hand.blue_ink, self._rng(writer_id, _SESSION))
+        else:
+            profile = create_profile(self.scan, hand.blue_ink, rng)
+        return render_scan(traces, hand.pen_mm, hand.xheight_mm, profile, self.scan, rng)
 
     def writer_samples(
         self, writer_id: int, genuine: int, skilled: int = 0, simple: int = 0, start: int = 0

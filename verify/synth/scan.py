@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from verify.errors import ConfigError
+from verify.synth.scan_profile import ScanProfile, sample_profile
 from verify.synth.writer import Trace
 
 _SS = 2  # supersampling of the ink drawing
@@ -22,7 +23,6 @@ _SHIFT = 3  # fixed-point bits of cv2 drawing coordinates
 _LEVELS = 6  # pen widths per image (one drawing call per run of equal width)
 _MIN_SIDE = 32  # tight crops are at least this many pixels on their short side
 _MIN_XHEIGHT = 5.0  # ... and letters at least this many pixels high
-_DPIS = np.array([100, 150, 200, 240, 300, 300, 300, 400, 400, 600, 600, 600])
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,15 @@ class ScanConfig:
     Attributes:
         canvas: (height, width) of every output image, or None for tight crops at their own size.
         max_side: tight crops larger than this (pixels) are scanned at a lower resolution instead.
-        small_crop_share: fraction of images drawn as small, thin-stroked tight crops (70-260 px wide).
+        small_crop_share: fraction of sessions drawn as small, thin-stroked tight crops (x-height 9-28 px).
         gray_share: fraction of gray scans (three equal channels); the rest keep ink and paper colour.
         binary_share: fraction of binarised scans (black on white).
         jpeg_share: fraction of images saved as JPEG (quality 35-95).
         ruled_share: fraction with ruled lines behind the signature.
         box_share: fraction with a signature box (a rectangle, partly cut by the crop).
         max_rotation: largest rotation, degrees.
+        session_share: fraction of a writer's images (genuine and forged) scanned in the writer's own session
+            (same paper, ink, resolution, scanner), as in a collected dataset; the rest draw a session each.
     """
 
     canvas: tuple[int, int] | None = None
@@ -50,10 +52,11 @@ class ScanConfig:
     ruled_share: float = 0.12
     box_share: float = 0.08
     max_rotation: float = 8.0
+    session_share: float = 0.5
 
     def __post_init__(self) -> None:
         shares = (self.small_crop_share, self.gray_share, self.binary_share, self.jpeg_share, self.ruled_share)
-        if not all(0.0 <= s <= 1.0 for s in (*shares, self.box_share)):
+        if not all(0.0 <= s <= 1.0 for s in (*shares, self.box_share, self.session_share)):
             raise ConfigError(f"scan shares must lie in [0, 1]: {self}")
         if self.canvas is not None and min(self.canvas) < 16:
             raise ConfigError(f"canvas {self.canvas} is too small; use at least 16x16 (default 150x220)")
@@ -76,39 +79,19 @@ def _rotate(traces: list[Trace], degrees: float) -> list[np.ndarray]:
     return [(t.xy @ rot.T) * np.array([1.0, -1.0]) for t in traces]  # y down from here on
 
 
-def _ink_colour(blue: bool, rng: np.random.Generator) -> tuple[float, float, float]:
-    if not blue:
-        v = rng.uniform(5.0, 70.0)
-        return (v, v * rng.uniform(0.95, 1.05), v * rng.uniform(0.95, 1.2))
-    hue = rng.uniform(0.0, 1.0)  # 0: violet-blue, 0.5: blue, 1: blue-green
-    b = rng.uniform(120.0, 200.0)
-    return (rng.uniform(10.0, 70.0) * (1.2 - hue), 30.0 + hue * rng.uniform(60.0, 140.0), b)
-
-
-def _paper(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Paper [H, W, 3] float32: a base tone, slow shading, fine grain and sometimes fibres."""
-    kind = rng.choice(4, p=[0.45, 0.25, 0.15, 0.15])  # white, gray, cream, tinted
-    if kind == 0:
-        base = np.full(3, rng.uniform(238.0, 255.0))
-    elif kind == 1:
-        base = np.full(3, rng.uniform(185.0, 238.0))
-    elif kind == 2:
-        v = rng.uniform(225.0, 250.0)
-        base = np.array([v, v - rng.uniform(2, 10), v - rng.uniform(10, 30)])
-    else:
-        base = rng.uniform(215.0, 252.0) - rng.uniform(0.0, 22.0, 3)
-    gy, gx = max(2, int(rng.integers(2, 6))), max(2, int(rng.integers(2, 8)))
+def _paper(h: int, w: int, profile: ScanProfile, rng: np.random.Generator) -> np.ndarray:
+    """Paper [H, W, 3] float32: the session's tone, slow shading, fine grain and sometimes texture."""
+    gy, gx = int(rng.integers(2, 6)), int(rng.integers(2, 8))
     shade = cv2.resize(rng.normal(0.0, 1.0, (gy, gx)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    page = base[None, None, :].astype(np.float32) + (rng.uniform(0.5, 5.0) * shade)[:, :, None]
-    grain = rng.uniform(0.5, 6.0 if kind else 3.0)
-    page += grain * rng.standard_normal((h, w, 1), dtype=np.float32)
-    if rng.random() < 0.25:  # textured: smoothed noise
+    page = np.asarray(profile.paper_rgb, np.float32)[None, None, :] + (rng.uniform(0.5, 5.0) * shade)[:, :, None]
+    page += profile.paper_grain * rng.standard_normal((h, w, 1), dtype=np.float32)
+    if profile.textured:
         tex = cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (0, 0), rng.uniform(0.8, 2.0))
         page += (rng.uniform(4.0, 14.0) * tex)[:, :, None]
     return page
 
 
-def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float, cfg: ScanConfig, rng) -> None:
+def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float, profile: ScanProfile, rng) -> None:
     """Ruled lines and/or a signature box, drawn on the paper in place."""
     w = page.shape[1]
     x0, y0, x1, y1 = box
@@ -119,13 +102,13 @@ def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float,
         else np.full(3, rng.uniform(60, 190))
     )
     thick = max(1, round(rng.uniform(0.03, 0.09) * xh))
-    if rng.random() < cfg.ruled_share:
+    if profile.ruled:
         gap = rng.uniform(1.4, 3.0) * xh
         y = y1 - rng.uniform(-0.1, 0.4) * xh  # a line near the baseline region
         while y > 0:
             cv2.line(page, (0, int(y)), (w - 1, int(y + rng.normal(0, 0.5))), tone.tolist(), thick, cv2.LINE_AA)
             y -= gap
-    if rng.random() < cfg.box_share:
+    if profile.box:
         pad = rng.uniform(0.1, 0.6, 4) * xh
         p0 = (int(x0 - pad[0]), int(y0 - pad[1]))
         p1 = (int(x1 + pad[2]), int(y1 + pad[3]))
@@ -158,31 +141,48 @@ def _coverage(pixels: list[np.ndarray], traces: list[Trace], h: int, w: int, wid
     return small.astype(np.float32) / 255.0
 
 
-def _scanner(page: np.ndarray, cfg: ScanConfig, rng: np.random.Generator) -> np.ndarray:
+def _scanner(page: np.ndarray, profile: ScanProfile, rng: np.random.Generator) -> np.ndarray:
     """Blur, noise, gray or binarised output, JPEG; returns uint8 RGB."""
-    sigma = rng.uniform(0.0, 0.9)
-    if sigma > 0.25:
-        page = cv2.GaussianBlur(page, (0, 0), sigma)
+    if profile.blur > 0:
+        page = cv2.GaussianBlur(page, (0, 0), profile.blur * float(np.exp(rng.normal(0.0, 0.15))))
     page = page + rng.uniform(0.3, 2.5) * rng.standard_normal((*page.shape[:2], 1), dtype=np.float32)
     img = np.clip(page, 0, 255).astype(np.uint8)
-    r = rng.random()
-    if r < cfg.binary_share:
+    if profile.mode == "binary":
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         paper, ink = float(np.median(gray)), float(gray.min())  # a scanner's fixed threshold between the two
         level = ink + rng.uniform(0.4, 0.7) * (paper - ink)
         bw = np.where(gray > level, 255, 0).astype(np.uint8)
         img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
-    elif r < cfg.binary_share + cfg.gray_share:
+    elif profile.mode == "gray":
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    if rng.random() < cfg.jpeg_share:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 96))])
+    if profile.jpeg_quality:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, profile.jpeg_quality])
         if ok:
             img = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # channel order is kept through the round trip
     return img
 
 
+def create_profile(cfg: ScanConfig, blue_ink: bool, rng: np.random.Generator) -> ScanProfile:
+    """A scanning session drawn with the shares of `cfg`."""
+    return sample_profile(
+        rng,
+        blue_ink,
+        cfg.small_crop_share,
+        cfg.gray_share,
+        cfg.binary_share,
+        cfg.jpeg_share,
+        cfg.ruled_share,
+        cfg.box_share,
+    )
+
+
 def render_scan(
-    traces: list[Trace], pen_mm: float, xheight_mm: float, blue_ink: bool, cfg: ScanConfig, rng: np.random.Generator
+    traces: list[Trace],
+    pen_mm: float,
+    xheight_mm: float,
+    profile: ScanProfile,
+    cfg: ScanConfig,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """One scanned signature.
 
@@ -190,27 +190,27 @@ def render_scan(
         traces: pen-down traces (x-height units, y up).
         pen_mm: line width of the pen, mm.
         xheight_mm: x-height on paper, mm (with the dpi it fixes letter size in pixels).
-        blue_ink: the writer's usual ink is blue (else black); one image in ten uses the other.
-        cfg: framing and randomisation ranges.
-        rng: the generator of this image.
+        profile: the scanning session (paper, ink, resolution, scanner).
+        cfg: framing and rotation range.
+        rng: the generator of this image (pose, margins, texture, noise).
 
     Returns:
         uint8 RGB image [H, W, 3]: ink on paper.
     """
-    rot = rng.normal(0.0, cfg.max_rotation / 3.0)
+    rot = rng.normal(0.0, cfg.max_rotation / 5.0)
     pts = _rotate(traces, float(np.clip(rot, -cfg.max_rotation, cfg.max_rotation)))
     allp = np.concatenate(pts)
     lo, hi = allp.min(0), allp.max(0)
     size = np.maximum(hi - lo, 1e-3)  # x-heights
-    small = rng.random() < cfg.small_crop_share
+    small = profile.small
     pen_rel = min(0.16, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
     if small:
-        scale = rng.uniform(9.0, 28.0)  # x-height in pixels of a small modern scan
+        scale = profile.small_xheight_px * float(np.exp(rng.normal(0.0, 0.06)))  # x-height of a small modern scan
         if cfg.canvas is None:
             scale = min(scale, rng.uniform(200.0, 300.0) / size[0])
-        pen_rel = rng.uniform(0.7, 1.9) / scale
+        pen_rel = profile.small_pen_px * float(np.exp(rng.normal(0.0, 0.08))) / scale
     else:
-        scale = xheight_mm * float(rng.choice(_DPIS)) * float(np.exp(rng.normal(0.0, 0.08))) / 25.4
+        scale = xheight_mm * profile.dpi * float(np.exp(rng.normal(0.0, 0.08))) / 25.4
     if cfg.canvas is None:
         margin = rng.uniform(0.0, 0.12 if small else 0.35, 4) * size.max()
         extent = size + margin[:2] + margin[2:]
@@ -230,13 +230,13 @@ def render_scan(
     h = max(8, int(np.ceil((size[1] + margin[1] + margin[3]) * scale)))
     w = max(8, int(np.ceil((size[0] + margin[0] + margin[2]) * scale)))
     pixels = [(p - origin) * scale for p in pts]
-    page = _paper(h, w, rng)
+    page = _paper(h, w, profile, rng)
     xh_px = scale
     box = (margin[0] * scale, margin[1] * scale, (margin[0] + size[0]) * scale, (margin[1] + size[1]) * scale)
-    _guides(page, box, xh_px, cfg, rng)
+    _guides(page, box, xh_px, profile, rng)
     ink = Ink(
         width_px=max(0.4, pen_rel * scale),
-        rgb=_ink_colour(blue_ink != (rng.random() < 0.1), rng),
+        rgb=profile.ink_rgb,
         opacity=rng.uniform(0.8, 1.0),
     )
     cover = _coverage(pixels, traces, h, w, ink.width_px)
@@ -244,4 +244,4 @@ def render_scan(
     page = page * (1.0 - alpha) + np.asarray(ink.rgb, np.float32)[None, None, :] * alpha
     if out_hw is not None and (h, w) != out_hw:
         page = cv2.resize(page, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
-    return _scanner(page.astype(np.float32), cfg, rng)
+    return _scanner(page.astype(np.float32), profile, rng)

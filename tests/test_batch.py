@@ -192,7 +192,8 @@ def test_claims_against_a_gallery(job: dict, tmp_path: Path) -> None:
          "claimed_identity": ["alice", "bob", "alice"]}
     ).to_csv(claims, index=False)  # fmt: skip
     out = tmp_path / "claims_out.csv"
-    assert _cli("--pairs", claims, "--out", out, "--model", job["model"], "--gallery", tmp_path / "g") == 1
+    args = ("--pairs", claims, "--out", out, "--model", job["model"], "--gallery", tmp_path / "g")
+    assert _cli(*args, "--images-root", job["data"]) == 1
     res = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("id")
     direct = verifier.match(str(job["data"] / ref["reference"][0]), str(job["data"] / ref["questioned"][0]))
     assert float(res.loc["c1", "score"]) == pytest.approx(direct.score, abs=1e-5) and res.loc["c1", "error"] == ""
@@ -214,5 +215,5 @@ def test_journal_drops_a_cut_line_and_finishes_in_input_order(tmp_path: Path) ->
     assert rows["name"].tolist() == ["a", "b", "c"] and rows.loc[2, "error"] == "multi line"
     assert pd.read_csv(out, dtype=str, keep_default_na=False).equals(rows)
     ResultJournal(out, ["name", "row", "error"], "row", {"m": 1}).open(resume=False)
-    with pytest.raises(ConfigError, match="other settings"):
+    with pytest.raises(ConfigError, match="made by another run"):
         ResultJournal(out, ["name", "row", "error"], "row", {"m": 2}).open(resume=True)

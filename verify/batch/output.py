@@ -1,10 +1,12 @@
 """The results file, written so that an interrupted run can be resumed without losing or repeating rows.
 
 While a run is going, rows are appended to a journal `<out>.partial` in chunks of complete lines, each chunk
-flushed and fsynced; `<out>.partial.json` records what produced it (input, model, threshold, shard). At the end
-the journal is rewritten in input order to `<out>` atomically (temp file + rename) and removed, so `<out>`
-exists only when complete. After a kill, `open(resume=True)` drops a trailing partial line and returns the keys
-already written. Values never contain a newline (they are replaced by spaces), so one line is one row.
+flushed and fsynced; `<out>.partial.json` records what produced it (input path and content hash, model
+fingerprint, threshold, shard, ...). At the end the journal is rewritten in input order to `<out>` atomically (temp
+file + rename) and removed, so `<out>` exists only when complete; the record stays beside it as `<out>.run.json`.
+`--resume` takes up a journal or a finished output only when its record matches this run's exactly. After a
+kill, `open(resume=True)` drops a trailing partial line and returns the keys already written. Values never
+contain a newline (they are replaced by spaces), so one line is one row.
 """
 
 from __future__ import annotations
@@ -46,18 +48,34 @@ class ResultJournal:
     def meta_path(self) -> Path:
         return self.out.with_name(self.out.name + ".partial.json")
 
+    @property
+    def record_path(self) -> Path:
+        """The record of the run that wrote the finished `out`."""
+        return self.out.with_name(self.out.name + ".run.json")
+
     def open(self, resume: bool) -> set[str]:
-        """Start the journal (or take up an interrupted one with `resume`); returns keys already done."""
-        self.out.parent.mkdir(parents=True, exist_ok=True)
+        """Start the journal (or take up an interrupted one with `resume`); returns keys already done.
+
+        Raises:
+            ConfigError: `out` is a folder or cannot be written; a journal exists and `resume` is off; with
+                `resume`, a journal or output made by another run (input content, model, threshold, ...).
+        """
+        check_writable(self.out)
         if self.journal.exists() and not resume:
             raise ConfigError(
                 f"{self.journal}: an interrupted run left its rows here; pass --resume to continue it, "
                 "or delete the file to start over"
             )
         if resume and self.journal.exists():
-            self._check_meta()
+            self._check_meta(self.meta_path, self.journal)
             return self._recover()
         if resume and self.out.exists():
+            if not self.record_path.is_file():
+                raise ConfigError(
+                    f"{self.out}: no record of the run that wrote it ({self.record_path.name}), so it cannot be"
+                    " checked against this input, model and threshold; delete it or choose another --out"
+                )
+            self._check_meta(self.record_path, self.out)
             done = read_results(self.out)
             if list(done.columns) != self.columns:
                 raise ConfigError(f"{self.out}: columns differ from this run's; it is another job's output")
@@ -74,15 +92,18 @@ class ResultJournal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def _check_meta(self) -> None:
+    def _check_meta(self, record: Path, what: Path) -> None:
         try:
-            old = json.loads(self.meta_path.read_text())
+            old = json.loads(record.read_text())
         except (OSError, ValueError):
             old = {}
+        old = old if isinstance(old, dict) else {}
         diff = sorted(k for k in self.meta if old.get(k) != self.meta[k])
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} then, {self.meta[k]!r} now" for k in diff)
-            raise ConfigError(f"{self.journal}: cannot resume a run made with other settings ({shown})")
+            raise ConfigError(
+                f"{what}: made by another run ({shown}); cannot resume it: delete it or choose another --out"
+            )
 
     def _recover(self) -> set[str]:
         data = self.journal.read_bytes()
@@ -105,7 +126,7 @@ class ResultJournal:
         """Append complete rows (columns as `columns`) as one chunk; durable when this returns."""
         if rows.empty:
             return
-        clean = rows[self.columns].apply(_single_line)
+        clean = rows[self.columns].apply(single_line)
         text = clean.to_csv(header=False, index=False, lineterminator="\n")
         fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND)
         try:
@@ -124,12 +145,26 @@ class ResultJournal:
             raise DatasetError(f"{self.journal}: row {dup.iloc[0]!r} written twice; delete it and run again")
         rows = rows.iloc[pd.to_numeric(rows["row"]).argsort(kind="stable")].reset_index(drop=True)
         write_csv_atomic(rows, self.out)
+        _write_json_atomic(self.record_path, self.meta)
         self.journal.unlink(missing_ok=True)
         self.meta_path.unlink(missing_ok=True)
         return rows
 
 
-def _single_line(col: pd.Series) -> pd.Series:
+def check_writable(out: Path) -> None:
+    """Refuse, before any work, an output path that is a folder or whose folder cannot be made or written."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; name a file in it, e.g. {out / 'results.csv'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: its folder cannot be created ({exc.strerror})") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: its folder {out.parent} is not writable")
+
+
+def single_line(col: pd.Series) -> pd.Series:
+    """String values with their line breaks replaced by spaces (one output line per row)."""
     if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
         return col
     return col.map(lambda v: " ".join(str(v).splitlines()) if isinstance(v, str) and ("\n" in v or "\r" in v) else v)

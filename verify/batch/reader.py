@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from verify.data.pairs_csv import read_pairs_csv
 from verify.errors import DatasetError
 
 RESULT_COLUMNS = (
@@ -23,6 +23,7 @@ RESULT_COLUMNS = (
     "elapsed_ms",
 )
 ROW = "row"  # 1-based row number in the input, added to every output row
+_ALIASES = {"path_a": "reference", "path_b": "questioned"}
 _LABELS = {
     **dict.fromkeys(["1", "1.0", "true", "yes", "same", "genuine", "match"], 1),
     **dict.fromkeys(["0", "0.0", "false", "no", "different", "forgery", "skilled", "mismatch"], 0),
@@ -41,6 +42,7 @@ class BatchInput:
         questioned: absolute image paths per row.
         claimed: claimed identity per row (claims), or None.
         labels: 1 same / 0 different / None unknown per row, or None when the input has no label column.
+        errors: per row, why it cannot be scored ("" when it can): a malformed line, a path outside the root.
     """
 
     frame: pd.DataFrame
@@ -50,85 +52,130 @@ class BatchInput:
     questioned: list[str]
     claimed: list[str] | None
     labels: list[int | None] | None
+    errors: list[str] = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
         return self.frame[self.key].tolist()
 
     def images(self, i: int) -> list[str]:
-        """The image paths of row i, in the order they are compared."""
+        """The image paths of row i, in the order they are compared (none for a row with an error)."""
+        if self.errors and self.errors[i]:
+            return []
         if self.reference is None:
             return [self.questioned[i]]
         return [self.reference[i], self.questioned[i]]
 
 
-def read_batch_input(path: str | os.PathLike[str], images_root: str | os.PathLike[str] | None = None) -> BatchInput:
+def read_batch_input(
+    path: str | os.PathLike[str],
+    images_root: str | os.PathLike[str] | None = None,
+    *,
+    allow_outside_root: bool = False,
+) -> BatchInput:
     """Read a pairs or claims CSV; relative image paths resolve against `images_root` (default: the CSV's folder).
+
+    Path rule: an image path must resolve (symbolic links followed) inside the images root. A path that leaves it
+    (`../x.png`, or an absolute path elsewhere) gives that row an error, unless `allow_outside_root`. A row whose
+    number of fields differs from the header's (a stray comma) also gets a row error and is not scored: its
+    values are never shifted into other columns.
 
     Raises:
         DatasetError: unreadable CSV, missing columns, a column that would clash with a result column, an empty
-            path or identity, an unknown label, a duplicate id.
+            path or identity, an unknown label, a duplicate id, an id with a line break.
     """
     src = Path(path)
     if not src.is_file():
         raise DatasetError(f"{src}: no such pairs CSV")
-    try:
-        raw = pd.read_csv(src, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{src}: not a readable CSV ({str(exc).strip()})") from exc
-    names = {str(c).strip().lower(): c for c in raw.columns}
+    header, rows, lines = _read_rows(src)
+    names = {c.strip().lower(): c for c in header}
     clash = sorted(set(names) & {*RESULT_COLUMNS, ROW})
     if clash:
         raise DatasetError(f"{src}: input columns {clash} clash with result columns; rename them")
-    frame = raw.copy()
-    frame.insert(len(frame.columns), ROW, [str(i) for i in range(1, len(raw) + 1)])
-    key = names.get("id", ROW)
+    for alias, canonical in _ALIASES.items():
+        if alias in names and canonical not in names:
+            names[canonical] = names.pop(alias)
     if "questioned" in names and "claimed_identity" in names and "reference" not in names:
-        return _claims(src, raw, names, frame, key, images_root)
-    pairs = read_pairs_csv(src, images_root=images_root)
-    labels = None if "label" not in names else [None if pd.isna(v) else int(v) for v in pairs["label"]]
-    return BatchInput(
-        frame=frame,
-        key=key,
-        mode="pairs",
-        reference=[str(p) for p in pairs["path_a"]],
-        questioned=[str(p) for p in pairs["path_b"]],
-        claimed=None,
-        labels=labels,
-    )
-
-
-def _claims(
-    src: Path,
-    raw: pd.DataFrame,
-    names: dict[str, str],
-    frame: pd.DataFrame,
-    key: str,
-    images_root: str | os.PathLike[str] | None,
-) -> BatchInput:
+        mode, image_cols = "claims", ["questioned"]
+    elif "reference" in names and "questioned" in names:
+        mode, image_cols = "pairs", ["reference", "questioned"]
+    else:
+        raise DatasetError(
+            f"{src}: columns {header}; expected reference,questioned[,label][,id] (or path_a,path_b), or"
+            " questioned,claimed_identity[,label][,id] for claims against a gallery"
+        )
+    width = len(header)
+    frame = pd.DataFrame([(r + [""] * width)[:width] for r in rows], columns=header, dtype=str)
+    frame.insert(len(frame.columns), ROW, [str(i) for i in range(1, len(rows) + 1)])
+    key = names.get("id", ROW)
     base = Path(images_root) if images_root is not None else src.parent
-    questioned, claimed, labels = [], [], []
-    for i, row in enumerate(raw.itertuples(index=False), start=2):
-        values = dict(zip(raw.columns, row, strict=True))
-        path, who = values[names["questioned"]].strip(), values[names["claimed_identity"]].strip()
-        if not path or not who:
-            raise DatasetError(f"{src}:{i}: empty questioned path or claimed_identity")
-        p = Path(path).expanduser()
-        questioned.append(str(p if p.is_absolute() else (base / p).absolute()))
-        claimed.append(who)
+    root = None if allow_outside_root else base.resolve()
+    errors = [""] * len(rows)
+    paths: dict[str, list[str]] = {c: [] for c in image_cols}
+    claimed: list[str] = []
+    labels: list[int | None] = []
+    for i, (fields, line) in enumerate(zip(rows, lines, strict=True)):
+        values = dict(zip(header, (fields + [""] * width)[:width], strict=True))
+        if len(fields) != width:
+            errors[i] = f"line {line}: {len(fields)} fields where the header has {width} (a stray comma?); not scored"
+        elif "id" in names and ("\n" in values[names["id"]] or "\r" in values[names["id"]]):
+            raise DatasetError(f"{src}:{line}: id {values[names['id']]!r} contains a line break; ids are one line")
+        for col in image_cols:
+            text = values[names[col]].strip()
+            if not text and not errors[i]:
+                raise DatasetError(f"{src}:{line}: empty {col} path")
+            resolved, outside = _resolve(text, base, root)
+            paths[col].append(resolved)
+            if outside and not errors[i]:
+                errors[i] = f"{col}: {text} is outside the images folder; use a path relative to it"
+        if mode == "claims":
+            who = values[names["claimed_identity"]].strip()
+            if not who and not errors[i]:
+                raise DatasetError(f"{src}:{line}: empty claimed_identity")
+            claimed.append(who)
         if "label" in names:
-            labels.append(_label(values[names["label"]], src, i))
+            labels.append(None if errors[i].startswith("line ") else _label(values[names["label"]], src, line))
     if frame[key].duplicated().any():
         raise DatasetError(f"{src}: duplicate id {frame[key][frame[key].duplicated()].iloc[0]!r}")
     return BatchInput(
         frame=frame,
         key=key,
-        mode="claims",
-        reference=None,
-        questioned=questioned,
-        claimed=claimed,
+        mode=mode,
+        reference=paths["reference"] if mode == "pairs" else None,
+        questioned=paths["questioned"],
+        claimed=claimed if mode == "claims" else None,
         labels=labels if "label" in names else None,
+        errors=errors,
     )
+
+
+def _read_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (blank lines skipped) and the line number where each row starts."""
+    try:
+        with src.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            rows, lines = [], []
+            start = reader.line_num + 1
+            for fields in reader:
+                if fields and any(f.strip() for f in fields):
+                    rows.append(fields)
+                    lines.append(start)
+                start = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{src}: not a readable CSV ({str(exc).strip()})") from exc
+    if not header:
+        raise DatasetError(f"{src}: not a readable CSV (empty file: no header row)")
+    return header, rows, lines
+
+
+def _resolve(text: str, base: Path, root: Path | None) -> tuple[str, bool]:
+    """The absolute path of an image, and whether it leaves `root` (None: no rule)."""
+    p = Path(text).expanduser()
+    path = p if p.is_absolute() else (base / p).absolute()
+    if root is None or not text:
+        return str(path), False
+    return str(path), not path.resolve().is_relative_to(root)
 
 
 def _label(value: str, src: Path, line: int) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -36,6 +37,8 @@ class BatchConfig:
         shard: the part of the rows this job does.
         chunk_rows: rows per durable write to the journal.
         gallery: gallery directory, for claims CSVs (questioned,claimed_identity).
+        allow_outside_root: accept image paths outside `images_root` (`../`, absolute paths elsewhere); by
+            default such a row gets an error.
     """
 
     pairs: Path
@@ -47,6 +50,7 @@ class BatchConfig:
     shard: Shard = field(default_factory=Shard)
     chunk_rows: int = 256
     gallery: Path | None = None
+    allow_outside_root: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 0 or self.batch_size < 1 or self.chunk_rows < 1:
@@ -106,7 +110,7 @@ def run_batch(
         VerifyError: a bad input CSV, a claims CSV without a gallery, a journal from other settings.
     """
     t0 = time.perf_counter()
-    data = read_batch_input(config.pairs, config.images_root)
+    data = read_batch_input(config.pairs, config.images_root, allow_outside_root=config.allow_outside_root)
     if data.mode == "claims" and gallery is None:
         raise ConfigError(f"{config.pairs}: a questioned,claimed_identity CSV needs --gallery")
     columns = [*data.frame.columns, *RESULT_COLUMNS]
@@ -138,14 +142,27 @@ def run_batch(
 
 
 def _meta(verifier: Verifier, config: BatchConfig, data: BatchInput) -> dict[str, Any]:
+    """The run's signature: a resume (of a journal or of a finished output) must match it exactly."""
+    root = config.images_root if config.images_root is not None else Path(config.pairs).parent
     return {
         "input": str(Path(config.pairs).resolve()),
+        "input_sha256": _file_sha256(Path(config.pairs)),
+        "images_root": str(Path(root).resolve()),
+        "allow_outside_root": config.allow_outside_root,
         "rows": len(data.frame),
         "model": verifier.model.fingerprint,
         "threshold": float(verifier.threshold),  # type: ignore[arg-type]
         "shard": str(config.shard),
         "gallery": None if config.gallery is None else str(Path(config.gallery).resolve()),
     }
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _chunks(
@@ -183,6 +200,15 @@ def _score_row(
     i: int, data: BatchInput, verifier: Verifier, cache: ImageCache, gallery: Any, charged: set[str]
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
+    if data.errors and data.errors[i]:  # a malformed row or a path outside the images folder: not scored
+        return {
+            **dict.fromkeys(RESULT_COLUMNS),
+            "decision": "error",
+            "threshold": float(verifier.threshold),  # type: ignore[arg-type]
+            "ood_flag": False,
+            "error": data.errors[i],
+            "elapsed_ms": 0.0,
+        }
     paths = data.images(i)
     images = [cache.by_path[p] for p in paths]
     elapsed = sum(r.elapsed_ms for p, r in zip(paths, images, strict=True) if p not in charged)

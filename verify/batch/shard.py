@@ -76,6 +76,7 @@ def merge_parts(
     out: str | os.PathLike[str],
     key: str,
     expected: Sequence[str] | None = None,
+    inputs: pd.DataFrame | None = None,
 ) -> MergeSummary:
     """Join shard outputs into one CSV in input order (by the `row` column), written atomically.
 
@@ -84,10 +85,13 @@ def merge_parts(
         out: the merged CSV.
         key: the column naming a row ("id" or "row").
         expected: the keys of the input, when known: every one must appear exactly once.
+        inputs: the input rows (`BatchInput.frame`), when known: every part row must carry the same input values
+            as the input row of its key (so parts of another CSV with the same number of rows are refused).
 
     Raises:
         DatasetError: no parts, parts with different columns, a key in two parts (or twice in one), a key
-            that is not in the input or an input key in no part; nothing is written then.
+            that is not in the input or an input key in no part, a row whose input values differ from the
+            input's; nothing is written then.
     """
     if not parts:
         raise DatasetError("batch merge: name at least one part")
@@ -114,9 +118,33 @@ def merge_parts(
                 f"batch merge: {len(missing)} input row(s) are in no part, e.g. {key}={missing[0]!r}; "
                 "run (or --resume) the shard that holds them"
             )
+    if inputs is not None:
+        _check_same_input(merged, inputs, key)
     merged = merged.iloc[pd.to_numeric(merged["row"]).argsort(kind="stable")]
     write_csv_atomic(merged, Path(out))
     return summary
+
+
+def _check_same_input(merged: pd.DataFrame, inputs: pd.DataFrame, key: str) -> None:
+    """Every merged row carries the input values of the input row with its key (as the journal wrote them)."""
+    from verify.batch.output import single_line
+
+    columns = [str(c) for c in inputs.columns]
+    lacking = [c for c in columns if c not in merged.columns]
+    if lacking:
+        raise DatasetError(f"batch merge: the parts have no input column(s) {lacking}; they come from another input")
+    want = inputs[columns].astype(str).apply(single_line).set_index(key)
+    have = merged[columns].set_index(key)
+    want = want.loc[want.index.intersection(have.index)]
+    have = have.loc[want.index]
+    differs = (have != want).any(axis=1)
+    if differs.any():
+        first = str(differs[differs].index[0])
+        column = next(c for c in have.columns if have.at[first, c] != want.at[first, c])
+        raise DatasetError(
+            f"batch merge: {int(differs.sum())} row(s) differ from the input CSV, e.g. {key}={first!r} in column"
+            f" {column!r}: the parts were made from another input"
+        )
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:

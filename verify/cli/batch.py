@@ -11,7 +11,11 @@ from verify.errors import ConfigError
 
 _EPILOG = """\
 input CSV: reference,questioned[,label][,id] (paths relative to --images-root, default the CSV's folder), or
-questioned,claimed_identity[,label][,id] with --gallery. Output: every input column, row (1-based input row),
+questioned,claimed_identity[,label][,id] with --gallery. An image path must stay inside --images-root: a row with
+`../` or an absolute path leading elsewhere fails (its error says so) unless --allow-outside-root.
+A row with more or fewer fields than the header fails on its own; --resume continues only the same run (same
+input content, model, threshold, shard, images root), recorded in OUT.partial.json / OUT.run.json.
+Output: every input column, row (1-based input row),
 score, p_match, decision, threshold, ood_score, ood_flag, error (empty when fine), elapsed_ms.
 Exit 0: every row scored; 1: some rows have an error (missing/corrupt/rejected image); 2: usage error.
 
@@ -42,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default 32)")
     p.add_argument("--shard", default="0/1", help="do only shard i of n, as i/n with 0 <= i < n (default 0/1)")
     p.add_argument("--chunk-rows", type=int, default=256, help="rows per durable write to the output (default 256)")
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept image paths outside --images-root (../, absolute paths elsewhere); default: such rows fail",
+    )
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="where to run (default: local)")
     p.add_argument("--address", help="Ray cluster address (--engine ray; default: RAY_ADDRESS or a local cluster)")
     p.add_argument("--partition-rows", type=int, default=10_000, help="rows per output partition (--engine ray)")
@@ -78,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard),
         chunk_rows=args.chunk_rows,
         gallery=args.gallery,
+        allow_outside_root=args.allow_outside_root,
     )
     verifier = Verifier.from_path(resolve_model(args.model, args.modality), threshold=args.threshold)
     if args.modality != "auto" and verifier.model.modality != args.modality:
@@ -118,12 +128,12 @@ def run_merge(args: argparse.Namespace) -> int:
     from verify.batch.shard import read_results
 
     if args.pairs is not None:
-        data = read_batch_input(args.pairs, args.images_root)
-        key, expected = data.key, data.keys
+        data = read_batch_input(args.pairs, args.images_root, allow_outside_root=True)
+        key, expected, inputs = data.key, data.keys, data.frame
     else:
         columns = list(read_results(args.parts[0]).columns)
-        key, expected = next((c for c in columns if c.strip().lower() == "id"), "row"), None
-    summary = merge_parts(args.parts, args.out, key, expected)
+        key, expected, inputs = next((c for c in columns if c.strip().lower() == "id"), "row"), None, None
+    summary = merge_parts(args.parts, args.out, key, expected, inputs=inputs)
     if args.json:
         print_json({"out": str(summary.out), "rows": summary.rows, "parts": summary.parts})
     else:

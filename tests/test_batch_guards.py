@@ -1,0 +1,143 @@
+"""`verify batch` guards: resume only the same run (input content, model, threshold), malformed rows fail alone,
+ids with line breaks refused, merge checks the input's content, --out checked before the run, the path rule."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from verify.cli import main
+from verify.verifier import Verifier
+
+VERIFY_BIN = str(Path(sys.executable).parent / "verify")
+
+
+@pytest.fixture
+def images(synth_signatures: Path, tmp_path: Path) -> Path:
+    """Six signatures of two writers copied into tmp_path/data (names a1..a3, b1..b3)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for writer, letter in ((1, "a"), (2, "b")):
+        for i in range(1, 4):
+            shutil.copy(synth_signatures / "full_org" / f"original_{writer}_{i}.png", data / f"{letter}{i}.png")
+    return data
+
+
+def _write(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
+def _cli(*args: object) -> int:
+    return main(["batch", *map(str, args), "--no-progress"])
+
+
+def _run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VERIFY_BIN, "batch", *map(str, args), "--no-progress"], capture_output=True, text=True)
+
+
+HEADER = ["reference", "questioned", "label"]
+ROWS_A = [["a1.png", "a2.png", "1"], ["a1.png", "b1.png", "0"], ["b2.png", "b3.png", "1"]]
+ROWS_B = [["b1.png", "b2.png", "1"], ["a3.png", "b1.png", "0"], ["a2.png", "a3.png", "1"]]
+
+
+def test_resume_refuses_an_output_of_other_input_model_or_threshold(
+    images: Path, tiny_model: Path, tiny_model_factory, tmp_path: Path
+) -> None:
+    pairs_a, pairs_b = _write(images / "a.csv", [HEADER, *ROWS_A]), _write(images / "b.csv", [HEADER, *ROWS_B])
+    out = tmp_path / "ab.csv"
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model) == 0
+    before = out.read_bytes()
+    proc = _run("--pairs", pairs_b, "--out", out, "--model", tiny_model, "--resume")
+    assert proc.returncode == 2 and "made by another run" in proc.stderr and "input_sha256" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    other_model = tiny_model_factory(tmp_path / "other", seed=1)
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", other_model, "--resume") == 2
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume", "--threshold", "0.5") == 2
+    _write(pairs_a, [HEADER, *ROWS_B])  # same path and length, other content
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 2
+    assert out.read_bytes() == before
+    _write(pairs_a, [HEADER, *ROWS_A])
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 0  # the same run: a no-op
+    assert out.read_bytes() == before
+    Path(str(out) + ".run.json").unlink()  # no record: nothing to check it against
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 2
+
+
+def test_rows_with_a_wrong_number_of_fields_fail_alone_never_shifted(images: Path, tiny_model: Path) -> None:
+    pairs = images / "pairs.csv"
+    pairs.write_text(
+        "reference,questioned,label\n"
+        "a1.png,a2.png,1,b3.png\n"  # first row with an extra field (pandas would take column 1 as an index)
+        "a1.png,b1.png,0\n"
+        "b2.png,b3.png,1,x,y\n"
+        "a3.png\n"
+        "b1.png,b2.png,1\n"
+    )
+    out = images / "out.csv"
+    assert _cli("--pairs", pairs, "--out", out, "--model", tiny_model) == 1
+    res = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert res["row"].tolist() == ["1", "2", "3", "4", "5"]
+    for i, fields in ((0, 4), (2, 5), (3, 1)):
+        assert res["decision"][i] == "error" and res["score"][i] == ""
+        assert f"{fields} fields where the header has 3" in res["error"][i]
+    verifier = Verifier.from_path(tiny_model)
+    for i, (a, b) in ((1, ("a1.png", "b1.png")), (4, ("b1.png", "b2.png"))):
+        assert (res["reference"][i], res["questioned"][i], res["error"][i]) == (a, b, "")
+        assert float(res["score"][i]) == pytest.approx(verifier.match(str(images / a), str(images / b)).score, abs=1e-5)
+
+
+def test_id_with_a_line_break_is_refused_with_one_line(images: Path, tiny_model: Path, capsys) -> None:
+    pairs = _write(images / "p.csv", [["id", *HEADER], ["x\ny", *ROWS_A[0]], ["z", *ROWS_A[1]]])
+    assert _cli("--pairs", pairs, "--out", images / "out.csv", "--model", tiny_model) == 2
+    err = capsys.readouterr().err
+    assert "line break" in err and len(err.strip().splitlines()) == 1
+
+
+def test_merge_checks_the_inputs_content_not_its_length(images: Path, tiny_model: Path) -> None:
+    pairs_a, pairs_b = _write(images / "a.csv", [HEADER, *ROWS_A]), _write(images / "b.csv", [HEADER, *ROWS_B])
+    parts = [images / f"part{i}.csv" for i in range(2)]
+    for i, part in enumerate(parts):
+        assert _cli("--pairs", pairs_a, "--out", part, "--model", tiny_model, "--shard", f"{i}/2") == 0
+    assert main(["batch", "merge", *map(str, parts), "--out", str(images / "m.csv"), "--pairs", str(pairs_a)]) == 0
+    proc = subprocess.run(
+        [VERIFY_BIN, "batch", "merge", *map(str, parts), "--out", str(images / "m2.csv"), "--pairs", str(pairs_b)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "differ from the input CSV" in proc.stderr
+    assert not (images / "m2.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["folder", "/proc/nope/x.csv"])
+def test_unusable_out_is_refused_before_the_run(images: Path, tiny_model: Path, where: str) -> None:
+    pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
+    out = images if where == "folder" else Path(where)
+    proc = _run("--pairs", pairs, "--out", out, "--model", tiny_model)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--out" in proc.stderr
+    assert not list(images.glob("*.partial*"))
+
+
+def test_paths_outside_the_images_root_fail_unless_allowed(images: Path, tiny_model: Path, tmp_path: Path) -> None:
+    inside = images / "inner"
+    inside.mkdir()
+    shutil.copy(images / "a1.png", inside / "a1.png")
+    rows = [["a1.png", "a1.png", "1"], ["../a2.png", "a1.png", "1"], ["a1.png", str(images / "b1.png"), "0"]]
+    pairs = _write(inside / "p.csv", [HEADER, *rows])
+    out = tmp_path / "out.csv"
+    assert _cli("--pairs", pairs, "--out", out, "--model", tiny_model) == 1
+    res = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert res["error"][0] == ""
+    assert "reference: ../a2.png is outside the images folder" in res["error"][1]
+    assert "is outside the images folder" in res["error"][2] and res["score"][2] == ""
+    out2 = tmp_path / "out2.csv"
+    assert _cli("--pairs", pairs, "--out", out2, "--model", tiny_model, "--allow-outside-root") == 0
+    assert (pd.read_csv(out2, dtype=str, keep_default_na=False)["error"] == "").all()

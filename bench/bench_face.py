@@ -1,11 +1,24 @@
-"""Face verification latency per stage, and the face / not-a-face gate on scikit-image's lfw_subset.
+"""Face verification latency: a pair of demo photos, per stage, and against face_recognition; the face gate.
 
-Run: `python -m bench.bench_face [--runs 30]`. Prints markdown tables and writes bench/results/bench_face.json.
+Run: `python -m bench.bench_face [--rounds 3] [--runs 30]`. Prints markdown tables and writes
+bench/results/bench_face.json.
 
-Latency: one verification of a 640x480 JPEG (assets/demo/faces/obama.jpg, cropped and scaled to 640x480)
-with the bundled dlib_native model: decode -> detect (dlib HOG, upsample 1) -> align (5 landmarks + chip) ->
-embed (dlib ResNet) -> search (dot product against a synthetic gallery of 1000 random unit vectors).
-Gate: 100 faces + 100 non-faces of `skimage.data.lfw_subset()` (25x25, upscaled); each signal alone and combined.
+Pairs: `Verifier.match(a, b)` with the default face model (face-resnet: dlib's ResNet ported to PyTorch) on every
+pair of the 7 demo photos (assets/demo/faces, 21 pairs), from the files, embedding cache off (every call decodes,
+detects, aligns and embeds both photos). Beside it, on the same pairs and in the same loop (so load from other
+processes falls on all alike): face_recognition 1.3 doing the same job its README shows (`load_image_file` and
+`face_encodings` for each photo, match when `face_distance <= 0.6`), if installed
+(`pip install --no-deps face_recognition`: its dlib requirement is met by dlib-bin); the same verifier with
+preprocessing one photo after the other and with torch on 2 threads for the pair (what this code did before); and
+the card option `upsample: 0` (not the card's setting: its boxes differ, so scores move). Each round times every
+pair once with each; p50/p95 over all calls after one warm-up round. The 1-minute load average is read before and
+after (the CPU is shared).
+
+Stages: one 640x480 JPEG (assets/demo/faces/obama.jpg, cropped and scaled) with the default model: decode ->
+detect (dlib HOG, upsample 1) -> align (5 landmarks + chip) -> embed (one chip) -> search (dot product against
+1000 random unit vectors).
+Gate: 100 faces + 100 non-faces of `skimage.data.lfw_subset()` (25x25, upscaled); each signal alone and combined,
+with the dlib-native model's embeddings.
 """
 
 from __future__ import annotations
@@ -16,9 +29,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import argparse
+import itertools
+import json
 import platform
+import shutil
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -27,18 +48,21 @@ from verify.fsutil import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_face.json"
-MODEL = ROOT / "assets" / "models" / "face-dlib-native"
-PHOTO = ROOT / "assets" / "demo" / "faces" / "obama.jpg"
+MODEL = ROOT / "assets" / "models" / "face-dlib-native"  # the gate's embeddings
+DEFAULT_MODEL = ROOT / "assets" / "models" / "face-resnet"  # the default face model: latency
+DEMO = ROOT / "assets" / "demo" / "faces"
+PHOTO = DEMO / "obama.jpg"
+FR_TOLERANCE = 0.6  # face_recognition's compare_faces default
 STAGES = ("decode", "detect", "align", "embed", "search", "total")
 
 
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()}-core CPU ({cpu}), Python {platform.python_version()}, 2 threads"
+    return f"{os.cpu_count()}-core CPU ({cpu}), Python {platform.python_version()}"
 
 
 def _test_jpeg() -> bytes:
-    image = cv2.imread(str(PHOTO))[:384]  # 512x384 (4:3) with the face
+    image = np.asarray(cv2.imread(str(PHOTO)))[:384]  # 512x384 (4:3) with the face
     image = cv2.resize(image, (640, 480), interpolation=cv2.INTER_CUBIC)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
@@ -48,7 +72,7 @@ def _one_run(model, data: bytes, gallery: np.ndarray) -> dict[str, float]:  # ty
 
     pre = FacePreprocessor(model.card)  # the model's own settings, to time its stages apart
     t = [time.perf_counter()]
-    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)), cv2.COLOR_BGR2RGB)
     t.append(time.perf_counter())
     box = select_face(detect_faces(rgb, pre.detector, pre.upsample, pre.max_side), rgb.shape)
     t.append(time.perf_counter())
@@ -70,7 +94,7 @@ def latency(runs: int) -> dict[str, dict[str, float]]:
     import verify
 
     torch.set_num_threads(2)
-    model = verify.load_model(MODEL)
+    model = verify.load_model(DEFAULT_MODEL)
     data = _test_jpeg()
     rng = np.random.default_rng(0)
     gallery = rng.normal(size=(1000, 128)).astype(np.float32)
@@ -84,6 +108,151 @@ def latency(runs: int) -> dict[str, dict[str, float]]:
         }
         for s in STAGES
     }
+
+
+def _demo_photos() -> list[Path]:
+    return sorted(p for p in DEMO.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+def _sequential(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    return [fn(x) for x in items]
+
+
+@contextmanager
+def _as_before() -> Iterator[None]:
+    """The verifier as it was: preprocessing one photo after the other, the pair embedded on torch's 2 threads."""
+    import verify.models.dlib_resnet as dlib_resnet
+    import verify.verifier as verifier_module
+
+    with (
+        mock.patch.object(verifier_module, "_map_concurrently", _sequential),
+        mock.patch.object(dlib_resnet, "SERIAL_BATCH", 0),
+    ):
+        yield
+
+
+def _model_with(folder: Path, **preprocessing: Any) -> Path:
+    """A copy of the default model whose card's preprocessing has these values."""
+    target = folder / DEFAULT_MODEL.name
+    shutil.copytree(DEFAULT_MODEL, target)
+    card = json.loads((target / "model.json").read_text())
+    card["preprocessing"].update(preprocessing)
+    (target / "model.json").write_text(json.dumps(card, indent=2))
+    return target
+
+
+def _verifier_runner(verifier: Any, before: bool = False) -> Callable[[Path, Path], tuple[str, float | None]]:
+    def run(a: Path, b: Path) -> tuple[str, float | None]:
+        if before:
+            with _as_before():
+                d = verifier.match(a, b)
+        else:
+            d = verifier.match(a, b)
+        return d.decision, d.score
+
+    return run
+
+
+def _face_recognition_runner() -> Callable[[Path, Path], tuple[str, float | None]] | None:
+    try:
+        import face_recognition as fr
+    except ImportError:
+        return None
+
+    def run(a: Path, b: Path) -> tuple[str, float | None]:
+        ea, eb = (fr.face_encodings(fr.load_image_file(str(p))) for p in (a, b))
+        if not ea or not eb:
+            return "rejected", None
+        distance = float(fr.face_distance([ea[0]], eb[0])[0])
+        return ("match" if distance <= FR_TOLERANCE else "no match"), distance
+
+    return run
+
+
+def pair_latency(rounds: int) -> dict[str, Any]:
+    """Every verifier on every pair of demo photos, interleaved; see the module docstring."""
+    import torch
+
+    import verify
+    from verify.verifier import Verifier
+
+    torch.set_num_threads(2)
+    pairs = list(itertools.combinations(_demo_photos(), 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = Verifier(verify.load_model(DEFAULT_MODEL), cache_size=0)
+        upsample0 = Verifier(verify.load_model(_model_with(Path(tmp), upsample=0)), cache_size=0)
+        runners = {
+            "this code (face-resnet)": _verifier_runner(ours),
+            "before: one photo after the other, torch 2 threads": _verifier_runner(ours, before=True),
+            "option upsample 0 (not the card's setting)": _verifier_runner(upsample0),
+        }
+        fr_run = _face_recognition_runner()
+        if fr_run is not None:
+            runners["face_recognition 1.3 (dlib)"] = fr_run
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        answers: dict[str, dict[str, tuple[str, float | None]]] = {name: {} for name in runners}
+        load_before = os.getloadavg()[0]
+        for round_ in range(rounds + 1):  # round 0 warms up (models, detectors, threads)
+            for a, b in pairs:
+                for name, run in runners.items():
+                    start = time.perf_counter()
+                    answers[name][f"{a.name}|{b.name}"] = run(a, b)
+                    if round_:
+                        times[name].append(1000 * (time.perf_counter() - start))
+        load_after = os.getloadavg()[0]
+    return _pair_summary(times, answers, fr_run is not None, len(pairs), rounds, (load_before, load_after))
+
+
+def _pair_summary(
+    times: dict[str, list[float]],
+    answers: dict[str, dict[str, tuple[str, float | None]]],
+    has_fr: bool,
+    n_pairs: int,
+    rounds: int,
+    loads: tuple[float, float],
+) -> dict[str, Any]:
+    names = list(times)
+    ours, fr = names[0], names[-1] if has_fr else None
+    rows = {}
+    for name in names:
+        p50 = float(np.percentile(times[name], 50))
+        row: dict[str, Any] = {"p50_ms": round(p50, 1), "p95_ms": round(float(np.percentile(times[name], 95)), 1)}
+        if fr is not None:
+            row["speedup_vs_face_recognition"] = round(float(np.percentile(times[fr], 50)) / p50, 2)
+            row["same_decisions_as_face_recognition"] = sum(
+                answers[name][k][0] == answers[fr][k][0] for k in answers[name]
+            )
+        if name != fr:
+            row["max_score_change_vs_this_code"] = max(
+                abs((answers[name][k][1] or 0.0) - (answers[ours][k][1] or 0.0)) for k in answers[name]
+            )
+        rows[name] = row
+    return {
+        "pairs": n_pairs,
+        "rounds": rounds,
+        "load_average_1min_before_after": [round(x, 2) for x in loads],
+        "verifiers": rows,
+        "decisions": {k: v[0] for k, v in answers[ours].items()},
+    }
+
+
+def _print_pairs(res: dict[str, Any]) -> None:
+    load = res["load_average_1min_before_after"]
+    print(
+        f"\nVerify a pair: {res['pairs']} pairs of the demo photos x {res['rounds']} rounds, embedding cache off; "
+        f"1-min load average {load[0]} before, {load[1]} after (2 cores, shared).\n"
+    )
+    print(
+        "| verifier | p50 ms | p95 ms | x face_recognition (p50) | same decisions as face_recognition "
+        "| max score change |\n|---|---:|---:|---:|---:|---:|"
+    )
+    for name, row in res["verifiers"].items():
+        speed = f"{row['speedup_vs_face_recognition']:.2f}x" if "speedup_vs_face_recognition" in row else "-"
+        same = row.get("same_decisions_as_face_recognition")
+        agree = f"{same}/{res['pairs']}" if same is not None else "-"
+        change = f"{row['max_score_change_vs_this_code']:.2g}" if "max_score_change_vs_this_code" in row else "-"
+        print(f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {speed} | {agree} | {change} |")
+    print("\nScore change: largest |cosine - this code's cosine| over the pairs (face_recognition reports distances).")
 
 
 def _gate_inputs() -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
@@ -135,11 +304,15 @@ def gate() -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30, help="timed verifications (default: 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds over all demo pairs (default: 3)")
+    parser.add_argument("--runs", type=int, default=30, help="timed single-photo runs for the stages (default: 30)")
     args = parser.parse_args()
+    pairs = pair_latency(args.rounds)
     lat = latency(args.runs)
     gate_res = {k: round(float(v), 4) for k, v in gate().items()}
-    print(f"Machine: {_machine()}. Model: face-dlib-resnet-native (dlib). {args.runs} runs, 640x480 JPEG.\n")
+    print(f"Machine: {_machine()}.")
+    _print_pairs(pairs)
+    print(f"\nStages of one photo (640x480 JPEG), face-resnet, {args.runs} runs:\n")
     print("| stage | p50 ms | p95 ms |\n|---|---|---|")
     for stage, v in lat.items():
         print(f"| {stage} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} |")
@@ -149,7 +322,13 @@ def main() -> None:
     for key, value in gate_res.items():
         print(f"| {key} | {value:.4f} |")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    out = {"machine": _machine(), "runs": args.runs, "latency_ms": lat, "gate_lfw_subset": gate_res}
+    out = {
+        "machine": _machine(),
+        "pairs": pairs,
+        "runs": args.runs,
+        "latency_ms": lat,
+        "gate_lfw_subset": gate_res,
+    }
     atomic_write_json(RESULTS, out, indent=2)
 
 

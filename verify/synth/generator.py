@@ -76,6 +76,10 @@ class NameSignatureGenerator:
         name, layout = sample_name(rng), sample_layout(rng)
         hand = sample_hand(rng)
         words = tuple(signed_words(name, layout, dots=bool(rng.random() < 0.5)))
+        if (
+            layout == "initials" and hand.flourish == "none"
+        ):  # bare initials are rare: a flourish makes them a signature
+            hand = replace(hand, flourish=("paraph", "underline", "tail", "loop")[int(rng.integers(4))])
         return SynthWriter(writer_id=writer_id, name=name, layout=layout, words=words, hand=hand)
 
     def _forger(self, writer: SynthWriter, k: int) -> _Forger:
@@ -88,7 +92,7 @@ class NameSignatureGenerator:
             pressure=own.pressure,
             pressure_wave=own.pressure_wave,
             taper=own.taper,
-            pen_mm=own.pen_mm,
+            pen_mm=own.pen_mm if rng.random() < 0.5 else writer.hand.pen_mm * float(np.exp(rng.normal(0.0, 0.15))),
             blue_ink=bool(rng.random() < 0.5),
         )
         return _Forger(hand=own, seen=seen)

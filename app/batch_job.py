@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from app.wording import scrub_paths
 from app.zipsafe import ZipLimits, clear_folder, safe_extract
-from verify.errors import ConfigError, DatasetError
+from verify.errors import ConfigError, DatasetError, VerifyError
 
 if TYPE_CHECKING:
     from app.service import VerifyService
 
+_IMAGE_COLUMNS = {"pairs": ["reference", "questioned"], "claims": ["questioned", "claimed_identity"]}
 MAX_CSV_BYTES = 5 * 2**20
 MAX_ROWS = 10_000
 KEEP_JOBS = 5
@@ -34,6 +36,12 @@ def _upload_path(value: Any, what: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{path.name}: the uploaded {what} is missing; upload it again")
     return path
+
+
+def _safe_name(name: str) -> str:
+    """An uploaded file's name, usable as a file name here (its own name in messages)."""
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(" .")
+    return cleaned[:100] or "pairs.csv"
 
 
 class BatchJobs:
@@ -92,29 +100,40 @@ class BatchJobs:
         if csv_in.stat().st_size > MAX_CSV_BYTES:
             raise DatasetError(f"{csv_in.name}: over the limit of {MAX_CSV_BYTES // 2**20} MB for a pairs CSV")
         job = self._new_job()
+        root = job / "images"
         try:
-            csv = job / "pairs.csv"
+            csv = job / "input" / _safe_name(csv_in.name)  # messages name the user's file, not "pairs.csv"
+            csv.parent.mkdir()
             shutil.copyfile(csv_in, csv)
             root = self._images_root(job, images_zip, images_folder)
             data = self._check_paths(csv, root)
-            first = data.images(0)[0] if len(data.frame) else None
+            first = next((im[0] for i in range(len(data.frame)) if (im := data.images(i))), None)
             modality = service.resolve_modality(modality, first if first and Path(first).is_file() else None)
             verifier = service.verifier(modality)
             gallery = service.gallery(modality) if data.mode == "claims" else None
-            config = BatchConfig(pairs=csv, out=job / "results.csv", images_root=root)
+            config = BatchConfig(pairs=csv, out=job / "results" / f"{csv.stem}.results.csv", images_root=root)
+            config.out.parent.mkdir()
             with service.lock(modality):
                 summary = run_batch(verifier, config, gallery=gallery, progress=progress)
+        except VerifyError as exc:
+            clear_folder(job)
+            raise type(exc)(scrub_paths(str(exc), [root, job])) from exc
         except BaseException:
             clear_folder(job)
             raise
         rows = pd.read_csv(summary.out, dtype=str, keep_default_na=False)
+        if "error" in rows:
+            rows["error"] = rows["error"].map(lambda e: scrub_paths(e, [root, job]))
         report = summary.report
+        pairs = [[*data.images(i), None, None][:2] for i in range(len(data.frame))]
         return {
             "summary": {**summary.to_dict(), "modality": modality},
             "rows": rows,
             "csv": summary.out,
             "report": report,
-            "report_text": report.read_text() if report is not None else "",
+            "report_text": scrub_paths(report.read_text(), [root, job]) if report is not None else "",
+            "images": [(p[0], p[1]) for p in pairs],
+            "image_columns": _IMAGE_COLUMNS[data.mode],
         }
 
     def _new_job(self) -> Path:

@@ -9,6 +9,7 @@ cache of a `Verifier` is not thread-safe, and two cores gain nothing from runnin
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from app.resources import (
     decode_png,
     display_crop,
     model_path,
+    reliability,
     shared_verifier,
 )
 from verify.errors import (
@@ -148,6 +150,19 @@ class VerifyService:
             return str(path), label
         return source, what
 
+    def check_upload(self, source: Any, what: str = "image") -> str:
+        """Why an upload cannot be used ("" when it decodes): checked as soon as it arrives."""
+        from verify.io import load_image
+
+        if source is None or source == "":
+            return ""
+        try:
+            src, label = self.image(source, what)
+            load_image(src, name=label)
+        except VerifyError as exc:
+            return str(exc)
+        return ""
+
     def model_info(self, modality: str) -> dict[str, Any]:
         """Name, fingerprint, threshold and its source, p(match) and OOD-gate availability of a model."""
         if not self.available(modality):
@@ -158,14 +173,21 @@ class VerifyService:
             "modality": modality,
             "installed": True,
             "name": card.get("name", ""),
-            "path": str(self._paths[modality]),
             "fingerprint": verifier.model.fingerprint,
             "dim": verifier.model.dim,
             "threshold": verifier.threshold,
             "threshold_source": verifier.threshold_source,
             "p_match": verifier.probability(float(verifier.threshold or 0.0)) is not None,
             "ood_gate": verifier.ood is not None,
+            "reliability": self.reliability(modality),
         }
+
+    def reliability(self, modality: str) -> dict[str, Any] | None:
+        """The measured error rates of the model in use (signatures; None without a report)."""
+        if not self.available(modality):
+            return None
+        verifier = self.verifier(modality)
+        return reliability(self._paths[modality], verifier.model.card, verifier.threshold)
 
     # --- tabs ---------------------------------------------------------------------------------------------
     def verify(self, image_a: Any, image_b: Any, modality: str = "auto") -> dict[str, Any]:
@@ -179,6 +201,7 @@ class VerifyService:
         out = decision.to_dict()
         out["modality"] = modality
         out["crops"] = [display_crop(c, modality) for c in decision.crops]
+        out["reliability"] = self.reliability(modality) if modality == "signature" else None
         return out
 
     def enroll(
@@ -201,8 +224,32 @@ class VerifyService:
             )
         out = report.to_dict()
         out["modality"] = modality
+        sent = [o.source for o in report.outcomes if o.status != "refused"]  # what the gallery was given, in order
+        out["warnings"] = [_name_inputs(w, sent) for w in report.warnings] + self._also_matches(
+            modality, name, [o for o in report.outcomes if o.sample_id is not None]
+        )
         out["identity_samples"] = self.samples(modality, name) if report.enrolled or self._known(modality, name) else []
         return out
+
+    def _also_matches(self, modality: str, name: str, outcomes: list[Any]) -> list[str]:
+        """A warning per new sample that matches another enrolled identity (one person under two names?)."""
+        if not outcomes:
+            return []
+        gallery, threshold = self.gallery(modality), float(self.verifier(modality).threshold)
+        ids = [s.sample_id for s in gallery.samples(name)]
+        embeddings = gallery.embeddings(name)
+        warnings = []
+        for outcome in outcomes:
+            if outcome.sample_id not in ids:
+                continue
+            hits = gallery.search(embeddings[ids.index(outcome.sample_id)], k=10)[0]
+            other = next((h for h in hits if h.name != name), None)
+            if other is not None and other.score >= threshold:
+                warnings.append(
+                    f"{outcome.source} also matches **{other.name}** (similarity {other.score:.3f}, a match from "
+                    f"{threshold:.3f}): the same person under two names? If so, remove one of them (Gallery tab)."
+                )
+        return warnings
 
     def _known(self, modality: str, name: str) -> bool:
         return any(i.name == name for i in self.gallery(modality).identities())
@@ -219,10 +266,30 @@ class VerifyService:
         out["modality"] = modality
         out["crops"] = [display_crop(c, modality) for c in decision.crops]
         threshold = float(decision.threshold or 0.0)
+        embedding = None if decision.decision == "rejected" else verifier.probe(src, name=label).embedding
         for cand in out["candidates"]:
             cand["above_threshold"] = cand["score"] >= threshold
             cand["thumbnail"] = self._first_thumbnail(modality, cand["identity"])
+            cand["references"] = [] if embedding is None else self._references(modality, cand["identity"], embedding)
+        out["reliability"] = self.reliability(modality) if modality == "signature" else None
         return out
+
+    def _references(self, modality: str, name: str, embedding: np.ndarray) -> list[dict[str, Any]]:
+        """Every enrolled sample of `name` with its similarity to `embedding` [D] and its thumbnail."""
+        gallery = self.gallery(modality)
+        try:
+            samples, stored = gallery.samples(name), gallery.embeddings(name)
+        except GalleryError:
+            return []
+        scores = stored @ np.asarray(embedding, dtype=np.float32).ravel()
+        return [
+            {
+                "sample_id": s.sample_id,
+                "score": float(score),
+                "thumbnail": decode_png(gallery.thumbnail(s.sample_id)) if s.has_thumbnail else None,
+            }
+            for s, score in zip(samples, scores, strict=False)
+        ]
 
     def _first_thumbnail(self, modality: str, name: str) -> np.ndarray | None:
         gallery = self.gallery(modality)
@@ -281,7 +348,7 @@ class VerifyService:
         if not name:
             raise ConfigError("choose the identity to remove")
         if (confirm or "").strip() != name:
-            raise ConfigError(f"to remove {name!r}, type its name exactly in the confirmation box")
+            raise ConfigError(f"to remove {name!r}, type its name exactly in the box 'type its name here'")
         gallery = self.gallery(modality)
         with self.lock(modality):
             n = len(gallery.samples(name))
@@ -296,7 +363,7 @@ class VerifyService:
         except (ValueError, IndexError) as exc:
             raise ConfigError(f"choose a sample to remove (got {sample_id!r})") from exc
         if not confirm:
-            raise ConfigError(f"tick 'yes, remove it' to remove sample #{sid}")
+            raise ConfigError(f"tick 'yes, remove this sample' to remove sample #{sid}")
         gallery = self.gallery(modality)
         with self.lock(modality):
             gallery.remove_sample(sid)
@@ -308,7 +375,8 @@ class VerifyService:
         info = self.model_info(modality)
         if not info["installed"]:
             return {"model": info, "gallery": None}
-        return {"model": info, "gallery": self.gallery(modality).stats()}
+        gallery = {k: v for k, v in self.gallery(modality).stats().items() if k not in ("directory", "path")}
+        return {"model": info, "gallery": gallery}
 
     def close(self) -> None:
         """Close the galleries and remove the work folder it made (the service is unusable afterwards)."""
@@ -318,6 +386,21 @@ class VerifyService:
             self._galleries.clear()
         if self._own_work_dir:
             shutil.rmtree(self.jobs.work_dir, ignore_errors=True)
+
+
+def _name_inputs(warning: str, sources: list[str]) -> str:
+    """The gallery's warnings count inputs from 0 ("input 1: ...", "new sample 0 of ..."): name the files."""
+
+    def name(m: re.Match[str]) -> str:
+        i = int(m.group(2))
+        return sources[i] if 0 <= i < len(sources) else f"image {i + 1}"
+
+    warning = re.sub(
+        r"image already enrolled as input (\d+) of this call",
+        lambda m: f"the same image as {sources[int(m.group(1))] if int(m.group(1)) < len(sources) else 'another'}",
+        warning,
+    )
+    return re.sub(r"\b(input|new sample) (\d+)(?: of '[^']*')?", name, warning)
 
 
 __all__ = ["MODALITIES", "NO_SIGNATURE_MODEL", "VerifyError", "VerifyService"]

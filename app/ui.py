@@ -7,44 +7,60 @@ its message; anything else is logged and shown as "internal error: ...".
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported: no telemetry, no version check
 
 import gradio as gr
 
-from app import views
+from app import demo_examples, views
 from app.service import VerifyService
 from app.ui_events import listen
 
 log = logging.getLogger(__name__)
 MODALITY_CHOICES = ["auto", "face", "signature"]
-IMAGE_SOURCES = ["upload", "webcam", "clipboard"]
+IMAGE_SOURCES: list[Literal["upload", "webcam", "clipboard"]] = ["upload", "webcam", "clipboard"]
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete uploads and outputs older than an hour (faces are personal)
-CSS = ".result-box {min-height: 4em} footer {display: none !important}"
+CSS = """
+.result-box {min-height: 4em}
+footer {display: none !important}
+.caption-label {white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  max-width: none !important; font-size: 12px}
+@media (max-width: 640px) {  /* phones: all five tabs fit on one line, none hides behind a "..." menu */
+  [role=tablist] button, .tab-container button {padding: 0 6px !important; font-size: 14px !important}
+  .overflow-menu {display: none !important}
+  [role=tablist] {flex-wrap: wrap !important}
+}
+"""
+
+
+_LENIENT = "lenient-upload"  # elem_classes mark of the image inputs whose undecodable uploads reach the service
+_IMAGE_PREPROCESS = gr.Image.preprocess
 
 
 def _lenient_preprocess(image: gr.Image, payload: Any) -> Any:
+    """gr.Image.preprocess, except that the marked inputs hand an upload Gradio cannot decode to the service (as
+    its path), which names the problem, instead of failing inside Gradio with a bare "Error"."""
     try:
-        return gr.Image.preprocess(image, payload)
+        return _IMAGE_PREPROCESS(image, payload)
     except Exception:
-        path = getattr(payload, "path", None)
-        if path is None:
+        path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", None)
+        if path is None or _LENIENT not in (image.elem_classes or []):
             raise
         return str(path)
 
 
+# Patched on the class, not the instance: Gradio rebuilds a session's components from their arguments when an
+# event updates them, which drops instance attributes (and a subclass would make Gradio write a .pyi stub).
+gr.Image.preprocess = _lenient_preprocess  # type: ignore[method-assign,assignment]
+
+
 def image_input(**kwargs: Any) -> gr.Image:
-    """A `gr.Image` (type "filepath") that hands an undecodable upload to the service, which names the problem,
-    instead of failing inside Gradio with a bare "Error". (Not a subclass: Gradio writes a .pyi stub beside
-    every component subclass's module.)"""
-    image = gr.Image(type="filepath", sources=IMAGE_SOURCES, **kwargs)
-    image.preprocess = functools.partial(_lenient_preprocess, image)  # type: ignore[method-assign]
-    return image
+    """An image upload (type "filepath", upload / webcam / clipboard) whose undecodable uploads reach the service."""
+    return gr.Image(type="filepath", sources=IMAGE_SOURCES, elem_classes=[_LENIENT], **kwargs)
 
 
 def gallery_output(label: str, columns: int, height: int) -> gr.Gallery:
@@ -77,13 +93,30 @@ def render_verify(service: VerifyService) -> SimpleNamespace:
     with gr.Row():
         modality = _modality(service)
         go = gr.Button("Verify", variant="primary", elem_id="verify-btn")
-    result = gr.Markdown("Upload two images and press **Verify**.", elem_id="verify-result", elem_classes="result-box")
+    result = gr.Markdown(views.READY, label="answer", elem_id="verify-result", elem_classes="result-box")
     with gr.Row():
-        crop_a = gr.Image(label="A as compared (aligned face / cleaned signature)", interactive=False, height=200)
-        crop_b = gr.Image(label="B as compared", interactive=False, height=200)
-    with gr.Accordion("Raw result (JSON)", open=False):
-        raw = gr.JSON(label="result")
-    return SimpleNamespace(a=a, b=b, modality=modality, go=go, result=result, crop_a=crop_a, crop_b=crop_b, raw=raw)
+        crop_a = gr.Image(label="A as compared", interactive=False, height=200, elem_id="verify-crop-a")
+        crop_b = gr.Image(label="B as compared", interactive=False, height=200, elem_id="verify-crop-b")
+    overlay = gr.Image(
+        label="Signatures overlaid: A blue, B red, where they agree dark",
+        interactive=False,
+        height=220,
+        visible=False,
+        elem_id="verify-overlay",
+    )
+    examples = gr.Examples(
+        demo_examples.verify_examples(service),
+        [a, b, modality],
+        label="Examples (click one, then Verify)",
+        example_labels=demo_examples.verify_labels(service),
+        elem_id="verify-examples",
+    )
+    with gr.Accordion("Details (JSON)", open=False):
+        raw = gr.JSON(label="details")
+    return SimpleNamespace(
+        a=a, b=b, modality=modality, go=go, result=result, crop_a=crop_a, crop_b=crop_b, overlay=overlay, raw=raw,
+        examples=examples,
+    )  # fmt: skip
 
 
 def render_enroll(service: VerifyService) -> SimpleNamespace:
@@ -105,12 +138,19 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
             go = gr.Button("Enroll", variant="primary", elem_id="enroll-btn")
         with gr.Column():
             result = gr.Markdown(
+                label="answer",
                 elem_id="enroll-result",
                 value="Each image is checked before it is enrolled (faces: found, large, sharp, frontal; "
                 "signatures: ink on the page).",
             )
-            table = gr.Dataframe(views.enroll_table({"samples": []}), label="Per image", interactive=False, wrap=True)
-            samples = gallery_output(label="This person's samples in the gallery", columns=6, height=160)
+            table = gr.Dataframe(views.enroll_table({"samples": []}), label="per image", interactive=False, wrap=True)
+            samples = gallery_output(label="samples in the gallery", columns=6, height=160)
+    gr.Examples(
+        demo_examples.enroll_examples(service),
+        [name, modality, files, photo],
+        label="Examples (click one, then Enroll)",
+        elem_id="enroll-examples",
+    )
     return SimpleNamespace(
         name=name, modality=modality, files=files, photo=photo, go=go, result=result, table=table, samples=samples
     )
@@ -121,19 +161,24 @@ def render_identify(service: VerifyService) -> SimpleNamespace:
         with gr.Column():
             image = image_input(label="Who is this?", elem_id="identify-image", height=300)
             modality = _modality(service)
-            k = gr.Slider(1, 10, value=5, step=1, label="Candidates to show")
+            k = gr.Slider(1, 10, value=5, step=1, label="candidates to show")
             go = gr.Button("Identify", variant="primary", elem_id="identify-btn")
         with gr.Column():
-            result = gr.Markdown(
-                "Searches the gallery (Gallery tab) for the closest enrolled people.", elem_id="identify-result"
-            )
-            thumbs = gallery_output(label="Closest enrolled people", columns=5, height=180)
-            table = gr.Dataframe(views.candidates_table({}), label="Candidates", interactive=False)
-    with gr.Accordion("Raw result (JSON)", open=False):
-        raw = gr.JSON(label="result")
-    return SimpleNamespace(
-        image=image, modality=modality, k=k, go=go, result=result, thumbs=thumbs, table=table, raw=raw
+            result = gr.Markdown(views.READY_IDENTIFY, label="answer", elem_id="identify-result")
+            thumbs = gallery_output(label="references of the closest people, with their scores", columns=4, height=220)
+            table = gr.Dataframe(views.candidates_table({}), label="candidates", interactive=False)
+    examples = gr.Examples(
+        demo_examples.identify_examples(service),
+        [image, modality],
+        label="Examples (click one, then Identify)",
+        elem_id="identify-examples",
     )
+    with gr.Accordion("Details (JSON)", open=False):
+        raw = gr.JSON(label="details")
+    return SimpleNamespace(
+        image=image, modality=modality, k=k, go=go, result=result, thumbs=thumbs, table=table, raw=raw,
+        examples=examples,
+    )  # fmt: skip
 
 
 def render_batch(service: VerifyService) -> SimpleNamespace:
@@ -148,16 +193,22 @@ def render_batch(service: VerifyService) -> SimpleNamespace:
     with gr.Row():
         modality = _modality(service)
         go = gr.Button("Run batch", variant="primary", elem_id="batch-btn")
-    result = gr.Markdown(elem_id="batch-result")
+    gr.Examples(
+        demo_examples.batch_examples(service),
+        [csv, zipped],
+        label="Example (click it, then Run batch)",
+        elem_id="batch-examples",
+    )
+    result = gr.Markdown(label="summary", elem_id="batch-result")
     with gr.Row():
         csv_out = gr.DownloadButton("Download results CSV", visible=False, elem_id="batch-download-csv")
         report_out = gr.DownloadButton("Download report", visible=False, elem_id="batch-download-report")
-    table = gr.Dataframe(label="Results", interactive=False, wrap=True, max_height=400, visible=False)
-    with gr.Accordion("Report", open=False):
-        report = gr.Markdown()
+    review = gr.HTML(label="review", visible=False, elem_id="batch-review")
+    with gr.Accordion("All columns (as in the CSV)", open=False):
+        table = gr.Dataframe(label="results", interactive=False, wrap=False, max_height=400, visible=False)
     return SimpleNamespace(
         csv=csv, zipped=zipped, folder=folder, modality=modality, go=go, result=result,
-        csv_out=csv_out, report_out=report_out, table=table, report=report,
+        csv_out=csv_out, report_out=report_out, table=table, review=review,
     )  # fmt: skip
 
 
@@ -165,7 +216,9 @@ def render_gallery(service: VerifyService) -> SimpleNamespace:
     with gr.Row():
         modality = gr.Radio([m for m in ("face", "signature") if service.available(m)], value="face", label="Gallery")
         refresh = gr.Button("Refresh", elem_id="gallery-refresh")
-    stats = gr.Markdown(elem_id="gallery-stats")
+    gr.Examples([["face"], ["signature"]] if service.available("signature") else [["face"]], [modality],
+                label="Examples (click one to show that gallery)", elem_id="gallery-examples")  # fmt: skip
+    stats = gr.Markdown(label="gallery", elem_id="gallery-stats")
     with gr.Row():
         identities = gr.Dataframe(
             views.identities_table([]), label="Enrolled identities", interactive=False, elem_id="gallery-identities"
@@ -181,7 +234,7 @@ def render_gallery(service: VerifyService) -> SimpleNamespace:
         with gr.Column():
             confirm = gr.Textbox(label="To remove the whole identity, type its name here")
             remove_identity = gr.Button("Remove identity and all its samples", variant="stop")
-    status = gr.Markdown(elem_id="gallery-status")
+    status = gr.Markdown(label="status", elem_id="gallery-status")
     with gr.Accordion("Statistics (JSON)", open=False):
         raw = gr.JSON(label="stats")
     return SimpleNamespace(
@@ -241,6 +294,7 @@ def launch_app(
         max_file_size=f"{max_upload_mb}mb",
         quiet=True,  # no "share=True" hint: sharing is not offered; `verify app` prints the URL
         css=CSS,
+        allowed_paths=[str(demo_examples.demo_dir())],  # the examples' images
         ssr_mode=False,
         mcp_server=False,
     )

@@ -1,22 +1,38 @@
 """Turn the service's plain results into what the page shows: Markdown text, tables, captioned thumbnails.
 
-No Gradio here: these are plain functions over dicts, so the wording is testable without a browser.
+No Gradio here: these are plain functions over dicts, so the wording is testable without a browser. Every
+answer leads with the decision in plain words, then the score with a one-line meaning, then (signatures) how
+far the model in use can be trusted, as measured on its test writers.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from app.batch_view import BATCH_HELP, batch_markdown, batch_review_html, batch_table  # noqa: F401  (re-exported)
+from app.wording import (
+    clean_reason,
+    plural,
+    scrub_paths,
+)
+
 _HEADLINES = {
-    "match": "## Match: same person",
-    "no match": "## No match: different people",
-    "unknown": "## Unknown: nobody in the gallery matches",
-    "rejected": "## Rejected: the input could not be used",
+    ("face", "match"): "## Match: same person",
+    ("face", "no match"): "## No match: different people",
+    ("signature", "match"): "## Match: the signatures are by the same hand",
+    ("signature", "no match"): "## No match: not the reference's hand (a forgery, or another writer)",
+    ("face", "unknown"): "## Unknown: nobody in the gallery matches",
+    ("signature", "unknown"): "## Unknown: no enrolled writer matches",
 }
+ERROR_HEAD = "## Not checked"
+READY = "Upload two images (or pick an example below) and press **Verify**."
+READY_IDENTIFY = "Upload an image (or pick an example below) and press **Identify**: the gallery is searched for it."
+SCORE_MEANING = "cosine similarity: 1 = identical, larger = more alike"
 
 
 def enlarge(image: np.ndarray | None, min_side: int = 150) -> np.ndarray | None:
@@ -27,98 +43,202 @@ def enlarge(image: np.ndarray | None, min_side: int = 150) -> np.ndarray | None:
     return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def overlay(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Two signatures (dark ink on white, same size) overlaid in two colours: A blue, B red, both: dark.
+
+    Returns:
+        RGB uint8 [H, W, 3], or None when either crop is missing.
+    """
+    if a is None or b is None:
+        return None
+    ga, gb = (x if x.ndim == 2 else cv2.cvtColor(np.asarray(x), cv2.COLOR_RGB2GRAY) for x in (a, b))
+    if ga.shape != gb.shape:
+        gb = cv2.resize(gb, (ga.shape[1], ga.shape[0]), interpolation=cv2.INTER_AREA)
+    ink_a, ink_b = 1.0 - ga.astype(np.float32) / 255.0, 1.0 - gb.astype(np.float32) / 255.0
+    # White page; A's ink takes away red and green (blue remains), B's ink takes away green and blue (red).
+    red = 1.0 - ink_a
+    green = 1.0 - np.maximum(ink_a, ink_b)
+    blue = 1.0 - ink_b
+    return (np.stack([red, green, blue], axis=-1) * 255).clip(0, 255).astype(np.uint8)
 
 
-def _notes(result: dict[str, Any]) -> list[str]:
-    lines = []
-    if result.get("reason"):
-        lines.append(f"**Why:** {result['reason']}")
-    lines += [f"- note: {n}" for n in result.get("notes") or []]
-    return lines
+def error_markdown(message: str, head: str = ERROR_HEAD) -> str:
+    """What the result box shows when the input could not be checked: the reason, no stale answer."""
+    return f"{head}\n\n{scrub_paths(message)}"
 
 
-def threshold_line(result: dict[str, Any]) -> str:
-    """'threshold 0.908 (source)' with the source shortened to its first sentence."""
-    source = str(result.get("threshold_source") or "")
-    short = source.split("(")[0].split(". ")[0].strip() or "model card"
-    return f"threshold {_number(result.get('threshold'))} — {short}"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
-def verify_markdown(result: dict[str, Any]) -> str:
-    """The Verify tab's answer: decision, similarity vs threshold, p(match), notes."""
-    lines = [_HEADLINES.get(result["decision"], f"## {result['decision']}")]
-    if result.get("score") is not None:
-        detail = f"**Similarity {_number(result['score'])}** (cosine; {threshold_line(result)})"
-        if result.get("probability") is not None:
-            detail += f" · **p(match) {_number(result['probability'], 2)}**"
-        lines.append(detail)
-    lines.append(f"Modality: {result.get('modality', '?')} · model: `{result.get('model', '')}`")
-    return "\n\n".join(lines + _notes(result))
+def score_line(result: dict[str, Any], score: float | None = None) -> str:
+    """'Similarity 0.935 (cosine ...); a match from 0.919 up, chosen on ...'."""
+    score = result.get("score") if score is None else score
+    threshold = result.get("threshold")
+    source = str(result.get("threshold_source") or "").split("(")[0].split(":")[0].split(". ")[0].strip()
+    line = f"**Similarity {score:.3f}** ({SCORE_MEANING})" if score is not None else ""
+    if threshold is not None:
+        line += f"; it counts as a match from **{threshold:.3f}** up" + (f" ({source})" if source else "")
+    return line + "."
 
 
-def identify_markdown(result: dict[str, Any]) -> str:
-    """The Identify tab's answer: who it is (or 'unknown'), the best score vs the threshold."""
+def probability_line(result: dict[str, Any]) -> str:
+    p = result.get("probability")
+    if p is None:
+        return ""
+    return (
+        f"Estimated chance that they match: **{_pct(p)}** (the model's score turned into a probability on its "
+        "calibration data; it says how sure the model is, not how often it is right)."
+    )
+
+
+def reliability_markdown(rel: dict[str, Any] | None) -> str:
+    """How far a signature model can be trusted, in words, from its measured error rates."""
+    if not rel:
+        return (
+            "**How far to trust this:** this signature model has no measured error rates; "
+            "treat the answer as a hint only."
+        )
+    data = f"{rel['writers']} test writers" if rel.get("writers") else "its test writers"
+    if rel.get("synthetic"):
+        data += " (synthetic signatures, not real ones)"
+    rates = [f"turned away **{_pct(rel['frr'])}** of genuine signatures"]
+    if rel.get("far_skilled") is not None:
+        rates.append(f"accepted **{_pct(rel['far_skilled'])}** of skilled forgeries")
+    if rel.get("far_random") is not None:
+        rates.append(f"**{_pct(rel['far_random'])}** of other writers' signatures")
+    weak = max(rel["frr"], rel.get("far_skilled") or 0.0) > 0.1
+    verdict = (
+        " It is **not reliable enough to decide alone**: use it to sort cases, and have a person compare the "
+        "signatures below."
+        if weak
+        else ""
+    )
+    when = "at this threshold" if rel.get("applies", True) else "at its calibrated threshold (not the one in use)"
+    return f"**How far to trust this:** measured on {data}, {when} the model {', '.join(rates)}.{verdict}"
+
+
+def verify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None = None) -> str:
+    """The Verify tab's answer: decision in words, similarity and its meaning, reliability, notes."""
+    modality = result.get("modality", "face")
+    decision = result["decision"]
+    if decision == "rejected":
+        lines = [f"## Could not compare: {clean_reason(result.get('reason') or 'the input could not be used')}"]
+    else:
+        lines = [_HEADLINES.get((modality, decision), f"## {decision}")]
+        if result.get("score") is not None:
+            lines.append(score_line(result))
+        if prob := probability_line(result):
+            lines.append(prob)
+        if modality == "signature":
+            lines.append(reliability_markdown(reliability))
+    lines += [f"- note: {scrub_paths(n)}" for n in result.get("notes") or []]
+    lines.append(f"<small>{modality} model `{result.get('model', '')}`</small>")
+    return "\n\n".join(lines)
+
+
+def identify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None = None) -> str:
+    """The Identify tab's answer: who it is (or 'unknown'), the best score and its meaning."""
+    modality = result.get("modality", "face")
     decision = result["decision"]
     if decision == "match":
-        lines = [f"## Identified: {result['identity']}"]
+        who = "Signed by" if modality == "signature" else "Identified"
+        lines = [f"## {who}: {result['identity']}"]
+    elif decision == "rejected":
+        lines = [f"## Could not search: {clean_reason(result.get('reason') or 'the input could not be used')}"]
     else:
-        lines = [_HEADLINES.get(decision, f"## {decision}")]
+        lines = [_HEADLINES.get((modality, decision), f"## {decision}")]
     best = result.get("candidates") or []
     if best:
         top = best[0]
-        side = "at or above" if top["score"] >= (result.get("threshold") or 0.0) else "below"
-        lines.append(
-            f"Closest: **{top['identity']}**, similarity {_number(top['score'])}, {side} the {threshold_line(result)}"
-        )
+        side = "a match" if top["score"] >= (result.get("threshold") or 0.0) else "below the match level"
+        lines.append(f"Closest: **{top['identity']}**, {side}. " + score_line(result, top["score"]))
     elif decision == "unknown":
         lines.append("The gallery is empty: enroll someone first (Enroll tab).")
-    return "\n\n".join(lines + _notes(result))
+    if modality == "signature" and decision != "rejected":
+        lines.append(reliability_markdown(reliability))
+    lines += [f"- note: {scrub_paths(n)}" for n in result.get("notes") or []]
+    return "\n\n".join(lines)
 
 
 def candidates_table(result: dict[str, Any]) -> pd.DataFrame:
-    """Rank, identity, similarity, above threshold."""
+    """Rank, identity, similarity, match (yes/no)."""
     rows = [
         {
             "rank": i + 1,
             "identity": c["identity"],
-            "similarity": round(c["score"], 4),
-            "above threshold": c["above_threshold"],
+            "similarity": f"{c['score']:.3f}",
+            "match": "yes" if c["above_threshold"] else "no",
         }
         for i, c in enumerate(result.get("candidates") or [])
     ]
-    return pd.DataFrame(rows, columns=["rank", "identity", "similarity", "above threshold"])
+    return pd.DataFrame(rows, columns=["rank", "identity", "similarity", "match"])
 
 
 def candidate_thumbnails(result: dict[str, Any]) -> list[tuple[np.ndarray, str]]:
-    return [
-        (c["thumbnail"], f"{c['identity']} · {c['score']:.3f}")
-        for c in result.get("candidates") or []
-        if c.get("thumbnail") is not None
-    ]
+    """Every reference of the closest identities with its own score (an examiner compares them all)."""
+    out = []
+    for c in result.get("candidates") or []:
+        refs = c.get("references") or []
+        if refs:
+            out += [(r["thumbnail"], f"{c['identity']} #{r['sample_id']}: {r['score']:.3f}") for r in refs]
+        elif c.get("thumbnail") is not None:
+            out.append((c["thumbnail"], f"{c['identity']}: {c['score']:.3f}"))
+    return [(img, cap) for img, cap in out if img is not None]
 
 
 def enroll_markdown(report: dict[str, Any]) -> str:
     n, total = report["enrolled"], len(report["samples"])
-    head = f"## {n} of {total} image(s) enrolled as **{report['name']}** ({report['modality']})"
+    statuses = [s["status"] for s in report["samples"]]
+    if n:
+        head = f"## {n} of {plural(total, 'image')} enrolled as **{report['name']}** ({report['modality']})"
+    elif statuses and all(s == "skipped" for s in statuses):
+        head = f"## Nothing new: {'this image is' if total == 1 else 'these images are'} already enrolled"
+    else:
+        head = f"## Nothing enrolled for **{report['name']}**"
     lines = [head]
-    if not n:
-        lines.append("Nothing was enrolled: see the reasons below, then try clearer, frontal, well-lit images.")
-    lines += [f"- warning: {w}" for w in report.get("warnings") or []]
+    reasons = [str(s.get("reason") or "") for s in report["samples"] if s["status"] == "refused"]
+    if any(_is_quality(r) for r in reasons) and report["modality"] == "face":
+        lines.append("Refused for image quality: try clearer, frontal, well-lit photos where the face is large.")
+    lines += [f"- warning: {scrub_paths(w)}" for w in report.get("warnings") or []]
     return "\n\n".join(lines)
+
+
+def _is_quality(reason: str) -> bool:
+    return any(w in reason for w in ("blur", "small", "turned", "tilt", "roll", "yaw", "face_size", "frontal"))
+
+
+_QUALITY = {
+    "face_size": ("face {v:.0f} px wide", 60),
+    "blur": ("sharpness {v:.0f}", 40),
+    "roll_deg": ("tilt {v:.0f}°", 30),
+    "yaw_ratio": ("turn {v:.2f}", 0.35),
+}
+
+
+def quality_words(quality: dict[str, float]) -> str:
+    """'face 90 px wide (60+), sharpness 81 (40+), tilt 12° (30 max), turn 0.05 (0.35 max)'."""
+    parts = []
+    for key, value in quality.items():
+        if key in _QUALITY:
+            text, limit = _QUALITY[key]
+            bound = f"{limit}+" if key in ("face_size", "blur") else f"{limit} max"
+            parts.append(f"{text.format(v=abs(value))} ({bound})")
+        else:
+            parts.append(f"{key} {value:.2f}")
+    return ", ".join(parts)
 
 
 def enroll_table(report: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for s in report["samples"]:
-        quality = ", ".join(f"{k} {v:.1f}" for k, v in (s.get("quality") or {}).items())
-        rows.append({"image": s["source"], "status": s["status"], "why / quality": s["reason"] or quality})
-    return pd.DataFrame(rows, columns=["image", "status", "why / quality"])
+        why = clean_reason(scrub_paths(s["reason"])) if s["reason"] else quality_words(s.get("quality") or {})
+        rows.append({"image": s["source"], "result": s["status"], "why / quality": why or "ok"})
+    return pd.DataFrame(rows, columns=["image", "result", "why / quality"])
 
 
 def sample_thumbnails(samples: list[dict[str, Any]]) -> list[tuple[np.ndarray, str]]:
-    return [(s["thumbnail"], f"#{s['sample_id']} {s['source']}") for s in samples if s.get("thumbnail") is not None]
+    return [(s["thumbnail"], f"#{s['sample_id']}") for s in samples if s.get("thumbnail") is not None]
 
 
 def sample_choices(samples: list[dict[str, Any]]) -> list[str]:
@@ -126,7 +246,7 @@ def sample_choices(samples: list[dict[str, Any]]) -> list[str]:
 
 
 def identities_table(identities: list[dict[str, Any]]) -> pd.DataFrame:
-    rows = [{"identity": i["name"], "samples": i["samples"], "enrolled": i["created"][:19]} for i in identities]
+    rows = [{"identity": i["name"], "samples": i["samples"], "enrolled": i["created"][:16]} for i in identities]
     return pd.DataFrame(rows, columns=["identity", "samples", "enrolled"])
 
 
@@ -135,40 +255,19 @@ def stats_markdown(stats: dict[str, Any]) -> str:
     if not model.get("installed"):
         return f"### {model['message']}"
     gallery = stats.get("gallery") or {}
-    return "\n".join(
-        [
-            f"### Model: `{model['name']}` ({model['modality']})",
-            f"- fingerprint `{model['fingerprint']}`, {model['dim']}-d embeddings",
-            f"- {threshold_line(model)}",
-            f"- p(match) calibrated: {'yes' if model['p_match'] else 'no'} · "
-            f"out-of-distribution gate: {'yes' if model['ood_gate'] else 'no'}",
-            f"### Gallery: {gallery.get('identities', 0)} identities, {gallery.get('samples', 0)} samples",
-            f"- index `{gallery.get('active_index_type', '?')}` · folder `{gallery.get('directory', '')}`",
-        ]
-    )
-
-
-def batch_markdown(result: dict[str, Any]) -> str:
-    s = result["summary"]
     lines = [
-        f"## {s['rows']} rows: {s['ok']} scored, {s['failed']} with an error ({s['rejected']} rejected)",
-        f"{s['modality']} model · {s['seconds']:.1f} s · {s['rows_per_s']:.1f} rows/s",
+        f"### {plural(gallery.get('identities', 0), 'identity', 'identities')}, "
+        f"{plural(gallery.get('samples', 0), 'sample')}",
+        f"- model `{model['name']}` ({model['modality']}), {model['dim']}-d embeddings, "
+        f"fingerprint `{model['fingerprint']}`",
+        f"- a match from similarity **{model['threshold']:.3f}** up ({_short(model.get('threshold_source'))})",
+        f"- chance of a match shown: {'yes' if model['p_match'] else 'no'} · "
+        f"refuses what is not a {model['modality']}: {'yes' if model['ood_gate'] else 'no'}",
     ]
-    if not result.get("report"):
-        lines.append("No report: it needs a `label` column with both same (1) and different (0) pairs.")
-    return "\n\n".join(lines)
+    if model["modality"] == "signature":
+        lines.append("- " + reliability_markdown(model.get("reliability")))
+    return "\n".join(lines)
 
 
-BATCH_HELP = """**Pairs CSV**: a header `reference,questioned[,label][,id]` and one pair per row; image paths are
-relative to the top of the zip (e.g. `alice/1.png`). Or `questioned,claimed_identity[,label]` to check claims
-against the gallery. With a `label` column (1 same / 0 different) you also get a report (EER, ROC)."""
-
-
-def batch_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The results for display: scores rounded (the CSV download keeps full precision)."""
-    shown = rows.copy()
-    for col in ("score", "p_match", "ood_score"):
-        if col in shown:
-            values = pd.to_numeric(shown[col], errors="coerce").round(4)
-            shown[col] = values.map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
-    return shown
+def _short(source: Any) -> str:
+    return re.split(r"[(:]|\. ", str(source or "model card"))[0].strip() or "model card"

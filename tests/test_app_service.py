@@ -107,6 +107,7 @@ def test_enroll_reports_each_sample_and_lists_thumbnails(enrolled: dict) -> None
     assert status == {"obama.jpg": "enrolled", "obama2.jpg": "enrolled", "copy.jpg": "skipped"}
     assert [s["source"] for s in enrolled["identity_samples"]] == ["obama.jpg", "obama2.jpg"]
     assert all(s["thumbnail"].ndim == 3 for s in enrolled["identity_samples"])
+    assert enrolled["warnings"] == ["copy.jpg: the same image as obama.jpg; skipped"]  # names, not "input 2"
 
 
 def test_enroll_refuses_a_non_face_with_the_reason(service: VerifyService, tmp_path: Path) -> None:
@@ -127,6 +128,20 @@ def test_identify_known_and_unknown(service: VerifyService, enrolled: dict) -> N
     unknown = service.identify(str(FACES / "biden.jpg"), "face")
     assert unknown["decision"] == "unknown" and unknown["identity"] is None
     assert not unknown["candidates"][0]["above_threshold"]
+    refs = top["references"]  # every reference of the identity, with its own score
+    assert [r["sample_id"] for r in refs] == [s["sample_id"] for s in enrolled["identity_samples"]]
+    assert max(r["score"] for r in refs) == pytest.approx(top["score"], abs=1e-4)
+    assert all(r["thumbnail"].ndim == 3 for r in refs)
+
+
+def test_enrolling_a_known_face_under_a_new_name_warns(service: VerifyService, enrolled: dict) -> None:
+    report = service.enroll("Obama again", [str(FACES / "obama3.jpg")], "face", labels=["obama3.jpg"])
+    try:
+        assert report["enrolled"] == 1
+        assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("obama3.jpg also matches")
+        assert "**Barack Obama**" in report["warnings"][0] and "same person under two names" in report["warnings"][0]
+    finally:
+        service.remove_identity("face", "Obama again", "Obama again")
 
 
 def test_gallery_list_remove_sample_and_identity(service: VerifyService, enrolled: dict) -> None:
@@ -218,8 +233,9 @@ def test_batch_refuses_paths_outside_the_zip(service: VerifyService, synth_signa
     archive = _zip(tmp_path / "images.zip", {"a.png": _sig(synth_signatures, 1, 1).read_bytes()})
     csv = tmp_path / "pairs.csv"
     csv.write_text(f"reference,questioned\na.png,../{tmp_path.name}/secret.png\n")
-    with pytest.raises(DatasetError, match="outside the uploaded images"):
-        service.batch(str(csv), str(archive), None, "signature")
+    rows = service.batch(str(csv), str(archive), None, "signature")["rows"]
+    assert "outside the images folder" in rows["error"][0] and rows["score"][0] == ""  # a row error, not scored
+    assert str(tmp_path) not in rows["error"][0]
     with pytest.raises(ConfigError, match="zip"):
         service.batch(str(csv), None, None, "signature")
     with pytest.raises(ConfigError, match="server folders are disabled"):
@@ -302,23 +318,6 @@ def test_cli_app_flags(tmp_path: Path) -> None:
     bad = subprocess.run([verify, "app", "--auth", "nopassword"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().endswith("--auth must be USER:PASSWORD, both non-empty")
     assert len(bad.stderr.strip().splitlines()) == 1
-
-
-def test_views_word_the_answers() -> None:
-    from app import views
-
-    result = {"decision": "unknown", "candidates": [], "threshold": 0.9, "threshold_source": "eval. details (x)"}
-    assert "gallery is empty" in views.identify_markdown(result)
-    match = {"decision": "match", "score": 0.95, "probability": 0.91, "threshold": 0.9, "modality": "face"}
-    match.update(threshold_source="calibrated on LFW. More text", notes=["2 faces found, used the largest"])
-    text = views.verify_markdown(match)
-    assert "Match: same person" in text and "p(match) 0.91" in text and "calibrated on LFW" in text
-    assert "More text" not in text and "2 faces found, used the largest" in text
-    import pandas as pd
-
-    shown = views.batch_table(pd.DataFrame({"score": ["0.123456789", ""], "decision": ["no match", ""]}))
-    assert shown["score"].tolist() == ["0.1235", ""]
-    assert views.enlarge(np.zeros((32, 48), np.uint8)).shape == (128, 192)  # 4x: long side >= 150
 
 
 def test_gallery_of_another_model_is_refused_or_reembedded(

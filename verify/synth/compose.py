@@ -47,6 +47,8 @@ def _letter(char: str, x: float, k: int, style: HandStyle, rng: np.random.Genera
     field = _deformation(char, style.shape_seed, style.deform)
     squash = _squash(k, style)
     size = style.caps_scale if upper else 1.0
+    if not upper:
+        size = 1.0 - style.decay * min(1.0, k / 8.0)  # letters shrink along the word
     sx = style.x_scale * size * (0.55 + 0.45 * squash) * float(np.exp(rng.normal(0.0, jitter)))
     sy = size * float(np.exp(rng.normal(0.0, jitter)))
     mid = 0.5
@@ -84,7 +86,7 @@ def _scrawl(word: str, letters: int, start: np.ndarray, style: HandStyle, rng: n
 
 
 def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitter: float):
-    """Components of one word (bodies, then marks such as i-dots and t-bars) and the pen x after it."""
+    """Components of one word: bodies, marks (i-dots, t-bars), and the pen x after it."""
     bodies: list[np.ndarray] = []
     marks: list[np.ndarray] = []
     current: np.ndarray | None = None
@@ -113,7 +115,7 @@ def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitte
         x += advance + style.tracking
     if current is not None:
         bodies.append(current)
-    return bodies + marks, x
+    return bodies, marks, x
 
 
 def _de_casteljau(ctrl: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -174,13 +176,21 @@ def compose(words: list[str], style: HandStyle, rng: np.random.Generator, jitter
     Returns:
         Pen-down polylines [N_i, 2] in x-height units, y up, in writing order.
     """
-    comps: list[np.ndarray] = []
+    bodies: list[np.ndarray] = []
+    marks: list[np.ndarray] = []
     x = 0.0
     for word in words:
-        parts, x = _word(word, x, style, rng, jitter)
-        comps.extend(parts)
-        x += style.word_gap
-    comps = [c for c in comps if len(c) >= 1]
+        new, dots, x = _word(word, x, style, rng, jitter)
+        if style.join_words and bodies and new:  # the pen runs on into the next word
+            bodies[-1] = _join(bodies[-1], new[0])
+            new = new[1:]
+        bodies.extend(new)
+        if style.join_words:
+            marks.extend(dots)
+        else:
+            bodies.extend(dots)
+        x += style.word_gap * (0.35 if style.join_words else 1.0)
+    comps = [c for c in bodies + marks if len(c) >= 1]
     if style.flourish != "none" and comps:
         comps = _flourish(comps, style, rng)
     phase, period = rng.uniform(0.0, 2.0 * np.pi), rng.uniform(6.0, 14.0)

@@ -28,6 +28,8 @@ class HandStyle:
     caps_scale: float  # capital size relative to the font's
     tracking: float  # extra space between letters, x-heights (< 0: letters crowd)
     word_gap: float  # space between words, x-heights
+    join_words: bool  # the pen runs on from one word into the next (dots and bars come at the end)
+    decay: float  # letters shrink along a word by up to this fraction
     connect: float  # chance that the pen stays down from one letter to the next inside a word
     baseline_slope: float  # rise of the baseline per x-height of progression
     baseline_wave: float  # amplitude of a slow baseline undulation, x-heights
@@ -69,6 +71,8 @@ def sample_hand(rng: np.random.Generator) -> HandStyle:
         caps_scale=float(np.exp(rng.normal(0.18, 0.25))),
         tracking=float(rng.normal(-0.04, 0.08) if script else rng.normal(0.06, 0.1)),
         word_gap=float(rng.uniform(0.25, 1.2)),
+        join_words=bool(script and rng.random() < 0.2),
+        decay=float(rng.uniform(0.0, 0.35)),
         connect=float(rng.uniform(0.7, 1.0) if script else rng.uniform(0.0, 0.5)),
         baseline_slope=float(rng.normal(0.04, 0.06)),
         baseline_wave=float(rng.uniform(0.0, 0.15)),

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from verify.cli.common import add_json_flag, add_model_flags, print_json
 from verify.errors import VerifyError
+
+if TYPE_CHECKING:
+    from verify.gallery import FaissGallery
+    from verify.gallery.types import IdentityInfo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 for row in rows:
                     print(f"{row['n_samples']:4d}  {row['name']}")
+                    for s in row.get("samples", []):
+                        print(f"      sample {s['id']}  {s['enrolled_at']}  {s['source'] or ''}".rstrip())
         elif args.gallery_command == "remove":
             if args.name is not None:
                 gallery.remove_identity(args.name)
@@ -68,12 +75,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identity_row(gallery: object, info: object, with_samples: bool) -> dict:
-    row = {"name": info.name, "n_samples": info.n_samples}  # type: ignore[attr-defined]
+def _identity_row(gallery: FaissGallery, info: IdentityInfo, with_samples: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": info.name, "n_samples": info.n_samples}
     if with_samples:
         row["samples"] = [
-            {"id": s.id, "source": s.source, "enrolled_at": s.enrolled_at}  # type: ignore[attr-defined]
-            for s in gallery.samples(info.name)  # type: ignore[attr-defined]
+            {"id": s.sample_id, "source": s.source, "enrolled_at": s.enrolled_at} for s in gallery.samples(info.name)
         ]
     return row
 
@@ -108,8 +114,8 @@ def _reembed(args: argparse.Namespace) -> int:
     verifier = Verifier.from_path(resolve_model(args.model, args.modality))
     model = verifier.model
 
-    def embed(images: list[bytes]) -> np.ndarray:
-        return np.stack([verifier.embed_or_raise(im).embedding for im in images])
+    def embed(images: list[np.ndarray]) -> np.ndarray:
+        return np.stack([np.asarray(verifier.embed_or_raise(im).embedding) for im in images])
 
     with FaissGallery.open(args.gallery) as gallery:
         if not gallery.stats().get("images_kept", True):

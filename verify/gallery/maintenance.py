@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from verify.errors import GalleryError, InvalidImageError, UnknownIdentityError
+from verify.errors import GalleryError, InvalidImageError, UnknownIdentityError, VerifyError
 from verify.gallery import index as ix
 from verify.gallery import store
 from verify.gallery.samples import as_matrix, decode_image
@@ -82,6 +82,24 @@ class GalleryMaintenanceMixin:
                 images.append(decode_image(data, f"sample {sid}"))
             yield [r[0] for r in batch], images
 
+    def _embed_naming_failures(
+        self, embed_fn: Callable[[list[np.ndarray]], np.ndarray], ids: list[int], images: list[np.ndarray]
+    ) -> np.ndarray:
+        """`embed_fn(images)`; when it refuses the batch, find the sample it refuses and raise naming it."""
+        try:
+            return np.asarray(embed_fn(images), dtype=np.float32)
+        except VerifyError as batch_error:
+            for sid, image in zip(ids, images, strict=True):
+                try:
+                    embed_fn([image])
+                except VerifyError as exc:
+                    name = store.names_of(self._conn, [sid]).get(sid, "?")
+                    raise type(exc)(
+                        f"sample {sid} of {name!r}: {exc}; nothing was re-embedded: remove it with `verify gallery"
+                        f" remove --sample {sid}` and run reembed again"
+                    ) from exc
+            raise batch_error
+
     def reembed(self, embed_fn: Callable[[list[np.ndarray]], np.ndarray], fingerprint: str) -> int:
         """Re-embed every sample from its stored image with another model, then rebuild the index.
 
@@ -91,13 +109,17 @@ class GalleryMaintenanceMixin:
 
         Returns:
             Number of samples re-embedded. Nothing changes if any sample has no image or embedding fails.
+
+        Raises:
+            VerifyError: a stored image the new model refuses (its typed error), naming the sample, its
+                identity and the command that removes it; nothing was changed.
         """
         with self._locked():
             self._sync()
             ids: list[int] = []
             chunks: list[np.ndarray] = []
             for batch_ids, images in self._stored_images():
-                out = np.asarray(embed_fn(images), dtype=np.float32)
+                out = self._embed_naming_failures(embed_fn, batch_ids, images)
                 if out.ndim != 2 or len(out) != len(images):
                     raise GalleryError(f"embed_fn returned shape {out.shape} for {len(images)} images; want [n, D]")
                 ids += batch_ids

@@ -1,6 +1,6 @@
 """Face verification latency: a pair of demo photos, per stage, and against face_recognition; the face gate.
 
-Run: `python -m bench.bench_face [--rounds 3] [--runs 30]`. Prints markdown tables and writes
+Run: `python -m bench.bench_face [--rounds 2] [--runs 30]`. Prints markdown tables and writes
 bench/results/bench_face.json.
 
 Pairs: `Verifier.match(a, b)` with the default face model (face-resnet: dlib's ResNet ported to PyTorch) on every
@@ -316,7 +316,7 @@ def gate() -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds over all demo pairs (default: 3)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds over all demo pairs (default: 2)")
     parser.add_argument("--runs", type=int, default=30, help="timed single-photo runs for the stages (default: 30)")
     args = parser.parse_args()
     pairs = pair_latency(args.rounds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from verify.batch.images import DecodeDataset, ImageResult
-from verify.errors import ConfigError
+from verify.errors import ConfigError, VerifyError
 from verify.verifier import Verifier
 
 RAY_MISSING = 'Ray is not installed; install the distributed extra: pip install "siamese-verify[distributed]"'
@@ -204,8 +205,18 @@ def iter_image_results(
         return
     ray = connect(options)
     ds = embedding_dataset(ray, paths, verifier, options)
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-        yield list(_results(batch))
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+            yield list(_results(batch))
+    except ray.exceptions.RayError as exc:
+        raise VerifyError(f"the Ray job failed: {_cause(exc)}") from exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The last `SomeError: message` line of a Ray error (the worker's own exception), else its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return (causes or lines or [type(exc).__name__])[-1 if causes else 0]
 
 
 def _results(batch: dict[str, np.ndarray]) -> Iterator[tuple[str, ImageResult]]:

@@ -6,7 +6,12 @@ once; `ImageCache` keeps path -> `ImageResult` for the whole run, which is small
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import multiprocessing as mp
+import os
+import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -117,10 +122,24 @@ def iter_embedded(
         multiprocessing_context=_context() if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
         persistent_workers=False,
+        worker_init_fn=functools.partial(_die_with_parent, os.getpid()) if workers > 0 else None,
     )
     for batch in loader:
         _embed_batch(batch, verifier, cache, batch_size)
         yield len(batch)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int, worker_id: int) -> None:
+    """DataLoader worker init: the kernel kills this worker when its parent dies, even by SIGKILL (a worker
+    blocked on a full result pipe would otherwise live on, holding its memory)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _context() -> Any:

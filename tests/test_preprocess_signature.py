@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from verify.preprocess.signature import (
     to_display,
 )
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 CARD = {"input": {"height": 150, "width": 220, "channels": 1, "mean": [0.5], "std": [0.5]}}
 
 
@@ -135,3 +139,103 @@ def test_resize_preprocessor() -> None:
     )
     with pytest.raises(ConfigError):
         ResizePreprocessor({"input": {"height": 16, "width": 16, "channels": 2}})
+
+
+# Real-scan options (ink="flat", remove_lines, stroke_width) and input types -------------------------------------
+
+
+def _signature_box(page: np.ndarray, params: SignatureParams) -> tuple[int, int, int, int]:
+    bbox = signature_crop(page, 96, 192, params).info["bbox"]
+    assert bbox is not None
+    return bbox
+
+
+def test_old_cards_keep_the_original_pipeline() -> None:
+    defaults = SignatureParams()
+    assert (defaults.ink, defaults.remove_lines, defaults.stroke_width) == ("otsu", False, 0.0)
+    for name in ("signature-teacher", "signature-student"):
+        card = json.loads((ASSETS / name / "model.json").read_text())
+        assert SignaturePreprocessor(card).params == defaults
+    with pytest.raises(ConfigError):
+        SignatureParams(ink="adaptive")
+    with pytest.raises(ConfigError):
+        SignatureParams(line_span=0)
+
+
+def test_flat_ink_on_unevenly_lit_grey_paper() -> None:
+    page = _page(noise=False).astype(np.float32)
+    light = np.linspace(1.0, 0.45, page.shape[1])[None, :]  # a shadow over the right half of the scan
+    shaded = np.clip(page * 0.85 * light, 0, 255).astype(np.uint8)
+    x, _, w, _ = _signature_box(shaded, SignatureParams(ink="flat"))
+    assert 50 <= x <= 70 and 180 <= w <= 230  # the scribble, x 60-260
+    _, _, w_otsu, _ = _signature_box(shaded, SignatureParams())
+    assert w_otsu > 300  # plain Otsu takes the shadow for ink
+
+
+def test_blue_ink_on_textured_tinted_paper(rng: np.random.Generator) -> None:
+    page = _page(noise=False)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, page.shape), (0, 0), 8) * 80 + rng.normal(0, 4, page.shape)
+    paper = np.clip(215 + texture, 0, 255)
+    ink = (255 - page.astype(np.float32))[..., None] / 225.0
+    rgb = paper[..., None] * np.array([1.0, 0.97, 0.85]) * (1 - ink) + np.array([30, 50, 160]) * ink
+    x, y, w, h = _signature_box(np.clip(rgb, 0, 255).astype(np.uint8), SignatureParams(ink="flat"))
+    assert 50 <= x <= 70 and 180 <= w <= 230 and 100 <= y <= 130 and h <= 110
+
+
+def test_ruled_lines_are_removed_and_short_underlines_kept() -> None:
+    page = _page(noise=False)
+    for y in range(20, 300, 45):  # dark ruled lines across the page, slightly tilted
+        cv2.line(page, (0, y), (479, y + 6), 60, 2, cv2.LINE_AA)
+    cv2.line(page, (0, 0), (0, 299), 60, 3)  # and a box edge
+    x, y, w, h = _signature_box(page, SignatureParams(remove_lines=True))
+    assert 50 <= x <= 70 and 180 <= w <= 230 and h < 120
+    assert _signature_box(page, SignatureParams())[2] > 450  # without removal the lines are ink
+    underlined = _page(noise=False)
+    cv2.line(underlined, (40, 215), (330, 215), 30, 3)  # the signature's own underline: 60% of the width
+    assert _signature_box(underlined, SignatureParams(remove_lines=True))[3] > 80  # the underline is still there
+    crossed = signature_crop(page, 96, 192, SignatureParams(remove_lines=True)).info
+    clean = signature_crop(_page(noise=False), 96, 192).info
+    assert np.abs(np.subtract(crossed["bbox"], clean["bbox"])).max() <= 5  # only where a line runs along a stroke
+    assert abs(crossed["ink_fraction"] / clean["ink_fraction"] - 1) < 0.1  # strokes crossing lines stay whole
+
+
+def test_page_wide_scan_finds_the_signature() -> None:
+    page = np.full((900, 1300), 235, np.uint8)
+    sig = _page(noise=False)[100:220, 40:280]
+    page[650:770, 900:1140] = np.minimum(page[650:770, 900:1140], sig)
+    cv2.rectangle(page, (20, 20), (1279, 879), 40, 3)  # a form's frame
+    for y in range(120, 600, 60):
+        cv2.line(page, (20, y), (1279, y), 90, 2)  # table rows
+    x, y, w, h = _signature_box(page, SignatureParams(ink="flat", remove_lines=True))
+    assert 900 <= x <= 930 and 650 <= y <= 700 and w <= 260 and h <= 130
+
+
+def test_input_types_agree_with_uint8_gray() -> None:
+    gray = _page((10, 5), 3.0, noise=False)
+    ref = preprocess_signature(gray)
+    np.testing.assert_array_equal(preprocess_signature(gray.astype(np.uint16) * 257), ref)  # 16-bit
+    np.testing.assert_array_equal(preprocess_signature(gray.astype(np.float64) / 255.0), ref)  # float [0, 1]
+    rgba = np.zeros((*gray.shape, 4), np.uint8)
+    rgba[..., 3] = 255 - gray  # black ink drawn on a transparent sheet
+    assert np.abs(preprocess_signature(rgba).astype(int) - ref).mean() < 2
+    assert preprocess_signature(gray < 128).any()  # a bilevel (bool) scan
+    with pytest.raises(InvalidImageError):
+        preprocess_signature(np.full((20, 20), 2.0))
+    with pytest.raises(InvalidImageError):
+        preprocess_signature(np.zeros((20, 20), np.int32))
+
+
+def test_stroke_width_normalisation_brings_pens_together() -> None:
+    from verify.preprocess.signature_ink import stroke_width
+
+    thin = np.full((300, 480), 255, np.uint8)
+    thick = thin.copy()
+    xs = np.linspace(60, 420, 80)
+    pts = np.stack([xs, 150 + 50 * np.sin(xs / 25.0)], 1).astype(np.int32)
+    cv2.polylines(thin, [pts], False, 20, 2)
+    cv2.polylines(thick, [pts], False, 20, 9)
+    widths = {}
+    for name, params in (("raw", SignatureParams()), ("norm", SignatureParams(stroke_width=3.0))):
+        a, b = (signature_crop(p, 96, 192, params).image > 0 for p in (thin, thick))
+        widths[name] = abs(stroke_width(a) - stroke_width(b))
+    assert widths["norm"] < widths["raw"] / 2

@@ -12,45 +12,48 @@ from typing import Any
 import cv2
 import numpy as np
 
-from verify.errors import ConfigError, InvalidImageError
+from verify.errors import ConfigError
 from verify.preprocess.crop import Crop
+from verify.preprocess.signature_ink import flatten_paper, normalise_strokes, remove_lines, ruled_lines, to_gray
 
 
 @dataclass(frozen=True)
 class SignatureParams:
-    """Tunable steps; a card's "preprocessing" section may set any of them (plus "kind")."""
+    """Tunable steps; a card's "preprocessing" section may set any of them (plus "kind").
+
+    The defaults are the original pipeline (cards written before the real-scan options load unchanged).
+    """
 
     blur: int = 3  # Gaussian kernel (odd, pixels) before Otsu; 0 or 1: none
     margin: float = 0.05  # around the ink box, as a fraction of its larger side
     min_contrast: float = 25.0  # ink must be this many grey levels darker than paper, else the page is blank
     speck_fraction: float = 2e-4  # isolated ink blobs under this fraction of the page, away from the strokes, are dust
+    ink: str = "otsu"  # "otsu": Otsu on the grey page; "flat": on the page divided by its paper (grey/tinted/textured)
+    remove_lines: bool = False  # drop straight lines spanning >= line_span of the page (ruled paper, boxes)
+    line_span: float = 0.9  # shortest ruled line, as a fraction of the page width (height for vertical lines); a
+    # signature's underline rarely runs from edge to edge of the scan, ruled paper does
+    stroke_width: float = 0.0  # > 0: strokes redrawn about this many pixels wide at the output size; 0: as scanned
 
     def __post_init__(self) -> None:
         if self.blur < 0 or self.margin < 0 or self.min_contrast < 0 or not 0 <= self.speck_fraction < 1:
             raise ConfigError(f"invalid signature preprocessing parameters: {self}")
-
-
-def _to_gray(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise InvalidImageError(f"signature image must be uint8, got {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim == 2:
-        return arr
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY if arr.shape[2] == 3 else cv2.COLOR_RGBA2GRAY)
-    raise InvalidImageError(f"signature image must be [H, W] or [H, W, 3], got shape {arr.shape}")
+        if self.ink not in ("otsu", "flat") or not 0 < self.line_span <= 1 or self.stroke_width < 0:
+            raise ConfigError(f"invalid signature preprocessing parameters: {self}")
 
 
 def _ink_mask(gray: np.ndarray, params: SignatureParams) -> tuple[np.ndarray, float]:
-    """bool [H, W] ink mask (empty for a blank page) and the Otsu threshold."""
+    """bool [H, W] ink mask (empty for a blank page) and the Otsu threshold; `gray` is already flattened when
+    params.ink == "flat"."""
     k = params.blur | 1
     smooth = cv2.GaussianBlur(gray, (k, k), 0) if params.blur > 1 else gray
     threshold, binary = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     mask = binary > 0
     if not mask.any() or mask.all() or smooth[~mask].mean() - smooth[mask].mean() < params.min_contrast:
         return np.zeros_like(mask), float(threshold)
+    if params.remove_lines:
+        binary = remove_lines(binary > 0, ruled_lines(binary > 0, params.line_span)).astype(np.uint8) * 255
+        if not binary.any():
+            return np.zeros_like(mask), float(threshold)
     return _drop_isolated_specks(binary, params.speck_fraction * gray.size), float(threshold)
 
 
@@ -93,7 +96,9 @@ def signature_crop(
     """`preprocess_signature` with what it found: Crop.info has ink_fraction, bbox (x, y, w, h in the input;
     None for a blank page), blank and threshold."""
     params = params or SignatureParams()
-    gray = _to_gray(image)
+    gray = to_gray(image)
+    if params.ink == "flat":
+        gray = flatten_paper(gray)
     mask, threshold = _ink_mask(gray, params)
     ink_fraction = float(mask.mean())
     info: dict[str, Any] = {"ink_fraction": ink_fraction, "bbox": None, "blank": ink_fraction == 0.0}
@@ -106,7 +111,10 @@ def signature_crop(
     inverted = np.where(mask[box], 255 - gray[box], 0).astype(np.uint8)
     inverted = np.pad(inverted, pad)  # zeros on every side, so the ink stays centred even at the page edge
     info["bbox"] = (int(x), int(y), int(w), int(h))
-    return Crop(_fit(inverted, height, width), info)
+    out = _fit(inverted, height, width)
+    if params.stroke_width > 0:
+        out = normalise_strokes(out, params.stroke_width)
+    return Crop(out, info)
 
 
 def preprocess_signature(

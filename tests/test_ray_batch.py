@@ -191,3 +191,13 @@ def test_resume_with_other_settings_is_refused(ray_cluster, job: dict, tmp_path:
     (parts / "_job.json").write_text('{"job": {"threshold": 0.1}}')
     with pytest.raises(ConfigError, match="other settings"):
         run_batch_ray(job["verifier"], BatchConfig(pairs=job["pairs"], out=out, resume=True), OPTIONS, progress=False)
+
+
+def test_ray_flags_need_the_ray_engine(job: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from verify.cli import main
+
+    args = ["batch", "--pairs", str(job["pairs"]), "--out", str(tmp_path / "o.csv"), "--model", str(MODEL)]
+    assert main([*args, "--address", "127.0.0.1:6379", "--no-progress"]) == 2
+    assert "--engine ray" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+    with pytest.raises(ConfigError):
+        RayOptions(partition_rows=0)

@@ -76,7 +76,7 @@ def run_batch_ray(
     """
     options = options or RayOptions()
     t0 = time.perf_counter()
-    data = read_batch_input(config.pairs, config.images_root)
+    data = read_batch_input(config.pairs, config.images_root, allow_outside_root=config.allow_outside_root)
     if data.mode == "claims" and gallery is None:
         raise ConfigError(f"{config.pairs}: a questioned,claimed_identity CSV needs --gallery")
     layout = _Layout(Path(config.out), Path(config.out).suffix.lower() == ".parquet")

@@ -115,7 +115,9 @@ def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float,
         cv2.rectangle(page, p0, p1, tone.tolist(), thick, cv2.LINE_AA)
 
 
-def _coverage(pixels: list[np.ndarray], traces: list[Trace], h: int, w: int, width_px: float) -> np.ndarray:
+def _coverage(
+    pixels: list[np.ndarray], traces: list[Trace], h: int, w: int, width_px: float, tone: float
+) -> np.ndarray:
     """Ink coverage in [0, 1] [H, W], drawn at `_SS` x (thin pens) or 1 x: one drawing call per pen-width level."""
     ss = _SS if width_px < 2.5 else 1
     canvas = np.zeros((h * ss, w * ss), np.uint8)
@@ -135,7 +137,8 @@ def _coverage(pixels: list[np.ndarray], traces: list[Trace], h: int, w: int, wid
         if not polys:
             continue
         px = lo + (lev + 0.5) * (hi - lo) / _LEVELS
-        shade = 255 if px >= 1.0 else int(255 * max(px, 0.35))  # sub-pixel pens: lighter, not thinner
+        shade = 1.0 if px >= 1.0 else max(px, 0.35)  # sub-pixel pens: lighter, not thinner
+        shade = int(255 * shade * (1.0 - tone * (1.0 - (lev + 1) / _LEVELS)))  # ballpoints: lighter when light
         cv2.polylines(canvas, polys, False, shade, max(1, round(px)), cv2.LINE_AA, _SHIFT)
     small = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA) if ss > 1 else canvas
     return small.astype(np.float32) / 255.0
@@ -239,7 +242,8 @@ def render_scan(
         rgb=profile.ink_rgb,
         opacity=rng.uniform(0.8, 1.0),
     )
-    cover = _coverage(pixels, traces, h, w, ink.width_px)
+    tone = rng.uniform(0.0, 0.5) if rng.random() < 0.6 else 0.0  # ink darkness follows pressure (ballpoint)
+    cover = _coverage(pixels, traces, h, w, ink.width_px, tone)
     alpha = (cover * ink.opacity)[:, :, None]
     page = page * (1.0 - alpha) + np.asarray(ink.rgb, np.float32)[None, None, :] * alpha
     if out_hw is not None and (h, w) != out_hw:

@@ -14,12 +14,14 @@ import hashlib
 import json
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from verify.errors import ConfigError, ModelError
+from verify.jsonutil import dumps
 from verify.models.onnx import (
     CARD_KEY,
     OnnxEmbedder,
@@ -149,8 +151,8 @@ def _compare(net: Any, path: Path, x: Any) -> tuple[float, float]:
     return float(np.abs(ref - got).max()), float(cos.min())
 
 
-def _export_card(card: dict[str, Any], opset: int, quantize: str | None, diff: float, model: Any) -> dict[str, Any]:
-    card = json.loads(json.dumps(card))
+def _export_card(card: Mapping[str, Any], opset: int, quantize: str | None, diff: float, model: Any) -> dict[str, Any]:
+    card = json.loads(dumps(card))
     source = card.get("fingerprint")
     if quantize:
         digest = hashlib.sha256(b"".join(t.raw_data for t in model.graph.initializer)).hexdigest()

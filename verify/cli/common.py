@@ -7,26 +7,13 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
-
+from verify.jsonutil import json_default
 from verify.modality import MODALITY_CHOICES
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "__fspath__"):
-        return str(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (the `--json` convention)."""
-    sys.stdout.write(json.dumps(obj, default=_default, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(obj, default=json_default, sort_keys=False) + "\n")
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

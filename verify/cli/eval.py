@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -88,33 +85,12 @@ def _model_path(args: argparse.Namespace, protocol: str) -> Path:
     return resolve_model(args.model, args.modality, protocol=protocol)
 
 
-def write_calibrated_card(model: Any, section: dict[str, Any], out: Path) -> Path:
-    """Write OUT/model.json: the model's card with card["calibration"] = section, plus its weights beside it.
-
-    The weights file is hard-linked (copied across file systems) so that OUT loads with `verify.load_model`;
-    the input model is never written to.
-    """
-    from verify.models.card import write_card
-
-    src_dir = Path(getattr(model, "directory", "") or "")
-    if src_dir and src_dir.resolve() == out.resolve():
-        raise ConfigError(f"--out {out} is the model's own folder; choose another folder (the input stays untouched)")
-    card = copy.deepcopy(model.card)
-    card["calibration"] = section
-    weights = (card.get("weights") or {}).get("file")
-    if weights and src_dir and (src_dir / weights).is_file() and not (out / weights).exists():
-        try:
-            os.link(src_dir / weights, out / weights)
-        except OSError:
-            shutil.copy2(src_dir / weights, out / weights)
-    return write_card(out, card)
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report; exit 1 when some images failed or pairs had missing files."""
     import verify
     from verify.eval.report import write_report
     from verify.eval.run import evaluate, load_eval_data
+    from verify.models.card import write_calibrated_card
 
     protocol = _protocol(args)
     if not 0 <= args.calibration_fraction < 1:

@@ -20,22 +20,11 @@ from scipy.stats import norm
 
 from verify.eval import metrics
 from verify.fsutil import atomic_write_bytes
+from verify.jsonutil import json_default
 
 REPORT_FILES = ("report.json", "report.md", "roc.png", "det.png", "scores.png")
 _COLOURS = {"genuine": "tab:green", "impostor": "tab:red", "skilled": "tab:red", "random": "tab:blue"}
 _LABELS = {"impostor": "impostor", "skilled": "skilled forgery", "random": "random forgery"}
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"not JSON serialisable in a report: {type(obj).__name__}")
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -176,7 +165,7 @@ def write_report(out_dir: str | os.PathLike[str], results: Mapping[str, Any], sc
     out.mkdir(parents=True, exist_ok=True)
     body = {k: v for k, v in results.items() if k != "scores"}
     body["score_set_sizes"] = {k: len(v) for k, v in scores.items()}
-    atomic_write_bytes(out / "report.json", (json.dumps(body, indent=2, default=_json_default) + "\n").encode())
+    atomic_write_bytes(out / "report.json", (json.dumps(body, indent=2, default=json_default) + "\n").encode())
     atomic_write_bytes(out / "report.md", markdown_summary(results).encode())
     threshold = (results.get("threshold") or {}).get("value")
     plot_roc(scores, out / "roc.png", threshold)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from verify.models.model_card import ModelCard
 from verify.preprocess.crop import Crop
 
 
 class Embedder(ABC):
     """A loaded model: card + preprocessing + network. Built by `verify.load_model`."""
 
-    card: dict[str, Any]
+    card: ModelCard
     directory: Path | None = None  # the model directory it was loaded from (extra files: OOD scorer, ...)
 
     @property

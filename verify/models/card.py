@@ -1,14 +1,19 @@
 """Model files: `model.safetensors` (weights, with the card in its header) + `model.json` (the card).
 
-The card holds everything needed to rebuild and use the model with no other argument: architecture, input size
-and normalisation, preprocessing, training config, data fingerprint, metrics, calibrated threshold. Loading
-checks the weights against the card (hash, then names and shapes) and refuses a mismatch. No pickle anywhere.
+The card (`verify.models.model_card.ModelCard`) holds everything needed to rebuild and use the model with no
+other argument: architecture, input size and normalisation, preprocessing, training config, data fingerprint,
+metrics, calibrated threshold. Loading checks the weights against the card (hash, then names and shapes) and
+refuses a mismatch. No pickle anywhere.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +22,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from verify.errors import ModelError
+from verify.errors import ConfigError, ModelError
 from verify.fsutil import atomic_path, atomic_write_bytes  # atomic_write_bytes: callers import it from here too
+from verify.jsonutil import json_default
+from verify.models.model_card import CARD_FORMAT, CARD_VERSION, ModelCard, card_to_dict
 
-CARD_FORMAT = "siamese-verify/model-card"
-CARD_VERSION = 1
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -36,8 +41,6 @@ def new_card(
     **extra: Any,
 ) -> dict[str, Any]:
     """A card with the required sections; `extra` adds training, data, metrics, calibration, ..."""
-    if modality not in ("face", "signature"):
-        raise ModelError(f"modality must be 'face' or 'signature', got {modality!r}")
     for key in ("height", "width", "channels"):
         if key not in input:
             raise ModelError(f"card input section needs {key!r}")
@@ -51,6 +54,7 @@ def new_card(
         "preprocessing": dict(preprocessing),
     }
     card.update(extra)
+    ModelCard.from_dict(card, source=f"card {name!r}")  # refuses a bad modality or input size now
     return card
 
 
@@ -73,23 +77,35 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_card(directory: Path, card: dict[str, Any]) -> Path:
+def write_card(directory: Path, card: Mapping[str, Any]) -> Path:
+    """Write `card` (a `ModelCard` or a plain dict) as `model.json` in `directory`, atomically."""
     path = Path(directory) / CARD_FILE
-    atomic_write_bytes(path, (json.dumps(card, indent=2, default=_json_default) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(card_to_dict(card), indent=2, default=json_default) + "\n").encode())
     return path
 
 
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable in a card: {type(obj).__name__}")
+def write_calibrated_card(model: Any, section: dict[str, Any], out: Path) -> Path:
+    """Write OUT/model.json: the model's card with card["calibration"] = section, plus its weights beside it.
+
+    The weights file is hard-linked (copied across file systems) so that OUT loads with `verify.load_model`;
+    the input model is never written to.
+    """
+    out = Path(out)
+    src_dir = Path(getattr(model, "directory", "") or "")
+    if src_dir and src_dir.resolve() == out.resolve():
+        raise ConfigError(f"{out} is the model's own folder; choose another folder (the input stays untouched)")
+    card = copy.deepcopy(model.card)
+    card["calibration"] = section
+    weights = (card.get("weights") or {}).get("file")
+    if weights and src_dir and (src_dir / weights).is_file() and not (out / weights).exists():
+        try:
+            os.link(src_dir / weights, out / weights)
+        except OSError:
+            shutil.copy2(src_dir / weights, out / weights)
+    return write_card(out, card)
 
 
-def _header_card(card: dict[str, Any]) -> dict[str, Any]:
+def _header_card(card: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in card.items() if k not in ("weights", "fingerprint")}
 
 
@@ -104,7 +120,7 @@ def save_model(directory: Path | str, net: nn.Module, card: dict[str, Any], dtyp
         k: (v.detach().to("cpu", _DTYPES[dtype]) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in net.state_dict().items()
     }
-    meta = {"card": json.dumps(_header_card(card), default=_json_default)}
+    meta = {"card": json.dumps(_header_card(card), default=json_default)}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata=meta)
     card["weights"] = {"file": WEIGHTS_FILE, "sha256": file_sha256(directory / WEIGHTS_FILE), "dtype": dtype}
@@ -121,8 +137,12 @@ def model_dir(path: Path | str) -> Path:
     return path if path.is_dir() else path.parent
 
 
-def read_card(path: Path | str) -> dict[str, Any]:
-    """Read a card from a model directory, its model.json, or the header of its model.safetensors."""
+def read_card(path: Path | str) -> ModelCard:
+    """Read a card from a model directory, its model.json, or the header of its model.safetensors.
+
+    Raises:
+        ModelError: no card, not a card, a newer version, or a field that fails validation.
+    """
     directory = model_dir(path)
     card_path = directory / CARD_FILE
     if card_path.is_file():
@@ -134,11 +154,7 @@ def read_card(path: Path | str) -> dict[str, Any]:
         card = _card_from_header(directory / WEIGHTS_FILE)
     else:
         raise ModelError(f"{directory}: no {CARD_FILE} or {WEIGHTS_FILE} found")
-    if card.get("format") != CARD_FORMAT:
-        raise ModelError(f"{card_path}: not a siamese-verify model card (format={card.get('format')!r})")
-    if int(card.get("version", 0)) > CARD_VERSION:
-        raise ModelError(f"{card_path}: card version {card['version']} is newer than this code supports")
-    return card
+    return ModelCard.from_dict(card, source=str(card_path))
 
 
 def _card_from_header(weights: Path) -> dict[str, Any]:
@@ -157,7 +173,7 @@ def _card_from_header(weights: Path) -> dict[str, Any]:
     return card
 
 
-def load_state(path: Path | str, card: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+def load_state(path: Path | str, card: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
     """The weights of a model directory as float32 tensors, after checking them against the card's hash."""
     directory = model_dir(path)
     card = card if card is not None else read_card(directory)
@@ -177,7 +193,7 @@ def load_state(path: Path | str, card: dict[str, Any] | None = None) -> dict[str
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def load_network(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
+def load_network(path: Path | str) -> tuple[nn.Module, ModelCard]:
     """Rebuild the exact torch network of a model directory from its card, with its weights loaded."""
     from verify.models.registry import get_architecture
 

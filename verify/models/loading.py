@@ -29,7 +29,7 @@ def load_model(path: Path | str, device: str | None = None) -> Embedder:
             do not match the card, weights with NaN or infinite values.
     """
     if str(path).endswith(".onnx"):
-        from verify.export import load_onnx_model
+        from verify.models.onnx import load_onnx_model
 
         return load_onnx_model(path)
     card = read_card(path)

@@ -15,6 +15,7 @@ import numpy as np
 
 from verify.errors import ModelError
 from verify.models.base import Embedder
+from verify.models.model_card import ModelCard
 from verify.preprocess.crop import Crop
 
 CARD_KEY = "siamese_verify_card"
@@ -35,7 +36,7 @@ def _session(path: str | Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def read_onnx_card(path: str | Path) -> dict[str, Any]:
+def read_onnx_card(path: str | Path) -> ModelCard:
     """The card stored in an exported file's metadata (else in ``FILE.onnx.json``)."""
     import onnx
 
@@ -48,10 +49,10 @@ def read_onnx_card(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"{path}: not a readable ONNX file ({exc})") from exc
     for entry in model.metadata_props:
         if entry.key == CARD_KEY:
-            return json.loads(entry.value)
+            return ModelCard.from_dict(json.loads(entry.value), source=str(path))
     beside = card_path_for(path)
     if beside.is_file():
-        return json.loads(beside.read_text())
+        return ModelCard.from_dict(json.loads(beside.read_text()), source=str(beside))
     raise ModelError(f"{path}: no siamese-verify card in its metadata and no {beside.name} beside it")
 
 

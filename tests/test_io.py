@@ -145,10 +145,19 @@ def test_truncated_jpeg(tmp_path: Path, rgb: np.ndarray) -> None:
         load_image(path)
 
 
-def test_truncated_png(tmp_path: Path, rgb: np.ndarray) -> None:
+def test_truncated_png(tmp_path: Path, rgb: np.ndarray, capfd: pytest.CaptureFixture[str]) -> None:
     _ok, enc = cv2.imencode(".png", rgb)
+    capfd.readouterr()
     with pytest.raises(InvalidImageError, match=r"<bytes>"):
         load_image(enc.tobytes()[: len(enc) // 2])
+    assert capfd.readouterr().err == ""  # the typed error, no OpenCV warning on stderr
+
+
+def test_float32_tiff_on_the_0_255_scale(tmp_path: Path) -> None:
+    gray = np.tile(np.arange(0, 256, 4, dtype=np.float32), (40, 1))  # [40, 64] values 0..252
+    path = tmp_path / "scan.tif"
+    assert cv2.imwrite(str(path), gray)
+    np.testing.assert_array_equal(load_image(path, mode="gray"), gray.astype(np.uint8))
 
 
 def test_random_bytes_and_text(tmp_path: Path) -> None:
@@ -208,8 +217,9 @@ def test_array_and_pil_inputs(rgb: np.ndarray) -> None:
     f = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
     out = load_image(f, mode="gray")
     assert out[0, 0] == 0 and out[-1, -1] == 255
+    np.testing.assert_array_equal(load_image(f * 255, mode="gray"), out)  # float on the 0-255 scale
     with pytest.raises(InvalidImageError, match=r"<array>: float image values span"):
-        load_image(f * 255)
+        load_image(f * 300)
     with pytest.raises(InvalidImageError, match="NaN"):
         load_image(np.full((20, 20), np.nan))
     with pytest.raises(InvalidImageError, match="shape"):

@@ -3,8 +3,9 @@
 Decoding is OpenCV's (`cv2.imdecode` with ``IMREAD_UNCHANGED``); PIL reads only the header first (size for
 the decompression-bomb guard, EXIF orientation) and decodes what OpenCV cannot (palette/odd modes). Whatever
 the source, the result is uint8 [H, W, 3] RGB or uint8 [H, W] gray; alpha is composited on white, 16-bit is
-scaled, EXIF orientation is applied. Every failure is an `InvalidImageError` (or `ImageTooLargeError`) that
-names the input.
+scaled, float images are read as [0, 1] (or as [0, 255] when a value exceeds 1: float TIFFs), EXIF orientation
+is applied. Every failure is an `InvalidImageError` (or `ImageTooLargeError`) that names the input. OpenCV's own
+log lines (e.g. "PNG input buffer is incomplete") are silenced at import: the typed error says it instead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from verify.errors import ImageTooLargeError, InvalidImageError
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no decoder warnings on stderr
 
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
@@ -80,7 +83,8 @@ def load_image(
     """Decode an image from a path, encoded bytes, an array or a PIL image.
 
     Args:
-        source: str/Path, bytes, np.ndarray ([H, W], [H, W, 1|3|4]; uint8, uint16, bool or float in [0, 1];
+        source: str/Path, bytes, np.ndarray ([H, W], [H, W, 1|3|4]; uint8, uint16, bool, float in [0, 1] or
+            [0, 255];
             3/4 channels are taken as RGB/RGBA) or PIL.Image.
         mode: "rgb" or "gray".
         max_pixels: refuse images with more pixels (checked from the header before decoding when possible).
@@ -243,10 +247,13 @@ def _to_unit_or_uint8(arr: np.ndarray, label: str) -> np.ndarray:
         if not np.isfinite(arr).all():
             raise InvalidImageError(f"{label}: float image contains NaN or infinity")
         lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0.0 or hi > 1.0:
-            raise InvalidImageError(f"{label}: float image values span [{lo:g}, {hi:g}]; expected [0, 1]")
-        return (arr * 255.0 + 0.5).astype(np.uint8)
-    raise InvalidImageError(f"{label}: unsupported pixel type {arr.dtype}; use uint8, uint16 or float [0, 1]")
+        if lo < 0.0 or hi > 255.0:
+            raise InvalidImageError(f"{label}: float image values span [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255]")
+        scale = 255.0 if hi <= 1.0 else 1.0  # [0, 1] unless a value says the image is on the 0-255 scale
+        return (arr.astype(np.float32) * scale + 0.5).astype(np.uint8)
+    raise InvalidImageError(
+        f"{label}: unsupported pixel type {arr.dtype}; use uint8, uint16 or float in [0, 1] or [0, 255]"
+    )
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:

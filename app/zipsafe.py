@@ -57,7 +57,8 @@ def check_zip(archive: zipfile.ZipFile, label: str, limits: ZipLimits) -> list[z
     """Check the central directory against `limits`; returns the file members to extract.
 
     Raises:
-        DatasetError: a traversal, link, special file, encrypted member, or a limit exceeded.
+        DatasetError: a traversal, link, special file, encrypted member, a name that is both a file and a
+            folder (or a file twice), or a limit exceeded.
     """
     infos = archive.infolist()
     if len(infos) > limits.max_files:
@@ -78,6 +79,7 @@ def check_zip(archive: zipfile.ZipFile, label: str, limits: ZipLimits) -> list[z
                 f"{info.file_size / max(info.compress_size, 1):.0f}x (limit {limits.max_ratio:.0f}x)"
             )
         files.append(info)
+    _check_names(files, label)
     if total > limits.max_total_bytes:
         raise DatasetError(
             f"{label}: refused as a possible zip bomb: expands to {total} bytes, over the limit of "
@@ -89,6 +91,21 @@ def check_zip(archive: zipfile.ZipFile, label: str, limits: ZipLimits) -> list[z
             f"(limit {limits.max_ratio:.0f}x)"
         )
     return files
+
+
+def _check_names(files: list[zipfile.ZipInfo], label: str) -> None:
+    """Refuse a file listed twice, or a file whose path is also a folder of another member (`a` and `a/b.png`)."""
+    seen: set[PurePosixPath] = set()
+    folders: set[PurePosixPath] = set()
+    for info in files:
+        path = PurePosixPath(info.filename)
+        if path in seen:
+            raise DatasetError(f"{label}: refused: member {info.filename!r} appears twice")
+        seen.add(path)
+        folders.update(path.parents)
+    clash = sorted(seen & folders)
+    if clash:
+        raise DatasetError(f"{label}: refused: {str(clash[0])!r} is both a file and a folder in the archive")
 
 
 def safe_extract(zip_path: str | Path, dest: str | Path, limits: ZipLimits | None = None) -> list[Path]:

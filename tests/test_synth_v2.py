@@ -134,7 +134,7 @@ def test_stream_yields_writer_groups_deterministically_across_workers() -> None:
 
     stream = SyntheticSignatureStream(seed=1, genuine=2, skilled=1, simple=1, groups=4, transform=to_tensor)
     items = list(stream)
-    assert len(items) == 4 * stream.group_size
+    assert len(items) == 4 * stream.group_size == len(stream)
     assert [k for _, _, k in items[:4]] == [0, 0, 1, 2] and len({w for _, w, _ in items[:4]}) == 1
     assert len({w for _, w, _ in items}) == 4
     batches = list(DataLoader(stream, batch_size=stream.group_size, num_workers=0))

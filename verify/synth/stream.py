@@ -73,6 +73,12 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
         """Samples per writer group."""
         return sum(self.counts.values())
 
+    def __len__(self) -> int:
+        """Samples per epoch (only when `groups` is set; an endless stream has no length)."""
+        if self.groups is None:
+            raise TypeError("an endless SyntheticSignatureStream (groups=None) has no length")
+        return self.groups * self.group_size
+
     def set_epoch(self, epoch: int) -> None:
         """New writers (unbounded) or new draws from the pool and new repetitions (fixed pool) per epoch."""
         self.epoch = epoch

@@ -151,3 +151,45 @@ def test_create_miner_names():
     assert isinstance(create_miner("curriculum", kind="step", start_epoch=2, margin=0.1), TripletCurriculumMiner)
     with pytest.raises(ConfigError, match="unknown miner"):
         create_miner("hardest")
+
+
+def _pml(emb, labels, kind, margin=0.3):
+    from pytorch_metric_learning.distances import LpDistance
+    from pytorch_metric_learning.miners import TripletMarginMiner
+
+    miner = TripletMarginMiner(
+        margin=margin, type_of_triplets=kind, distance=LpDistance(normalize_embeddings=False, power=2)
+    )
+    return _as_set(miner(emb, labels))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_positive_margin_miner_and_all_triplets_match_naive(seed):
+    from verify.mining import PositiveMarginMiner, all_triplets
+
+    emb, labels = _batch(seed)
+    assert _as_set(PositiveMarginMiner(margin=0.3)(emb, labels)) == _naive(emb, labels, lambda ap, an: an < ap + 0.3)
+    assert _as_set(all_triplets(labels)) == _naive(emb, labels, lambda ap, an: True)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_curriculum_picks_within_pytorch_metric_learning_sets(seed):
+    """Semi-hard mode takes PML's semi-hard triplets (else a positive-loss fallback); hard mode PML's hard ones."""
+    emb, labels = _batch(seed, n=24, dim=2)
+    semi, hard, loss = _pml(emb, labels, "semihard"), _pml(emb, labels, "hard"), _pml(emb, labels, "all")
+    miner = TripletCurriculumMiner(CurriculumSchedule(kind="step", start_epoch=1, final_fraction=1.0), margin=0.3)
+    got = _as_set(miner(emb, labels))
+    with_semi = {t[:2] for t in semi}
+    assert got and {t for t in got if t[:2] in with_semi} <= semi
+    assert {t for t in got if t[:2] not in with_semi} <= loss
+    assert with_semi <= {t[:2] for t in got}  # every pair with a semi-hard negative gets one
+    miner.set_epoch(1)
+    got = _as_set(miner(emb, labels))
+    with_hard = {t[:2] for t in hard}
+    assert {t for t in got if t[:2] in with_hard} <= hard and with_hard <= {t[:2] for t in got}
+
+
+def test_distance_weighted_negatives_are_valid_pml_triplets():
+    emb, labels = _batch(8, n=15, dim=4)
+    got = _as_set(create_miner("distance_weighted", seed=0)(emb, labels))
+    assert got and got <= _pml(emb, labels, "all", margin=float("inf"))

@@ -4,8 +4,9 @@ Miners follow pytorch-metric-learning: ``miner(embeddings [B, D], labels [B]) ->
 tensors [T] into the batch, to pass as ``indices_tuple`` to a loss. Distances are Euclidean on L2-normalised
 embeddings, squared by default as in FaceNet (``squared=False`` for plain distances).
 
-- `SemiHardMiner`: every triplet with d(a,p) < d(a,n) < d(a,p) + alpha.
-- `HardMiner`: every triplet with d(a,n) < d(a,p).
+- `SemiHardMiner`, `HardMiner`, `PositiveMarginMiner`: pytorch-metric-learning's `TripletMarginMiner`
+  (``type_of_triplets`` "semihard": d(a,p) < d(a,n) <= d(a,p) + alpha; "hard": d(a,n) <= d(a,p); "all":
+  d(a,n) <= d(a,p) + alpha) on these distances, plus the batch statistics training logs.
 - `DistanceWeightedMiner` (Wu et al. 2017): one negative per positive pair, drawn with probability
   proportional to 1 / q(d), q(d) ∝ d^(n-2) (1 - d^2/4)^((n-3)/2) the density of distances on the unit sphere.
 - `TripletCurriculumMiner`: one negative per positive pair, semi-hard at first, hard with a probability that
@@ -19,7 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from pytorch_metric_learning.miners import BaseMiner
+from pytorch_metric_learning.distances import LpDistance
+from pytorch_metric_learning.miners import BaseMiner, TripletMarginMiner
+from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from verify.errors import ConfigError
 
@@ -42,11 +45,15 @@ def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def all_triplets(labels: torch.Tensor) -> Triplets:
-    """Every valid (a, p, n) of the batch, each [T]."""
-    pos, neg = _masks(labels)
-    valid = pos[:, :, None] & neg[:, None, :]
-    a, p, n = torch.where(valid)
+    """Every valid (a, p, n) of the batch, each [T] (pytorch-metric-learning's `get_all_triplets_indices`)."""
+    a, p, n = lmu.get_all_triplets_indices(labels)
     return a, p, n
+
+
+def euclidean_distance(squared: bool = True) -> LpDistance:
+    """The miners' distance as a pytorch-metric-learning object: Euclidean, squared by default, on the
+    embeddings as given (already L2-normalised)."""
+    return LpDistance(normalize_embeddings=False, p=2, power=2 if squared else 1)
 
 
 def active_triplet_fraction(
@@ -61,47 +68,42 @@ def active_triplet_fraction(
         return float((dist[a, n] < dist[a, p] + margin).float().mean())
 
 
-class _ConditionMiner(BaseMiner):
-    """Returns every valid triplet whose distances meet `_keep`; `last_stats` describes the last batch."""
+class _MarginMiner(TripletMarginMiner):
+    """pytorch-metric-learning's `TripletMarginMiner` of one `type_of_triplets`, on `euclidean_distance`;
+    `last_stats` describes the last batch (triplets kept, share of all triplets with a positive loss)."""
+
+    type_of_triplets = "all"
 
     def __init__(self, margin: float = 0.2, squared: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.margin = float(margin)
+        super().__init__(
+            margin=float(margin), type_of_triplets=self.type_of_triplets, distance=euclidean_distance(squared), **kwargs
+        )
         self.squared = squared
         self.last_stats: dict[str, Any] = {}
 
-    def _keep(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def mine(self, embeddings, labels, ref_emb, ref_labels) -> Triplets:  # type: ignore[override]
-        dist = pairwise_distances(embeddings, self.squared)
-        a, p, n = all_triplets(labels)
-        d_ap, d_an = dist[a, p], dist[a, n]
-        keep = self._keep(d_ap, d_an)
-        active = (d_an < d_ap + self.margin).float().mean() if len(a) else torch.tensor(0.0)
-        self.last_stats = {"triplets": int(keep.sum()), "active_fraction": float(active)}
-        return a[keep], p[keep], n[keep]
+        a, p, n = super().mine(embeddings, labels, ref_emb, ref_labels)
+        active = active_triplet_fraction(embeddings, labels, self.margin, self.squared)
+        self.last_stats = {"triplets": len(a), "active_fraction": active}
+        return a, p, n
 
 
-class SemiHardMiner(_ConditionMiner):
-    """Triplets with d(a,p) < d(a,n) < d(a,p) + margin (FaceNet's semi-hard negatives)."""
+class SemiHardMiner(_MarginMiner):
+    """Triplets with d(a,p) < d(a,n) <= d(a,p) + margin (FaceNet's semi-hard negatives)."""
 
-    def _keep(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> torch.Tensor:
-        return (d_an > d_ap) & (d_an < d_ap + self.margin)
-
-
-class HardMiner(_ConditionMiner):
-    """Triplets with d(a,n) < d(a,p) (the negative is closer than the positive)."""
-
-    def _keep(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> torch.Tensor:
-        return d_an < d_ap
+    type_of_triplets = "semihard"
 
 
-class PositiveMarginMiner(_ConditionMiner):
-    """Every triplet with a positive loss, d(a,n) < d(a,p) + margin."""
+class HardMiner(_MarginMiner):
+    """Triplets with d(a,n) <= d(a,p) (the negative is at least as close as the positive)."""
 
-    def _keep(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> torch.Tensor:
-        return d_an < d_ap + self.margin
+    type_of_triplets = "hard"
+
+
+class PositiveMarginMiner(_MarginMiner):
+    """Every triplet with a positive loss, d(a,n) <= d(a,p) + margin."""
+
+    type_of_triplets = "all"
 
 
 def distance_weighted_probabilities(
@@ -334,5 +336,6 @@ __all__ = [
     "all_triplets",
     "create_miner",
     "distance_weighted_probabilities",
+    "euclidean_distance",
     "pairwise_distances",
 ]

@@ -153,7 +153,7 @@ def _scanner(page: np.ndarray, profile: ScanProfile, rng: np.random.Generator) -
     if profile.mode == "binary":
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         paper, ink = float(np.median(gray)), float(gray.min())  # a scanner's fixed threshold between the two
-        level = ink + rng.uniform(0.4, 0.7) * (paper - ink)
+        level = paper - rng.uniform(0.25, 0.5) * (paper - ink)
         bw = np.where(gray > level, 255, 0).astype(np.uint8)
         img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
     elif profile.mode == "gray":

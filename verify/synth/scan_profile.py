@@ -37,11 +37,14 @@ class ScanProfile:
 
 def ink_colour(blue: bool, rng: np.random.Generator) -> tuple[float, float, float]:
     """Black to dark gray ink, or blue ink from violet-blue to blue-green."""
+    light = rng.uniform(0.0, 1.0) ** 2  # 0: dense ink; 1: a pale ballpoint, a worn felt-tip or pencil
     if not blue:
-        v = rng.uniform(5.0, 70.0)
+        v = rng.uniform(5.0, 60.0) + 90.0 * light
         return (v, v * rng.uniform(0.95, 1.05), v * rng.uniform(0.95, 1.2))
     hue = rng.uniform(0.0, 1.0)  # 0: violet-blue, 0.5: blue, 1: blue-green
-    return (rng.uniform(10.0, 70.0) * (1.2 - hue), 30.0 + hue * rng.uniform(60.0, 140.0), rng.uniform(120.0, 200.0))
+    r = rng.uniform(10.0, 70.0) * (1.2 - hue) + 80.0 * light
+    g = 30.0 + hue * rng.uniform(60.0, 140.0) + 60.0 * light
+    return (r, g, rng.uniform(120.0, 200.0) + 30.0 * light)
 
 
 def paper_tone(rng: np.random.Generator) -> tuple[tuple[float, float, float], float]:
@@ -78,7 +81,7 @@ def sample_profile(
     return ScanProfile(
         small=bool(rng.random() < small_share),
         small_xheight_px=float(rng.uniform(9.0, 28.0)),
-        small_pen_px=float(rng.uniform(0.7, 1.9)),
+        small_pen_px=float(rng.uniform(0.7, 1.7)),
         dpi=float(rng.choice(_DPIS)),
         paper_rgb=paper,
         paper_grain=grain,

@@ -16,11 +16,12 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported: n
 
 import gradio as gr
 
-from app import demo_examples, views
+from app import demo_examples, gradio_cache, views
 from app.service import VerifyService
 from app.ui_events import listen
 
 log = logging.getLogger(__name__)
+gradio_cache.install()  # images served while being cached again are never truncated (h11 Content-Length errors)
 MODALITY_CHOICES = ["auto", "face", "signature"]
 IMAGE_SOURCES: list[Literal["upload", "webcam", "clipboard"]] = ["upload", "webcam", "clipboard"]
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete uploads and outputs older than an hour (faces are personal)

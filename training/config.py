@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,22 +152,51 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-_CASTS = {"int": int, "float": float, "str": str}
+def cast_value(key: str, kind: str, value: Any) -> Any:
+    """A YAML value as a field of type `kind` ("int", "float", "bool", "str", "dict[...]", "X | None").
 
+    Lossless only: ``3`` is a float 3.0 and ``"1e-3"`` (a string in YAML 1.1) the float 0.001, but ``2.7``
+    for an int, ``"abc"`` for a number, ``1`` for a bool or a list for a number are refused.
 
-def _coerce(key: str, value: Any) -> Any:
-    """Cast a YAML value to the field's type ("1e-3" is a string in YAML 1.1, 3 is an int for a float)."""
-    kind = str(TrainConfig.__dataclass_fields__[key].type)
+    Raises:
+        ConfigError: naming the key, the expected type and the value given.
+    """
+    if kind.endswith(" | None"):
+        return None if value is None else cast_value(key, kind.removesuffix(" | None"), value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
         return value
-    if kind in _CASTS and not isinstance(value, (dict, list, bool)) and value is not None:
-        try:
-            return _CASTS[kind](value)
-        except ValueError:
-            raise ConfigError(f"{key} must be a {kind}, got {value!r}") from None
+    if kind in ("int", "float"):
+        number = _number(value)
+        if number is None or (kind == "int" and not float(number).is_integer()):
+            raise ConfigError(f"{key} must be {'an integer' if kind == 'int' else 'a float'}, got {value!r}")
+        return int(number) if kind == "int" else float(number)
+    if kind == "str":
+        if isinstance(value, (dict, list, bool)) or value is None:
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    if kind.startswith("dict") and not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping of keys to values, got {value!r}")
     return value
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            parsed = float(value)
+        except ValueError:
+            return None
+        return (int(parsed) if parsed.is_integer() else parsed) if math.isfinite(parsed) else None
+    return None
+
+
+def _coerce(key: str, value: Any) -> Any:
+    return cast_value(key, str(TrainConfig.__dataclass_fields__[key].type), value)
 
 
 def load_config(

@@ -87,18 +87,14 @@ def split_config_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[st
 
 
 def create_distill_config(values: dict[str, Any]) -> DistillConfig:
-    """A validated `DistillConfig` from YAML-parsed values (ints accepted for floats)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(DistillConfig):
-        if f.name not in values:
-            continue
-        value, kind = values[f.name], str(f.type)
-        try:
-            out[f.name] = float(value) if kind == "float" and not isinstance(value, bool) else value
-        except (TypeError, ValueError):
-            raise ConfigError(f"{f.name} must be a number, got {value!r}") from None
-        if kind == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{f.name} must be true or false, got {value!r}")
+    """A validated `DistillConfig` from YAML-parsed values (ints accepted for floats, nothing lossy)."""
+    from training.config import cast_value
+
+    out = {
+        f.name: cast_value(f.name, str(f.type), values[f.name])
+        for f in dataclasses.fields(DistillConfig)
+        if f.name in values
+    }
     return DistillConfig(**out)
 
 

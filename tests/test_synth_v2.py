@@ -173,3 +173,13 @@ def test_execute_traces_stay_near_the_intended_path() -> None:
     tolerance = 0.15 * np.ptp(intended, axis=0).max()  # the lognormal overlap rounds corners, not more
     assert np.abs(intended.min(0) - written.min(0)).max() < tolerance
     assert np.abs(intended.max(0) - written.max(0)).max() < tolerance
+
+
+def test_session_share_one_scans_every_image_of_a_writer_alike() -> None:
+    same = NameSignatureGenerator(seed=0, scan=ScanConfig(canvas=(48, 72), session_share=1.0, max_rotation=0.0))
+    paper = [
+        np.median(same.render(4, kind, i).reshape(-1, 3), axis=0) for kind in ("genuine", "skilled") for i in (0, 1)
+    ]
+    assert np.ptp(np.asarray(paper), axis=0).max() < 12  # one paper tone (per-image shading and noise aside)
+    binary = NameSignatureGenerator(seed=0, scan=ScanConfig(binary_share=1.0, jpeg_share=0.0, session_share=0.0))
+    assert set(np.unique(binary.render(3))) <= {0, 255}

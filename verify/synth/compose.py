@@ -85,6 +85,13 @@ def _scrawl(word: str, letters: int, start: np.ndarray, style: HandStyle, rng: n
     return np.stack([start[0] + 0.15 + t * length, start[1] * (1 - t) + y], axis=1)
 
 
+def _omits(style: HandStyle, char: str, k: int, stroke: int) -> bool:
+    """Whether the writer leaves out this extra stroke (an i-dot, a t-bar): the same in every repetition."""
+    if style.omit_marks <= 0.0:
+        return False
+    return bool(np.random.default_rng([style.shape_seed, 11, k, ord(char), stroke]).random() < style.omit_marks)
+
+
 def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitter: float):
     """Components of one word: bodies, marks (i-dots, t-bars), and the pen x after it."""
     bodies: list[np.ndarray] = []
@@ -103,7 +110,8 @@ def _word(word: str, x: float, style: HandStyle, rng: np.random.Generator, jitte
         strokes, main, advance = _letter(char, x, k, style, rng, jitter)
         for i, s in enumerate(strokes):
             if i != main:
-                marks.append(s)
+                if not _omits(style, char, k, i):
+                    marks.append(s)
                 continue
             near = current is not None and np.hypot(*(current[-1] - s[0])) < _BRIDGE_MAX
             if current is not None and near and char.isalpha() and rng.random() < style.connect:

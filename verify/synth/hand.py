@@ -36,6 +36,7 @@ class HandStyle:
     legibility: float  # 1: every letter clear; 0: after the first letters the name flattens into a scrawl
     keep_letters: int  # letters of each word written clearly before an illegible writer starts to scrawl
     scrawl: bool  # after those letters, the rest of each word is a garland of bumps, not letters
+    omit_marks: float  # chance that the writer leaves out an i-dot or t-bar (fixed per letter and position)
     flourish: Flourish  # ending / decoration
     flourish_size: float  # relative size of the flourish
     flourish_dir: float  # direction habit of the flourish, radians (a small angle above or below horizontal)
@@ -79,6 +80,7 @@ def sample_hand(rng: np.random.Generator) -> HandStyle:
         legibility=legibility,
         keep_letters=int(rng.integers(1, 4)),
         scrawl=bool(rng.random() < 0.8 * (1.0 - legibility) ** 1.5),
+        omit_marks=float(np.clip(rng.uniform(-0.3, 0.9) * (1.2 - legibility), 0.0, 1.0)),
         flourish=FLOURISHES[int(rng.choice(len(FLOURISHES), p=_FLOURISH_P))],
         flourish_size=float(rng.uniform(0.7, 1.3)),
         flourish_dir=float(rng.normal(0.1, 0.15)),

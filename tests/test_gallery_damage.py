@@ -169,3 +169,5 @@ def test_enrolment_adding_nothing_leaves_no_empty_identity(tmp_path: Path):
         assert result.sample_ids == [] and result.skipped == [0]
         assert [i.name for i in gallery.identities()] == ["A"]
         assert gallery.stats()["identities"] == 1
+        gallery._conn.execute("INSERT INTO identities(name, created) VALUES ('C', 'then')")  # left by an older version
+        assert [i.name for i in gallery.identities()] == ["A"] and gallery.stats()["identities"] == 1

@@ -109,12 +109,12 @@ class GalleryQueryMixin:
         return IdentifyResult(best if accepted else None, score, scored[:k])
 
     def identities(self) -> list[IdentityInfo]:
-        """All identities, sorted by name."""
+        """All identities with at least one sample, sorted by name (older versions could leave empty ones)."""
         with self._lock:
             self._sync()
             rows = self._conn.execute(
                 "SELECT i.name, COUNT(s.id), i.created, i.threshold FROM identities i"
-                " LEFT JOIN samples s ON s.identity_id = i.id GROUP BY i.id ORDER BY i.name"
+                " JOIN samples s ON s.identity_id = i.id GROUP BY i.id ORDER BY i.name"
             ).fetchall()
         return [IdentityInfo(n, int(c), created, None if t is None else float(t)) for n, c, created, t in rows]
 
@@ -150,7 +150,7 @@ class GalleryQueryMixin:
         """Counts, model, index type (configured and the one active now) and file sizes."""
         with self._lock:
             self._sync()
-            n_ids = int(self._conn.execute("SELECT COUNT(*) FROM identities").fetchone()[0])
+            n_ids = int(self._conn.execute("SELECT COUNT(DISTINCT identity_id) FROM samples").fetchone()[0])
             n_samples = int(self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
             ntotal = int(self._index.ntotal) if self._index is not None else 0
             generation, active = self._generation, self._active_type

@@ -117,8 +117,6 @@ def package_fused(
     """learned + HOG with fixed weights -> a fused model, calibrated on held-out writers, with its OOD gate."""
     raw = work / "raw"
     create_fused_model(raw, [("learned", learned, FUSED_WEIGHT), ("hog", hog, 1 - FUSED_WEIGHT)], name=dest.name)
-    for sub in ("learned", "hog"):  # the components' own gates and calibration stay theirs; the fused one gets its own
-        (raw / sub / "ood.safetensors").unlink(missing_ok=True)
     report = work / "heldout-eval"
     card, results = calibrate(raw, heldout, report)
     card["metrics"] = {"heldout_test": _headline(results), "report": "report/report.md"}

@@ -171,3 +171,14 @@ def test_enrolment_adding_nothing_leaves_no_empty_identity(tmp_path: Path):
         assert gallery.stats()["identities"] == 1
         gallery._conn.execute("INSERT INTO identities(name, created) VALUES ('C', 'then')")  # left by an older version
         assert [i.name for i in gallery.identities()] == ["A"] and gallery.stats()["identities"] == 1
+
+
+def test_stored_embedding_of_the_wrong_size_is_a_gallery_error(gallery_dir):
+    directory, _, _ = gallery_dir
+    conn = sqlite3.connect(directory / FaissGallery.DB_FILE)
+    conn.execute("UPDATE samples SET embedding = x'0000803f' WHERE id = 3")  # one float instead of 32
+    conn.commit()
+    conn.close()
+    (directory / FaissGallery.INDEX_FILE).unlink()  # the rebuild reads every embedding
+    with pytest.raises(GalleryError, match="damaged"):
+        FaissGallery.open(directory)

@@ -14,6 +14,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+    except sqlite3.DatabaseError as exc:  # damage PRAGMA quick_check did not see, found while reading
+        print(f"verify {args.command}: error: gallery database: {exc}; restore it from a backup", file=sys.stderr)
+        return EXIT_USAGE
     except VerifyError as exc:
         if args.debug:
             traceback.print_exc()

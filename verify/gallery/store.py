@@ -163,6 +163,10 @@ def insert_sample(conn: sqlite3.Connection, ident: int, embedding: np.ndarray, f
 def _stack(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     if not blobs:
         return np.zeros((0, dim), np.float32)
+    if any(b is None or len(b) != 4 * dim for b in blobs):
+        raise GalleryError(
+            f"a stored embedding is not {dim} float32 values: the gallery database is damaged; restore it from a backup"
+        )
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from verify.cli import main
+from verify.models.card import read_card
 
 VERIFY_BIN = str(Path(sys.executable).parent / "verify")
 
@@ -66,7 +67,9 @@ def test_enroll_identify_list_stats_remove(
     listing = _json(capsys, ["gallery", "list", "--gallery", gallery, "--json"])
     assert listing["identities"] == [{"name": "w1", "n_samples": 2}]
     stats = _json(capsys, ["gallery", "stats", "--gallery", gallery, "--json"])
-    assert json.dumps(stats)  # plain JSON
+    card = read_card(tiny_model)
+    assert (stats["identities"], stats["samples"], stats["index_ntotal"]) == (1, 2, 2)
+    assert stats["fingerprint"] == card.fingerprint and stats["dim"] == card.dim
     assert main(["gallery", "remove", "--gallery", gallery, "--name", "w1"]) == 0
     assert _json(capsys, ["gallery", "list", "--gallery", gallery, "--json"])["identities"] == []
 

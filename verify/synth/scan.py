@@ -22,6 +22,7 @@ _SS = 2  # supersampling of the ink drawing
 _SHIFT = 3  # fixed-point bits of cv2 drawing coordinates
 _LEVELS = 6  # pen widths per image (one drawing call per run of equal width)
 _MIN_SIDE = 32  # tight crops are at least this many pixels on their short side
+_MIN_CONTRAST = 70.0  # gray levels between paper and ink, at least
 _MIN_XHEIGHT = 5.0  # ... and letters at least this many pixels high
 
 
@@ -103,7 +104,7 @@ def _guides(page: np.ndarray, box: tuple[float, float, float, float], xh: float,
     )
     thick = max(1, round(rng.uniform(0.03, 0.09) * xh))
     if profile.ruled:
-        gap = rng.uniform(1.4, 3.0) * xh
+        gap = max(12.0, rng.uniform(2.0, 3.5) * xh)
         y = y1 - rng.uniform(-0.1, 0.4) * xh  # a line near the baseline region
         while y > 0:
             cv2.line(page, (0, int(y)), (w - 1, int(y + rng.normal(0, 0.5))), tone.tolist(), thick, cv2.LINE_AA)
@@ -137,7 +138,7 @@ def _coverage(
         if not polys:
             continue
         px = lo + (lev + 0.5) * (hi - lo) / _LEVELS
-        shade = 1.0 if px >= 1.0 else max(px, 0.35)  # sub-pixel pens: lighter, not thinner
+        shade = 1.0 if px >= 1.0 else max(px, 0.55)  # sub-pixel pens: lighter, not thinner
         shade = int(255 * shade * (1.0 - tone * (1.0 - (lev + 1) / _LEVELS)))  # ballpoints: lighter when light
         cv2.polylines(canvas, polys, False, shade, max(1, round(px)), cv2.LINE_AA, _SHIFT)
     small = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA) if ss > 1 else canvas
@@ -153,7 +154,8 @@ def _scanner(page: np.ndarray, profile: ScanProfile, rng: np.random.Generator) -
     if profile.mode == "binary":
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         paper, ink = float(np.median(gray)), float(gray.min())  # a scanner's fixed threshold between the two
-        level = paper - rng.uniform(0.25, 0.5) * (paper - ink)
+        noise = 1.4826 * float(np.median(np.abs(gray.astype(np.float32) - paper)))  # paper grain (robust std)
+        level = min(paper - rng.uniform(0.25, 0.5) * (paper - ink), paper - 4.0 * noise - 6.0)
         bw = np.where(gray > level, 255, 0).astype(np.uint8)
         img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
     elif profile.mode == "gray":
@@ -177,6 +179,16 @@ def create_profile(cfg: ScanConfig, blue_ink: bool, rng: np.random.Generator) ->
         cfg.ruled_share,
         cfg.box_share,
     )
+
+
+def _legible_ink(ink: tuple[float, float, float], paper: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The ink, darkened where needed so that it stays at least `_MIN_CONTRAST` gray levels below the paper."""
+    weights = np.array([0.299, 0.587, 0.114])
+    ink_y, paper_y = float(np.dot(ink, weights)), float(np.dot(paper, weights))
+    if paper_y - ink_y >= _MIN_CONTRAST:
+        return ink
+    f = max(0.0, paper_y - _MIN_CONTRAST) / max(ink_y, 1e-6)
+    return (ink[0] * f, ink[1] * f, ink[2] * f)
 
 
 def render_scan(
@@ -238,8 +250,8 @@ def render_scan(
     box = (margin[0] * scale, margin[1] * scale, (margin[0] + size[0]) * scale, (margin[1] + size[1]) * scale)
     _guides(page, box, xh_px, profile, rng)
     ink = Ink(
-        width_px=max(0.4, pen_rel * scale),
-        rgb=profile.ink_rgb,
+        width_px=max(1.3 if profile.mode == "binary" else 0.6, pen_rel * scale),  # binarising loses fainter lines
+        rgb=_legible_ink(profile.ink_rgb, profile.paper_rgb),
         opacity=rng.uniform(0.8, 1.0),
     )
     tone = rng.uniform(0.0, 0.5) if rng.random() < 0.6 else 0.0  # ink darkness follows pressure (ballpoint)

@@ -37,7 +37,7 @@ class ScanProfile:
 
 def ink_colour(blue: bool, rng: np.random.Generator) -> tuple[float, float, float]:
     """Black to dark gray ink, or blue ink from violet-blue to blue-green."""
-    light = rng.uniform(0.0, 1.0) ** 2  # 0: dense ink; 1: a pale ballpoint, a worn felt-tip or pencil
+    light = rng.uniform(0.0, 1.0) ** 3  # 0: dense ink; 1: a pale ballpoint, a worn felt-tip or pencil
     if not blue:
         v = rng.uniform(5.0, 60.0) + 90.0 * light
         return (v, v * rng.uniform(0.95, 1.05), v * rng.uniform(0.95, 1.2))

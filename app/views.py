@@ -201,6 +201,8 @@ def enroll_markdown(report: dict[str, Any]) -> str:
     if any(_is_quality(r) for r in reasons) and report["modality"] == "face":
         lines.append("Refused for image quality: try clearer, frontal, well-lit photos where the face is large.")
     lines += [f"- warning: {scrub_paths(w)}" for w in report.get("warnings") or []]
+    if report["modality"] == "face" and any(s.get("quality") for s in report["samples"]):
+        lines.append(f"<small>{QUALITY_LIMITS}</small>")
     return "\n\n".join(lines)
 
 
@@ -209,24 +211,20 @@ def _is_quality(reason: str) -> bool:
 
 
 _QUALITY = {
-    "face_size": ("face {v:.0f} px wide", 60),
-    "blur": ("sharpness {v:.0f}", 40),
-    "roll_deg": ("tilt {v:.0f}°", 30),
-    "yaw_ratio": ("turn {v:.2f}", 0.35),
+    "face_size": "face {v:.0f} px",
+    "blur": "sharpness {v:.0f}",
+    "roll_deg": "tilt {v:.0f}°",
+    "yaw_ratio": "turn {v:.2f}",
 }
+QUALITY_LIMITS = (
+    "Faces are accepted when at least 60 px wide, sharp (sharpness 40 or more), tilted at most 30° and turned at "
+    "most 0.35 (0 = facing the camera)."
+)
 
 
 def quality_words(quality: dict[str, float]) -> str:
-    """'face 90 px wide (60+), sharpness 81 (40+), tilt 12° (30 max), turn 0.05 (0.35 max)'."""
-    parts = []
-    for key, value in quality.items():
-        if key in _QUALITY:
-            text, limit = _QUALITY[key]
-            bound = f"{limit}+" if key in ("face_size", "blur") else f"{limit} max"
-            parts.append(f"{text.format(v=abs(value))} ({bound})")
-        else:
-            parts.append(f"{key} {value:.2f}")
-    return ", ".join(parts)
+    """'face 90 px, sharpness 81, tilt 12°, turn 0.05' (the limits: `QUALITY_LIMITS`)."""
+    return ", ".join(_QUALITY[k].format(v=abs(v)) if k in _QUALITY else f"{k} {v:.2f}" for k, v in quality.items())
 
 
 def enroll_table(report: dict[str, Any]) -> pd.DataFrame:

@@ -295,7 +295,7 @@ def gate() -> dict[str, float]:
     from sklearn.model_selection import cross_val_predict
 
     import verify
-    from verify.face_gate import GaussianFaceDensity, KnnFaceDensity, detection_score
+    from bench.face_gate import GaussianFaceDensity, KnnFaceDensity, detection_score
 
     images, y, chips = _gate_inputs()
     det = np.array([detection_score(im) for im in images])
@@ -320,10 +320,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed single-photo runs for the stages (default: 30)")
     args = parser.parse_args()
     pairs = pair_latency(args.rounds)
-    lat = latency(args.runs)
-    gate_res = {k: round(float(v), 4) for k, v in gate().items()}
     print(f"Machine: {_machine()}.")
     _print_pairs(pairs)
+    lat = latency(args.runs)
+    gate_res = {k: round(float(v), 4) for k, v in gate().items()}
     print(f"\nStages of one photo (640x480 JPEG), face-resnet, {args.runs} runs:\n")
     print("| stage | p50 ms | p95 ms |\n|---|---|---|")
     for stage, v in lat.items():

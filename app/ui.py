@@ -99,7 +99,7 @@ def render_verify(service: VerifyService) -> SimpleNamespace:
         crop_a = gr.Image(label="A as compared", interactive=False, height=200, elem_id="verify-crop-a")
         crop_b = gr.Image(label="B as compared", interactive=False, height=200, elem_id="verify-crop-b")
     overlay = gr.Image(
-        label="Signatures overlaid: A blue, B red, where they agree dark",
+        label="overlay: A blue, B red (dark where they agree)",
         interactive=False,
         height=220,
         visible=False,
@@ -166,7 +166,7 @@ def render_identify(service: VerifyService) -> SimpleNamespace:
             go = gr.Button("Identify", variant="primary", elem_id="identify-btn")
         with gr.Column():
             result = gr.Markdown(views.READY_IDENTIFY, label="answer", elem_id="identify-result")
-            thumbs = gallery_output(label="references of the closest people, with their scores", columns=4, height=220)
+            thumbs = gallery_output(label="references, with scores", columns=4, height=220)
             table = gr.Dataframe(views.candidates_table({}), label="candidates", interactive=False)
     examples = gr.Examples(
         demo_examples.identify_examples(service),

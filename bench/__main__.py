@@ -21,6 +21,7 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 # Order and titles; scripts not listed here run after these, titled by name.
 SECTIONS = {
+    "bench_signature": "Signature accuracy: real scans, independent set, synthetic test writers",
     "bench_synth": "Synthetic signature generation",
     "bench_synth_v2": "Synthetic signature generation v2 (names, forgers, scan randomisation)",
     "bench_losses": "Metric-learning losses on synthetic signatures (training issue)",
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine()}.  ",
         f"Report made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC (each section gives when it ran). "
         "Regenerate with `make bench` "
-        "(`python -m bench`). All signature data is **synthetic** (the project's sigma-lognormal generator); "
+        "(`python -m bench`). Signature data is **synthetic** (the project's generators) except rows marked real; "
         "face figures use the bundled demo photos.\n",
     ]
     failed = 0

@@ -91,7 +91,7 @@ def sample_hand(rng: np.random.Generator) -> HandStyle:
         pressure=float(rng.uniform(0.75, 1.2)),
         pressure_wave=float(rng.uniform(0.05, 0.25)),
         taper=float(rng.uniform(0.02, 0.06)),
-        pen_mm=float(np.exp(rng.uniform(np.log(0.12), np.log(0.55)))),
+        pen_mm=float(np.exp(rng.uniform(np.log(0.08), np.log(0.4)))),
         xheight_mm=float(rng.uniform(1.8, 4.5)),
         blue_ink=bool(rng.random() < 0.55),
         shape_seed=int(rng.integers(1 << 31)),

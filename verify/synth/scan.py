@@ -21,8 +21,8 @@ from verify.synth.writer import Trace
 _SS = 2  # supersampling of the ink drawing
 _SHIFT = 3  # fixed-point bits of cv2 drawing coordinates
 _LEVELS = 6  # pen widths per image (one drawing call per run of equal width)
-_MIN_SIDE = 32  # tight crops are at least this many pixels on their short side
-_MIN_CONTRAST = 70.0  # gray levels between paper and ink, at least
+_MIN_SIDE = 40  # tight crops are at least this many pixels on their short side
+_MIN_CONTRAST = 90.0  # gray levels between paper and ink, at least
 _MIN_XHEIGHT = 5.0  # ... and letters at least this many pixels high
 
 
@@ -138,17 +138,19 @@ def _coverage(
         if not polys:
             continue
         px = lo + (lev + 0.5) * (hi - lo) / _LEVELS
-        shade = 1.0 if px >= 1.0 else max(px, 0.55)  # sub-pixel pens: lighter, not thinner
+        shade = 1.0 if px >= 1.0 else max(px, 0.7)  # sub-pixel pens: lighter, not thinner
         shade = int(255 * shade * (1.0 - tone * (1.0 - (lev + 1) / _LEVELS)))  # ballpoints: lighter when light
         cv2.polylines(canvas, polys, False, shade, max(1, round(px)), cv2.LINE_AA, _SHIFT)
     small = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA) if ss > 1 else canvas
     return small.astype(np.float32) / 255.0
 
 
-def _scanner(page: np.ndarray, profile: ScanProfile, rng: np.random.Generator) -> np.ndarray:
-    """Blur, noise, gray or binarised output, JPEG; returns uint8 RGB."""
-    if profile.blur > 0:
-        page = cv2.GaussianBlur(page, (0, 0), profile.blur * float(np.exp(rng.normal(0.0, 0.15))))
+def _scanner(page: np.ndarray, profile: ScanProfile, pen_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Blur (at most about half the pen width: thin lines stay visible), noise, gray or binarised output, JPEG;
+    returns uint8 RGB."""
+    blur = min(profile.blur, 0.5 * pen_px) * float(np.exp(rng.normal(0.0, 0.15)))
+    if blur > 0.25:
+        page = cv2.GaussianBlur(page, (0, 0), blur)
     page = page + rng.uniform(0.3, 2.5) * rng.standard_normal((*page.shape[:2], 1), dtype=np.float32)
     img = np.clip(page, 0, 255).astype(np.uint8)
     if profile.mode == "binary":
@@ -218,7 +220,7 @@ def render_scan(
     lo, hi = allp.min(0), allp.max(0)
     size = np.maximum(hi - lo, 1e-3)  # x-heights
     small = profile.small
-    pen_rel = min(0.16, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
+    pen_rel = min(0.12, pen_mm / xheight_mm * float(np.exp(rng.normal(0.0, 0.1))))  # pen width, x-heights
     if small:
         scale = profile.small_xheight_px * float(np.exp(rng.normal(0.0, 0.06)))  # x-height of a small modern scan
         if cfg.canvas is None:
@@ -250,7 +252,7 @@ def render_scan(
     box = (margin[0] * scale, margin[1] * scale, (margin[0] + size[0]) * scale, (margin[1] + size[1]) * scale)
     _guides(page, box, xh_px, profile, rng)
     ink = Ink(
-        width_px=max(1.3 if profile.mode == "binary" else 0.6, pen_rel * scale),  # binarising loses fainter lines
+        width_px=max(1.3 if profile.mode == "binary" else 0.8, pen_rel * scale),  # binarising loses fainter lines
         rgb=_legible_ink(profile.ink_rgb, profile.paper_rgb),
         opacity=rng.uniform(0.8, 1.0),
     )
@@ -260,4 +262,4 @@ def render_scan(
     page = page * (1.0 - alpha) + np.asarray(ink.rgb, np.float32)[None, None, :] * alpha
     if out_hw is not None and (h, w) != out_hw:
         page = cv2.resize(page, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
-    return _scanner(page.astype(np.float32), profile, rng)
+    return _scanner(page.astype(np.float32), profile, ink.width_px, rng)

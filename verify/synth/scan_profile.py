@@ -80,8 +80,8 @@ def sample_profile(
     blur = float(rng.uniform(0.0, 0.9))
     return ScanProfile(
         small=bool(rng.random() < small_share),
-        small_xheight_px=float(rng.uniform(9.0, 28.0)),
-        small_pen_px=float(rng.uniform(0.7, 1.7)),
+        small_xheight_px=float(rng.uniform(14.0, 30.0)),
+        small_pen_px=float(rng.uniform(0.9, 2.0)),
         dpi=float(rng.choice(_DPIS)),
         paper_rgb=paper,
         paper_grain=grain,

@@ -16,11 +16,21 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from verify.errors import ConfigError
+from verify.errors import ConfigError, DatasetError, VerifyError
 from verify.synth.generator import KINDS, Kind, NameSignatureGenerator
 from verify.synth.scan import ScanConfig
 
 KIND_CODES: dict[Kind, int] = {"genuine": 0, "skilled": 1, "simple": 2}
+_ATTEMPTS = 4  # renders tried per sample when the transform rejects or blanks one
+_RETRY_STRIDE = 1_000_003  # index offset of a retry (far from the indices groups use)
+
+
+def _is_blank(out: Any) -> bool:
+    """An all-zero transform output (an array or tensor): a preprocessor that lost the ink."""
+    try:
+        return bool(float(out.max()) == 0.0)
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
@@ -36,7 +46,8 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
         first_writer: first writer id (keep train and validation pools apart with disjoint ranges).
         groups: groups per epoch (None: endless).
         transform: applied to each uint8 RGB [H, W, 3] image (e.g. a model's preprocessor -> a [C, H, W]
-            tensor); needed to batch tight crops of different sizes.
+            tensor); needed to batch tight crops of different sizes. A sample it rejects (raises a
+            `VerifyError`) or returns all zeros for is drawn again with another index (up to 4 tries).
         scan: framing and scan randomisation (`ScanConfig`).
 
     Yields:
@@ -91,13 +102,26 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 77, self.epoch, g]))
         return self.first_writer + int(rng.integers(self.writers)), (self.epoch * (1 << 20) + g) * 8
 
+    def _sample(self, writer: int, kind: Kind, index: int) -> Any:
+        """One rendered (and transformed) sample; a sample the transform rejects or blanks is drawn again."""
+        if self.transform is None:
+            return self.generator.render(writer, kind, index)
+        for attempt in range(_ATTEMPTS):
+            image = self.generator.render(writer, kind, index + attempt * _RETRY_STRIDE)
+            try:
+                out = self.transform(image)
+            except VerifyError:  # e.g. a preprocessor that finds no ink
+                continue
+            if attempt + 1 == _ATTEMPTS or not _is_blank(out):
+                return out
+        raise DatasetError(f"synthetic writer {writer}: the transform rejected {_ATTEMPTS} {kind} samples in a row")
+
     def samples(self, g: int) -> Iterator[tuple[Any, int, int]]:
         """The samples of group g, in order genuine, skilled, simple."""
         writer, start = self.group(g)
         for kind in KINDS:
             for i in range(self.counts[kind]):
-                image = self.generator.render(writer, kind, start + i)
-                yield (self.transform(image) if self.transform else image), writer, KIND_CODES[kind]
+                yield self._sample(writer, kind, start + i), writer, KIND_CODES[kind]
 
     def __iter__(self) -> Iterator[tuple[Any, int, int]]:
         info = get_worker_info()

@@ -183,3 +183,20 @@ def test_session_share_one_scans_every_image_of_a_writer_alike() -> None:
     assert np.ptp(np.asarray(paper), axis=0).max() < 12  # one paper tone (per-image shading and noise aside)
     binary = NameSignatureGenerator(seed=0, scan=ScanConfig(binary_share=1.0, jpeg_share=0.0, session_share=0.0))
     assert set(np.unique(binary.render(3))) <= {0, 255}
+
+
+def test_stream_redraws_samples_the_transform_rejects_or_blanks() -> None:
+    from verify.errors import InvalidImageError
+    from verify.synth.stream import SyntheticSignatureStream
+
+    calls = {"n": 0}
+
+    def flaky(img: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] % 3 == 1:
+            raise InvalidImageError("no ink found")
+        return np.zeros(1) if calls["n"] % 3 == 2 else np.ones(1)
+
+    stream = SyntheticSignatureStream(seed=0, genuine=2, skilled=0, simple=0, groups=1, transform=flaky)
+    out = list(stream)
+    assert len(out) == 2 and all(float(x.max()) == 1.0 for x, _, _ in out) and calls["n"] == 6

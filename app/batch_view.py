@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from app.wording import clean_reason, plural, scrub_paths
+from app.wording import clean_reason, plural, reliability_markdown, scrub_paths
 
 BATCH_HELP = """**Pairs CSV**: a header `reference,questioned[,label][,id]` and one pair per row; image paths are
 relative to the top of the zip (e.g. `alice/1.png`). Or `questioned,claimed_identity[,label]` to check claims
@@ -134,6 +134,8 @@ def batch_markdown(result: dict[str, Any]) -> str:
         f"{s['seconds']:.1f} s",
     ]
     lines.append(labelled_summary(rows))
+    if s["modality"] == "signature":
+        lines.append(reliability_markdown(result.get("reliability")))
     return "\n\n".join(x for x in lines if x)
 
 

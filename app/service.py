@@ -312,7 +312,9 @@ class VerifyService:
         Returns:
             summary (dict), rows (pandas DataFrame), csv (Path), report (Path or None), report_text (str).
         """
-        return self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress)
+        out = self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress)
+        out["reliability"] = self.reliability(out["summary"]["modality"])
+        return out
 
     def gallery_list(self, modality: str = "face") -> list[dict[str, Any]]:
         """Identities with sample counts, creation time, own threshold and one thumbnail each."""

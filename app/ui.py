@@ -141,8 +141,7 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
             result = gr.Markdown(
                 label="answer",
                 elem_id="enroll-result",
-                value="Each image is checked before it is enrolled (faces: found, large, sharp, frontal; "
-                "signatures: ink on the page).",
+                value=views.READY_ENROLL,
             )
             table = gr.Dataframe(views.enroll_table({"samples": []}), label="per image", interactive=False, wrap=True)
             samples = gallery_output(label="samples in the gallery", columns=6, height=160)

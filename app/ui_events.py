@@ -218,8 +218,9 @@ def listen(
         [b.result, b.csv_out, b.report_out, b.table, b.review],
         "batch",
     )
-    uploads = ((v.a, v.result, "image A", views.READY), (v.b, v.result, "image B", views.READY))
-    for image, result, what, ready in (*uploads, (i.image, i.result, "image", views.READY_IDENTIFY)):
+    uploads = [(v.a, v.result, "image A", views.READY), (v.b, v.result, "image B", views.READY)]
+    uploads += [(i.image, i.result, "image", views.READY_IDENTIFY), (e.photo, e.result, "photo", views.READY_ENROLL)]
+    for image, result, what, ready in uploads:
         check = functools.partial(h.check_upload, what=what, ready=ready)
         image.upload(check, [image], [image, result], show_progress="hidden", **private)
     for examples, result, ready in ((v.examples, v.result, views.READY), (i.examples, i.result, views.READY_IDENTIFY)):

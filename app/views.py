@@ -15,11 +15,7 @@ import numpy as np
 import pandas as pd
 
 from app.batch_view import BATCH_HELP, batch_markdown, batch_review_html, batch_table  # noqa: F401  (re-exported)
-from app.wording import (
-    clean_reason,
-    plural,
-    scrub_paths,
-)
+from app.wording import clean_reason, pct, plural, reliability_markdown, scrub_paths
 
 _HEADLINES = {
     ("face", "match"): "## Match: same person",
@@ -31,6 +27,9 @@ _HEADLINES = {
 }
 ERROR_HEAD = "## Not checked"
 READY = "Upload two images (or pick an example below) and press **Verify**."
+READY_ENROLL = (
+    "Each image is checked before it is enrolled (faces: found, large, sharp, frontal; signatures: ink on the page)."
+)
 READY_IDENTIFY = "Upload an image (or pick an example below) and press **Identify**: the gallery is searched for it."
 SCORE_MEANING = "cosine similarity: 1 = identical, larger = more alike"
 
@@ -67,10 +66,6 @@ def error_markdown(message: str, head: str = ERROR_HEAD) -> str:
     return f"{head}\n\n{scrub_paths(message)}"
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"
-
-
 def score_line(result: dict[str, Any], score: float | None = None) -> str:
     """'Similarity 0.935 (cosine ...); a match from 0.919 up, chosen on ...'."""
     score = result.get("score") if score is None else score
@@ -87,35 +82,9 @@ def probability_line(result: dict[str, Any]) -> str:
     if p is None:
         return ""
     return (
-        f"Estimated chance that they match: **{_pct(p)}** (the model's score turned into a probability on its "
+        f"Estimated chance that they match: **{pct(p)}** (the model's score turned into a probability on its "
         "calibration data; it says how sure the model is, not how often it is right)."
     )
-
-
-def reliability_markdown(rel: dict[str, Any] | None) -> str:
-    """How far a signature model can be trusted, in words, from its measured error rates."""
-    if not rel:
-        return (
-            "**How far to trust this:** this signature model has no measured error rates; "
-            "treat the answer as a hint only."
-        )
-    data = f"{rel['writers']} test writers" if rel.get("writers") else "its test writers"
-    if rel.get("synthetic"):
-        data += " (synthetic signatures, not real ones)"
-    rates = [f"turned away **{_pct(rel['frr'])}** of genuine signatures"]
-    if rel.get("far_skilled") is not None:
-        rates.append(f"accepted **{_pct(rel['far_skilled'])}** of skilled forgeries")
-    if rel.get("far_random") is not None:
-        rates.append(f"**{_pct(rel['far_random'])}** of other writers' signatures")
-    weak = max(rel["frr"], rel.get("far_skilled") or 0.0) > 0.1
-    verdict = (
-        " It is **not reliable enough to decide alone**: use it to sort cases, and have a person compare the "
-        "signatures below."
-        if weak
-        else ""
-    )
-    when = "at this threshold" if rel.get("applies", True) else "at its calibrated threshold (not the one in use)"
-    return f"**How far to trust this:** measured on {data}, {when} the model {', '.join(rates)}.{verdict}"
 
 
 def verify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None = None) -> str:

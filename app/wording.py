@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 # An absolute POSIX path of two or more parts (not part of a URL); group 1 is its last part.
 _ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"(),;:\[\]]+/)+([^\s/'\"(),;:\[\]]+)")
@@ -37,3 +38,34 @@ def clean_reason(reason: str) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 identity', '2 identities'."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def pct(x: float | None) -> str:
+    """0.3 -> '30%'."""
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def reliability_markdown(rel: dict[str, Any] | None) -> str:
+    """How far a signature model can be trusted, in words, from its measured error rates."""
+    if not rel:
+        return (
+            "**How far to trust this:** this signature model has no measured error rates; "
+            "treat the answer as a hint only."
+        )
+    data = f"{rel['writers']} test writers" if rel.get("writers") else "its test writers"
+    if rel.get("synthetic"):
+        data += " (synthetic signatures, not real ones)"
+    rates = [f"turned away **{pct(rel['frr'])}** of genuine signatures"]
+    if rel.get("far_skilled") is not None:
+        rates.append(f"accepted **{pct(rel['far_skilled'])}** of skilled forgeries")
+    if rel.get("far_random") is not None:
+        rates.append(f"**{pct(rel['far_random'])}** of other writers' signatures")
+    weak = max(rel["frr"], rel.get("far_skilled") or 0.0) > 0.1
+    verdict = (
+        " It is **not reliable enough to decide alone**: use it to sort cases, and have a person compare the "
+        "signatures below."
+        if weak
+        else ""
+    )
+    when = "at this threshold" if rel.get("applies", True) else "at its calibrated threshold (not the one in use)"
+    return f"**How far to trust this:** measured on {data}, {when} the model {', '.join(rates)}.{verdict}"

@@ -159,3 +159,6 @@ def test_batch_review_puts_flagged_rows_first_with_both_thumbnails(tmp_path: Pat
     )
     assert summary.startswith("## 3 pairs checked: 2 answered, 1 not checked") and "2 rows to review" in summary
     assert "**0 of 1** same pairs were missed" in summary and "**1 of 1** different pairs were accepted" in summary
+    assert "How far to trust" not in summary
+    signatures = {"summary": {"rows": 3, "ok": 2, "failed": 1, "modality": "signature", "seconds": 1.0}, "rows": rows}
+    assert "**34%** of skilled forgeries" in views.batch_markdown({**signatures, "reliability": RELIABILITY})

@@ -1,4 +1,7 @@
-"""Batch decode workers die with their parent: a `kill -9` of `verify batch --workers 2` leaves no process."""
+"""Batch decode workers die with their parent: a `kill -9` of `verify batch --workers 2` leaves no process.
+
+Large crops (256x384) fill the pipes back to the parent, the case where workers used to outlive it: a worker
+that notices its parent is gone still waits, at exit, for its queue's feeder thread, blocked on a full pipe."""
 
 from __future__ import annotations
 
@@ -36,17 +39,35 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _large_input_model(directory: Path) -> Path:
+    from verify.models import new_card, save_model
+    from verify.models.embedder import create_timm_network
+
+    arch = {"kind": "timm", "backbone": "resnet18", "dim": 16, "in_chans": 1}
+    card = new_card(
+        name="large-input",
+        modality="signature",
+        architecture=arch,
+        input={"height": 256, "width": 384, "channels": 1},
+        preprocessing={"kind": "signature"},
+        calibration={"threshold": 0.5, "source": "test"},
+    )
+    return save_model(directory, create_timm_network(arch).eval(), card)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.timeout(300)
-def test_workers_die_with_a_killed_parent(synth_signatures: Path, tiny_model: Path, tmp_path: Path) -> None:
-    images = sorted((synth_signatures / "full_org").glob("*.png"))[:12]
-    for p in images:
-        shutil.copy(p, tmp_path / p.name)
+def test_workers_die_with_a_killed_parent(synth_signatures: Path, tmp_path: Path) -> None:
+    model = _large_input_model(tmp_path / "model")
+    sources = sorted((synth_signatures / "full_org").glob("*.png"))
+    images = [f"{i}.png" for i in range(48)]
+    for i, name in enumerate(images):
+        shutil.copy(sources[i % len(sources)], tmp_path / name)
     pairs = tmp_path / "pairs.csv"
     with pairs.open("w", newline="") as fh:
-        rows = [[a.name, b.name] for a, b in zip(images, images[1:] + images[:1], strict=True)]
+        rows = [[a, b] for a, b in zip(images[::2], images[1::2], strict=True)]
         csv.writer(fh).writerows([["reference", "questioned"], *rows])
-    cmd = [VERIFY_BIN, "batch", "--pairs", str(pairs), "--out", str(tmp_path / "out.csv"), "--model", str(tiny_model)]
+    cmd = [VERIFY_BIN, "batch", "--pairs", str(pairs), "--out", str(tmp_path / "out.csv"), "--model", str(model)]
     env = {**os.environ, CHUNK_SLEEP_ENV: "60"}
     proc = subprocess.Popen(
         [*cmd, "--workers", "2", "--batch-size", "2", "--chunk-rows", "1", "--no-progress"],

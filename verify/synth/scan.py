@@ -10,6 +10,7 @@ A share of images is drawn like small tight crops of modern scans: thin strokes,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ _SS = 2  # supersampling of the ink drawing
 _SHIFT = 3  # fixed-point bits of cv2 drawing coordinates
 _LEVELS = 6  # pen widths per image (one drawing call per run of equal width)
 _MIN_SIDE = 40  # tight crops are at least this many pixels on their short side
+_BANK = (512, 1024)  # size of the precomputed noise field
 _MIN_CONTRAST = 90.0  # gray levels between paper and ink, at least
 _MIN_XHEIGHT = 5.0  # ... and letters at least this many pixels high
 
@@ -80,14 +82,37 @@ def _rotate(traces: list[Trace], degrees: float) -> list[np.ndarray]:
     return [(t.xy @ rot.T) * np.array([1.0, -1.0]) for t in traces]  # y down from here on
 
 
+@cache
+def _noise_bank(smooth: bool) -> np.ndarray:
+    """A fixed field of unit Gaussian noise [512, 1024] (smoothed: paper texture); images take random windows of it,
+    which costs a copy instead of drawing every pixel."""
+    field = np.random.default_rng(20_261_201 + smooth).standard_normal((_BANK[0], _BANK[1]), dtype=np.float32)
+    if smooth:
+        blurred = cv2.GaussianBlur(field, (0, 0), 1.3, borderType=cv2.BORDER_REFLECT)
+        field = (blurred / blurred.std()).astype(np.float32)
+    return field
+
+
+def _noise(h: int, w: int, rng: np.random.Generator, smooth: bool) -> np.ndarray:
+    """Unit Gaussian noise [h, w]: a random window of the bank, randomly flipped (tiled for large images)."""
+    bank = _noise_bank(smooth)
+    if h > bank.shape[0] or w > bank.shape[1]:
+        bank = np.tile(bank, (-(-h // bank.shape[0]), -(-w // bank.shape[1])))
+    y = int(rng.integers(0, bank.shape[0] - h + 1))
+    x = int(rng.integers(0, bank.shape[1] - w + 1))
+    window = bank[y : y + h, x : x + w]
+    flip = int(rng.integers(4))
+    return window[:: 1 if flip & 1 else -1, :: 1 if flip & 2 else -1]
+
+
 def _paper(h: int, w: int, profile: ScanProfile, rng: np.random.Generator) -> np.ndarray:
     """Paper [H, W, 3] float32: the session's tone, slow shading, fine grain and sometimes texture."""
     gy, gx = int(rng.integers(2, 6)), int(rng.integers(2, 8))
     shade = cv2.resize(rng.normal(0.0, 1.0, (gy, gx)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     page = np.asarray(profile.paper_rgb, np.float32)[None, None, :] + (rng.uniform(0.5, 5.0) * shade)[:, :, None]
-    page += profile.paper_grain * rng.standard_normal((h, w, 1), dtype=np.float32)
+    page += profile.paper_grain * _noise(h, w, rng, smooth=False)[:, :, None]
     if profile.textured:
-        tex = cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (0, 0), rng.uniform(0.8, 2.0))
+        tex = _noise(h, w, rng, smooth=True)
         page += (rng.uniform(4.0, 14.0) * tex)[:, :, None]
     return page
 
@@ -151,7 +176,7 @@ def _scanner(page: np.ndarray, profile: ScanProfile, pen_px: float, rng: np.rand
     blur = min(profile.blur, 0.5 * pen_px) * float(np.exp(rng.normal(0.0, 0.15)))
     if blur > 0.25:
         page = cv2.GaussianBlur(page, (0, 0), blur)
-    page = page + rng.uniform(0.3, 2.5) * rng.standard_normal((*page.shape[:2], 1), dtype=np.float32)
+    page = page + rng.uniform(0.3, 2.5) * _noise(page.shape[0], page.shape[1], rng, smooth=False)[:, :, None]
     img = np.clip(page, 0, 255).astype(np.uint8)
     if profile.mode == "binary":
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)

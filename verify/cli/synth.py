@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
         help="sigma-lognormal synthetic signatures with skilled forgeries, in the CEDAR layout",
         description=(
             "Write full_org/original_{w}_{i}.png, full_forg/forgeries_{w}_{i}.png and manifest.csv "
-            "(synthetic data: sigma-lognormal writers and skilled forgers)."
+            "(synthetic data: sigma-lognormal writers and skilled forgers). --generator v2 writes people's names "
+            "in Hershey script or print letters, with skilled forgers and scan domain randomisation (RGB)."
         ),
     )
     sig.add_argument("--writers", type=int, required=True, help="number of writers")

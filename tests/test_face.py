@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.face_gate import FaceGate, GaussianFaceDensity, KnnFaceDensity, detection_score
 from verify.errors import ConfigError, ModelMismatchError, NoFaceError, OutOfDistributionError, QualityError
-from verify.face_gate import FaceGate, GaussianFaceDensity, KnnFaceDensity, detection_score
 from verify.models.dlib_native import DlibNativeEmbedder, load_dlib_native
 from verify.preprocess.face import (
     FaceBox,

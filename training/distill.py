@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,7 @@ class _Parts:
     cache: torch.Tensor | None  # teacher embeddings of the training crops [N, D_t], or None
 
 
-def _student_card(teacher_card: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+def _student_card(teacher_card: Mapping[str, Any], config: TrainConfig) -> dict[str, Any]:
     arch = {"kind": "timm", "backbone": config.backbone, "dim": config.dim, "in_chans": config.channels}
     return new_card(config.name, config.modality, arch, teacher_card["input"], teacher_card["preprocessing"])
 
@@ -147,6 +148,8 @@ def _build_parts(
     t_dim = int(t_emb.shape[1]) if t_emb is not None else config.dim
     s_head = t_head = None
     if dc.kd_weight > 0:
+        if t_emb is None:
+            raise ConfigError("kd_weight > 0 needs the teacher's embeddings of the training crops")
         t_head = fit_teacher_classifier(t_emb, data.train.labels, dc.teacher_classifier, dc.classifier_scale)
         s_head = CosineClassifier(config.dim, classes, dc.classifier_scale)
     emb = EmbeddingDistillLoss(config.dim, t_dim, dc.embedding_metric) if dc.embedding_weight > 0 else None

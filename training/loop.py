@@ -93,8 +93,8 @@ def _step(ctx: EpochContext, index: list[int]) -> tuple[float, float, dict[str, 
         emb = ctx.net(x)
     emb = emb.float()
     if simclr:  # SimCLR: the two views of one image are the only positives (Winkens et al. 2020)
-        views = torch.arange(len(index), device=ctx.device).repeat(2)
-        contrastive = ctx.simclr_loss(emb, views)  # type: ignore[misc]
+        view_ids = torch.arange(len(index), device=ctx.device).repeat(2)
+        contrastive = ctx.simclr_loss(emb, view_ids)  # type: ignore[misc]
         emb = emb[: len(index)]
     mined = ctx.miner(emb, labels) if ctx.miner is not None else None
     loss = ctx.loss_fn(emb, labels, mined)

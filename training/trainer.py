@@ -73,7 +73,7 @@ def _batches(config: TrainConfig, data: RunData, info: distributed.DistInfo) -> 
     p_old = max(1, round(config.replay_fraction * writers)) if len(old_idx) and config.replay_fraction > 0 else 0
     steps = config.steps_per_epoch or max(1, len(new_idx) // ((writers - p_old) * config.k) // info.world_size)
     labels = data.train.labels
-    kw = {"batches": steps, "seed": config.seed, "rank": info.rank, "world_size": info.world_size}
+    kw: dict[str, Any] = {"batches": steps, "seed": config.seed, "rank": info.rank, "world_size": info.world_size}
     samplers = [(new_idx, PKBatchSampler(labels[new_idx].tolist(), writers - p_old, config.k, **kw))]
     if p_old:
         samplers.append((old_idx, PKBatchSampler(labels[old_idx].tolist(), p_old, config.k, **kw)))

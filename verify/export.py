@@ -129,12 +129,12 @@ def export_onnx(
         if quantize is None and diff > FP32_TOLERANCE:
             raise ModelError(f"{model}: the ONNX export differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE})")
         onnx_model = onnx.load(str(path))
-        card = _export_card(card, opset, quantize, diff, onnx_model)
-        _write_with_card(onnx_model, card, out)
+        exported = _export_card(card, opset, quantize, diff, onnx_model)
+        _write_with_card(onnx_model, exported, out)
     return {
         "path": str(out), "card": str(card_path_for(out)), "opset": opset, "quantize": quantize,
         "size_bytes": out.stat().st_size, "max_abs_diff": diff, "min_cosine": min_cos,
-        "fingerprint": card["fingerprint"], "source_fingerprint": card["export"]["source_fingerprint"],
+        "fingerprint": exported["fingerprint"], "source_fingerprint": exported["export"]["source_fingerprint"],
     }  # fmt: skip
 
 
@@ -151,8 +151,10 @@ def _compare(net: Any, path: Path, x: Any) -> tuple[float, float]:
     return float(np.abs(ref - got).max()), float(cos.min())
 
 
-def _export_card(card: Mapping[str, Any], opset: int, quantize: str | None, diff: float, model: Any) -> dict[str, Any]:
-    card = json.loads(dumps(card))
+def _export_card(
+    source_card: Mapping[str, Any], opset: int, quantize: str | None, diff: float, model: Any
+) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads(dumps(source_card))  # a plain copy
     source = card.get("fingerprint")
     if quantize:
         digest = hashlib.sha256(b"".join(t.raw_data for t in model.graph.initializer)).hexdigest()

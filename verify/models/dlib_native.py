@@ -8,7 +8,7 @@ directory; the loader checks the file's sha256 against the card's fingerprint be
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 from verify.errors import InvalidImageError, ModelError, ModelMismatchError
 from verify.models.base import Embedder
 from verify.models.card import file_sha256
+from verify.models.model_card import ModelCard
 from verify.preprocess.crop import Crop
 from verify.preprocess.face import FacePreprocessor
 
@@ -57,10 +58,10 @@ class DlibNativeEmbedder(Embedder):
         weights: the dlib .dat file.
     """
 
-    def __init__(self, card: dict[str, Any], weights: Path) -> None:
+    def __init__(self, card: Mapping[str, Any], weights: Path) -> None:
         import dlib
 
-        self.card = card
+        self.card = ModelCard.coerce(card)
         self.weights = Path(weights)
         self._net = dlib.face_recognition_model_v1(str(self.weights))
         self._preprocess = FacePreprocessor(card)

@@ -68,33 +68,38 @@ class ModelCard(MutableMapping[str, Any]):
             return copy.deepcopy(data)
         if not isinstance(data, Mapping):
             raise ModelError(f"{source}: a model card is a JSON object, not {type(data).__name__}")
-        data = copy.deepcopy(dict(data))
-        if data.get("format") != CARD_FORMAT:
-            raise ModelError(f"{source}: not a siamese-verify model card (format={data.get('format')!r})")
+        plain: dict[str, Any] = copy.deepcopy(dict(data))
+        if plain.get("format") != CARD_FORMAT:
+            raise ModelError(f"{source}: not a siamese-verify model card (format={plain.get('format')!r})")
         try:
-            version = int(data.get("version", 0))
+            version = int(plain.get("version", 0))
         except (TypeError, ValueError):
-            raise ModelError(f"{source}: card version {data.get('version')!r} is not a number") from None
+            raise ModelError(f"{source}: card version {plain.get('version')!r} is not a number") from None
         if version > CARD_VERSION:
             raise ModelError(f"{source}: card version {version} is newer than this code supports ({CARD_VERSION})")
-        data = _upgrade(data, version)
+        plain = _upgrade(plain, version)
         for key in ("name", "modality", "architecture", "input"):
-            if key not in data:
+            if key not in plain:
                 raise ModelError(f"{source}: the card has no {key!r}")
-        sections = {k: v for k, v in data.items() if k not in _FIELDS}
+        sections = {k: v for k, v in plain.items() if k not in _FIELDS}
         try:
             return cls(
-                name=str(data["name"]),
-                modality=data["modality"],
-                architecture=data["architecture"],
-                input=data["input"],
-                preprocessing=data.get("preprocessing"),
+                name=str(plain["name"]),
+                modality=plain["modality"],
+                architecture=plain["architecture"],
+                input=plain["input"],
+                preprocessing=plain.get("preprocessing"),
                 format=CARD_FORMAT,
                 version=CARD_VERSION,
                 sections=sections,
             )
         except ModelError as exc:
             raise ModelError(f"{source}: {exc}") from None
+
+    @classmethod
+    def coerce(cls, card: Mapping[str, Any]) -> ModelCard:
+        """`card` itself when it is a `ModelCard` (no copy), else `from_dict(card)`."""
+        return card if isinstance(card, ModelCard) else cls.from_dict(card)
 
     def to_dict(self) -> dict[str, Any]:
         """The card as a plain JSON object (a deep copy), keys in the order they were read."""

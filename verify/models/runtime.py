@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from verify.models.base import Embedder
+from verify.models.model_card import ModelCard
 from verify.models.registry import get_preprocessor
 from verify.preprocess.crop import Crop
 
@@ -25,7 +26,7 @@ def _to_channels(crop: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(crop[..., :1], channels, axis=-1)
 
 
-def crops_to_tensor(crops: Sequence[np.ndarray], card: dict[str, Any]) -> torch.Tensor:
+def crops_to_tensor(crops: Sequence[np.ndarray], card: Mapping[str, Any]) -> torch.Tensor:
     """uint8 crops ([H, W] or [H, W, 3]) -> float [B, C, H, W], scaled to [0, 1] then (x - mean) / std."""
     inp = card["input"]
     channels = int(inp["channels"])
@@ -45,8 +46,8 @@ class TorchEmbedder(Embedder):
         device: "cpu", "cuda", ...; default: CUDA when available.
     """
 
-    def __init__(self, card: dict[str, Any], net: nn.Module, device: str | None = None) -> None:
-        self.card = card
+    def __init__(self, card: Mapping[str, Any], net: nn.Module, device: str | None = None) -> None:
+        self.card = ModelCard.coerce(card)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net = net.to(self.device).eval()
         pre = card.get("preprocessing") or {"kind": "resize"}

@@ -6,6 +6,7 @@ The parts live in `face_detect` (FaceBox, detect_faces), `face_align` (align_fac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import cv2
@@ -42,7 +43,7 @@ class FacePreprocessor:
     raised: enrollment code calls `require_quality(crop.info["quality"])`.
     """
 
-    def __init__(self, card: dict[str, Any]) -> None:
+    def __init__(self, card: Mapping[str, Any]) -> None:
         inp = card.get("input") or {}
         pre = card.get("preprocessing") or {}
         self.size = int(inp.get("height", 150))

@@ -1,4 +1,5 @@
-"""Face / not-a-face gate for face models that have no contrastive OOD model.
+"""Face / not-a-face gate for face models that have no contrastive OOD model (studied in bench_face.py; not
+on the product path, which gates faces by detection in `verify.preprocess.face`).
 
 Two signals, usable alone or together:
 - detection: dlib's HOG detector (`detection_score` is its best window score, with weak windows allowed, so

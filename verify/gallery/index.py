@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -119,30 +120,33 @@ def write_index_temp(index: faiss.Index, path: Path) -> tuple[Path, str]:
     Returns:
         The temp file and the sha256 hex digest of its bytes (recorded in the sidecar, checked on read).
     """
-    data = faiss.serialize_index(index)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data.tobytes())
-        fh.flush()
+    faiss.write_index(index, str(tmp))
+    with open(tmp, "rb+") as fh:
+        digest = _sha256(fh)
         os.fsync(fh.fileno())
-    return tmp, hashlib.sha256(data.tobytes()).hexdigest()
+    return tmp, digest
 
 
 def read_index(path: Path, sha256: str | None) -> faiss.IndexIDMap2 | None:
     """Read an index file whose bytes hash to `sha256`; None when it is missing, damaged (its bytes do not hash
     to `sha256`, or no digest is known) or unreadable: the gallery then rebuilds it. A damaged file never
-    reaches faiss."""
+    reaches faiss (the caller holds the gallery's file lock, so the file cannot change between hash and read)."""
     try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if not sha256 or hashlib.sha256(data).hexdigest() != sha256:
-        return None
-    try:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-    except RuntimeError:
+        with open(path, "rb") as fh:
+            if not sha256 or _sha256(fh) != sha256:
+                return None
+        index = faiss.read_index(str(path))
+    except (OSError, RuntimeError):
         return None
     return index if isinstance(index, faiss.IndexIDMap2) else None
+
+
+def _sha256(fh: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def to_search_device(index: faiss.Index, index_type: str) -> faiss.Index:

@@ -101,3 +101,17 @@ def test_per_identity_threshold_overrides_the_model(verifier: Verifier, synth_si
         strict = verifier.verify_claim(_sig(synth_signatures, 1, 1), gallery, "writer1")
         assert strict.decision == NO_MATCH and strict.threshold == 1.01
         assert "per-identity" in strict.threshold_source
+
+
+def test_rejections_are_structured() -> None:
+    from verify.errors import NoFaceError, OutOfDistributionError
+    from verify.verifier import Probe, Rejection
+
+    probe = Probe(sha256="0", embedding=None, crop=None)
+    assert probe.rejected is None
+    probe.rejection = Rejection("no_face", "not a face: no face found")
+    assert probe.rejected == "not a face: no face found"
+    err = probe.rejection.error("a.png")
+    assert isinstance(err, NoFaceError) and str(err) == "a.png: not a face: no face found"
+    assert isinstance(Rejection("blank_page", "not a signature: the page is blank").error(), OutOfDistributionError)
+    assert isinstance(Rejection("out_of_distribution", "x").error(), OutOfDistributionError)

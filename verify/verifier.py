@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -21,9 +21,31 @@ from verify.errors import ConfigError, ModelError, NoFaceError, OutOfDistributio
 from verify.io import image_sha256, load_image
 from verify.models.base import Embedder
 
-MATCH, NO_MATCH, UNKNOWN, REJECTED = "match", "no match", "unknown", "rejected"
+DecisionKind = Literal["match", "no match", "unknown", "rejected"]
+MATCH: DecisionKind = "match"
+NO_MATCH: DecisionKind = "no match"
+UNKNOWN: DecisionKind = "unknown"
+REJECTED: DecisionKind = "rejected"
 _NOT_A = {"face": "not a face", "signature": "not a signature"}
 _T = TypeVar("_T")
+
+RejectionKind = Literal["no_face", "blank_page", "out_of_distribution"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why the pipeline refused an input: a kind to branch on and the message shown to users."""
+
+    kind: RejectionKind
+    message: str
+
+    def error(self, name: str | None = None) -> VerifyError:
+        """The typed error for this rejection (`NoFaceError` or `OutOfDistributionError`)."""
+        cls = NoFaceError if self.kind == "no_face" else OutOfDistributionError
+        return cls(f"{name or 'input'}: {self.message}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -35,15 +57,20 @@ class Probe:
     crop: np.ndarray | None
     info: dict[str, Any] = field(default_factory=dict)
     ood_score: float | None = None
-    rejected: str | None = None  # the reason when the gate (or face detection) refused it
+    rejection: Rejection | None = None  # set when the gate (or face detection) refused it
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> str | None:
+        """The rejection's message, or None when the input was accepted."""
+        return None if self.rejection is None else self.rejection.message
 
 
 @dataclass
 class Decision:
     """The answer: match / no match / unknown / rejected, with everything a user needs to trust it."""
 
-    decision: str
+    decision: DecisionKind
     score: float | None = None
     probability: float | None = None
     threshold: float | None = None
@@ -149,7 +176,9 @@ class Verifier:
                 probe.embedding = e
                 probe.timings["embed_ms"] = per
                 if scores is not None:
-                    probe.ood_score, probe.rejected = float(scores[j]), reasons[j]
+                    probe.ood_score = float(scores[j])
+                    if reasons[j]:
+                        probe.rejection = Rejection("out_of_distribution", str(reasons[j]))
                 self._remember(probe)
         return out
 
@@ -165,11 +194,11 @@ class Verifier:
         try:
             crop = self.model.preprocess(image)
         except NoFaceError as exc:
-            probe.rejected = f"{_NOT_A['face']}: {exc}"
+            probe.rejection = Rejection("no_face", f"{_NOT_A['face']}: {exc}")
         else:
             probe.crop, probe.info = crop.image, dict(crop.info)
             if self.model.modality == "signature" and crop.info.get("ink_fraction", 1.0) == 0:
-                probe.rejected = f"{_NOT_A['signature']}: the page is blank"
+                probe.rejection = Rejection("blank_page", f"{_NOT_A['signature']}: the page is blank")
         probe.timings["preprocess_ms"] = 1e3 * (time.perf_counter() - t0)
 
     def embed_gated(
@@ -283,9 +312,8 @@ class Verifier:
     def embed_or_raise(self, source: Any, name: str | None = None) -> Probe:
         """`probe`, raising the typed error when the input is rejected (for enrollment)."""
         probe = self.probe(source, name=name)
-        if probe.rejected:
-            cls = NoFaceError if probe.rejected.startswith(_NOT_A["face"] + ":") else OutOfDistributionError
-            raise cls(f"{name or 'input'}: {probe.rejected}")
+        if probe.rejection is not None:
+            raise probe.rejection.error(name)
         return probe
 
 

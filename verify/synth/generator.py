@@ -30,6 +30,7 @@ Kind = Literal["genuine", "skilled", "simple"]
 KINDS: tuple[Kind, ...] = ("genuine", "skilled", "simple")
 _WRITER, _GENUINE, _SKILLED, _SIMPLE, _FORGER, _SCAN, _SESSION = range(7)
 _TAG = 2  # marks v2 seeds apart from v1's (seed, writer, purpose, index) sequences
+_WRITER_CACHE = 256  # writers kept drawn per generator
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class NameSignatureGenerator:
         self.seed = int(seed)
         self.scan = scan or ScanConfig()
         self.forgers_per_writer = forgers_per_writer
+        self._writers: dict[int, SynthWriter] = {}  # recently drawn writers (a few renders each, in a row)
 
     def _rng(self, writer_id: int, purpose: int, index: int = 0) -> np.random.Generator:
         if writer_id < 0 or index < 0:
@@ -72,6 +74,14 @@ class NameSignatureGenerator:
 
     def writer(self, writer_id: int) -> SynthWriter:
         """The writer with this id (name, layout, hand)."""
+        cached = self._writers.get(writer_id)
+        if cached is None:
+            if len(self._writers) >= _WRITER_CACHE:
+                self._writers.clear()
+            cached = self._writers[writer_id] = self._draw_writer(writer_id)
+        return cached
+
+    def _draw_writer(self, writer_id: int) -> SynthWriter:
         rng = self._rng(writer_id, _WRITER)
         name, layout = sample_name(rng), sample_layout(rng)
         hand = sample_hand(rng)

@@ -283,8 +283,8 @@ def render_scan(
     )
     tone = rng.uniform(0.0, 0.5) if rng.random() < 0.6 else 0.0  # ink darkness follows pressure (ballpoint)
     cover = _coverage(pixels, traces, h, w, ink.width_px, tone)
-    alpha = (cover * ink.opacity)[:, :, None]
-    page = page * (1.0 - alpha) + np.asarray(ink.rgb, np.float32)[None, None, :] * alpha
+    alpha = (cover * np.float32(ink.opacity))[:, :, None]
+    page += alpha * (np.asarray(ink.rgb, np.float32)[None, None, :] - page)  # ink over paper
     if out_hw is not None and (h, w) != out_hw:
         page = cv2.resize(page, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
     return _scanner(page.astype(np.float32), profile, ink.width_px, rng)

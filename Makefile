@@ -46,6 +46,7 @@ chromium:
 # Retrain the bundled signature models on synthetic data (CPU, about an hour on 2 cores).
 models: $(STAMP)
 	$(PY) -m training.make_models --out assets/models
+	$(PY) -m training.make_hog_model
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -1,13 +1,15 @@
-"""The Siamese embedder: a timm backbone, a projection head with BatchNorm, and L2 normalisation.
+"""Embedding networks: the `EmbeddingNetwork` protocol and the Siamese timm network.
 
-"Siamese" means both inputs of a pair go through this one module (shared weights): `forward_pair` applies the
-same network to both; training losses see a batch of embeddings.
+`SiameseEmbedder` is a timm backbone, a projection head with BatchNorm, and L2 normalisation. "Siamese" means
+both inputs of a pair go through this one module (shared weights): `forward_pair` applies the same network to
+both; training losses see a batch of embeddings. (A loaded model with its card and preprocessing is an
+`verify.models.base.Embedder`; the network is one of its parts.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import timm
 import torch
@@ -36,6 +38,30 @@ def _create_backbone(backbone: str, in_chans: int, pretrained: bool, pretrained_
             "with no network access, download them elsewhere and pass the file with "
             "--set pretrained_file=PATH (a timm .safetensors/.pth checkpoint), or train with pretrained=false"
         ) from exc
+
+
+@runtime_checkable
+class EmbeddingNetwork(Protocol):
+    """What training, distillation, OOD fitting and export need of a network (timm's ``forward_features`` /
+    ``forward_head`` split): ``forward(x) == normalize(project(features(x)))``.
+
+    Implemented by `SiameseEmbedder` and `verify.models.dlib_resnet.DlibFaceResNet`.
+    """
+
+    num_features: int  # width F of `features`
+    dim: int  # embedding size D
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features. [B, C, H, W] -> [B, F]."""
+        ...
+
+    def project(self, feats: torch.Tensor) -> torch.Tensor:
+        """The head before normalisation. [B, F] -> [B, D]."""
+        ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings. [B, C, H, W] -> [B, D]."""
+        ...
 
 
 class SiameseEmbedder(nn.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ from verify.models.base import Embedder
 from verify.models.model_card import ModelCard
 from verify.models.registry import get_preprocessor
 from verify.preprocess.crop import Crop
+
+if TYPE_CHECKING:
+    from verify.models.embedder import EmbeddingNetwork
 
 
 def _to_channels(crop: np.ndarray, channels: int) -> np.ndarray:
@@ -76,7 +79,8 @@ class TorchEmbedder(Embedder):
         embs, feats = [], []
         for start in range(0, len(crops), batch_size):
             x = crops_to_tensor(crops[start : start + batch_size], self.card).to(self.device)
-            f = self.net.features(x)  # type: ignore[operator]
-            embs.append(torch.nn.functional.normalize(self.net.project(f), dim=1).float().cpu().numpy())  # type: ignore[operator]
+            net = cast("EmbeddingNetwork", self.net)
+            f = net.features(x)
+            embs.append(torch.nn.functional.normalize(net.project(f), dim=1).float().cpu().numpy())
             feats.append(f.float().cpu().numpy())
         return np.concatenate(embs), np.concatenate(feats)

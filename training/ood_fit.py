@@ -1,8 +1,11 @@
-"""Fitting the out-of-distribution gate of a model (Winkens et al. 2020, class-conditional Gaussians).
+"""Fitting the out-of-distribution gate of a model.
 
-Embeddings of in-distribution training inputs (one class per identity) fit a `GaussianOODScorer`; the rejection
-threshold keeps a fraction (default 95%) of HELD-OUT in-distribution inputs; scorer and threshold go beside the
-model (`ood.safetensors`) and into its card (`card["ood"]`), where the `Verifier` finds them.
+gate="gaussian" (Winkens et al. 2020): embeddings of in-distribution training inputs (one class per identity)
+fit a `GaussianOODScorer`. gate="exposure" (signature models; see `verify.ood_gate.OutlierExposureGate`): the
+same Gaussians plus outlier material (training/ood_material.py, its "fit" split) and ink statistics, combined by a
+logistic regression; binarised copies of the signatures count as signatures. Either way the threshold keeps a
+share `keep` of HELD-OUT identities' inputs; the gate goes beside the model (`ood.safetensors`, its sha256 in the
+card) and into its card (`card["ood"]`), where the `Verifier` finds it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from verify.io import load_image
 from verify.models.base import Embedder
 from verify.models.card import write_card
 from verify.ood import GaussianOODScorer
+from verify.ood_gate import file_sha256
 
 OOD_FILE = "ood.safetensors"
 
@@ -63,19 +67,38 @@ def fit_ood_gate(
     train: Sequence[Sample],
     held_out: Sequence[Sample],
     covariance: str = "tied",
-    keep: float = 0.95,
+    keep: float | None = None,
     batch_size: int = 32,
     write: bool = True,
     features: str | None = None,
+    gate: str = "gaussian",
+    material_n: int = 120,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Fit the gate on `train` (genuine samples, class = identity), threshold on `held_out`, save beside the model.
 
     Args:
         features: "backbone" (default where the model has them) or "embedding": what the Gaussians model.
+        keep: share of held-out inputs accepted (default 0.95 for "gaussian", 0.97 for "exposure").
+        gate: "gaussian" or "exposure" (outlier exposure, `training.ood_exposure`).
+        material_n: outlier images per kind for "exposure" (and half as many, of the "eval" split, to check it).
 
     Returns:
         The card's "ood" section: file, threshold, covariance, keep, sizes, the in-distribution scores' quantiles.
     """
+    if gate == "exposure":
+        from training.ood_exposure import fit_exposure_section
+
+        section = fit_exposure_section(
+            model, train, held_out, covariance, 0.97 if keep is None else keep, batch_size, features, material_n, seed
+        )
+        if write:
+            _store(model, section.pop("_gate"), section)
+        section.pop("_gate", None)
+        return section
+    if gate != "gaussian":
+        raise ConfigError(f"gate must be 'gaussian' or 'exposure', got {gate!r}")
+    keep = 0.95 if keep is None else keep
     train = [s for s in train if s.kind == "genuine"]
     if len({s.identity for s in train}) < 2 or len(held_out) < 10:
         raise ConfigError("the OOD gate needs >= 2 training identities and >= 10 held-out in-distribution inputs")
@@ -98,9 +121,15 @@ def fit_ood_gate(
         "held_out_quantiles": {str(q): float(np.quantile(held, q)) for q in (0.01, 0.05, 0.5)},
     }
     if write:
-        if model.directory is None:
-            raise ConfigError("the model was not loaded from a directory; cannot store its OOD gate")
-        scorer.save(model.directory / OOD_FILE)
-        model.card["ood"] = section
-        write_card(model.directory, model.card)
+        _store(model, scorer, section)
     return section
+
+
+def _store(model: Embedder, gate: Any, section: dict[str, Any]) -> None:
+    """Save the gate beside the model and its section (with the file's sha256) into the card."""
+    if model.directory is None:
+        raise ConfigError("the model was not loaded from a directory; cannot store its OOD gate")
+    gate.save(model.directory / OOD_FILE)
+    section["sha256"] = file_sha256(model.directory / OOD_FILE)
+    model.card["ood"] = section
+    write_card(model.directory, model.card)

@@ -179,26 +179,52 @@ class GaussianOODScorer:
             raise ConfigError("no threshold; call choose_threshold() on held-out in-distribution scores first")
         return self.score(features) >= self.threshold
 
-    def save(self, path: str | Path) -> None:
-        """Write tensors and JSON metadata to a .safetensors file (atomically; no pickle)."""
+    def meta(self) -> dict[str, Any]:
+        """JSON-able settings and class names (numeric classes live in the tensors)."""
         if self.classes_ is None:
             raise ConfigError("GaussianOODScorer is not fitted; nothing to save")
-        path = Path(path)
         numeric = np.issubdtype(self.classes_.dtype, np.number)
+        return {
+            "covariance": self.covariance,
+            "shrinkage": self.shrinkage,
+            "threshold": self.threshold,
+            "classes": "tensor" if numeric else [str(c) for c in self.classes_],
+        }
+
+    def to_tensors(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """means [C, D], covariances and (numeric) classes [C], under `prefix`."""
+        if self.classes_ is None:
+            raise ConfigError("GaussianOODScorer is not fitted; nothing to save")
         tensors = {"means": np.ascontiguousarray(self.means_), "covariances": np.ascontiguousarray(self.covariances_)}
-        if numeric:
+        if np.issubdtype(self.classes_.dtype, np.number):
             tensors["classes"] = np.ascontiguousarray(self.classes_)
+        return {prefix + k: v for k, v in tensors.items()}
+
+    @classmethod
+    def from_tensors(cls, meta: dict[str, Any], tensors: dict[str, np.ndarray], prefix: str = "") -> GaussianOODScorer:
+        """The inverse of `meta` + `to_tensors`."""
+        scorer = cls(meta["covariance"], meta["shrinkage"])
+        classes = meta["classes"]
+        scorer.classes_ = tensors[prefix + "classes"] if classes == "tensor" else np.array(classes)
+        scorer.means_, scorer.covariances_ = tensors[prefix + "means"], tensors[prefix + "covariances"]
+        scorer.threshold = meta["threshold"]
+        scorer._prepare()
+        return scorer
+
+    def save(self, path: str | Path) -> None:
+        """Write tensors and JSON metadata to a .safetensors file (atomically; no pickle)."""
+        info = self.meta()
         meta = {
             "format": _FORMAT,
             "version": "1",
             "covariance": self.covariance,
             "shrinkage": json.dumps(self.shrinkage),
             "threshold": json.dumps(self.threshold),
-            "classes": "tensor" if numeric else json.dumps([str(c) for c in self.classes_]),
+            "classes": "tensor" if info["classes"] == "tensor" else json.dumps(info["classes"]),
             "score": "max_c 2*log N(x; mu_c, Sigma_c)",
         }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+        with atomic_path(Path(path)) as tmp:
+            save_file(self.to_tensors(), str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianOODScorer:
@@ -211,13 +237,14 @@ class GaussianOODScorer:
             raise ModelError(f"{path}: cannot read an OOD scorer: {exc}") from exc
         if meta.get("format") != _FORMAT:
             raise ModelError(f"{path}: not a Gaussian OOD scorer file (format {meta.get('format')!r})")
-        scorer = cls(meta["covariance"], json.loads(meta["shrinkage"]))
         classes = meta["classes"]
-        scorer.classes_ = tensors["classes"] if classes == "tensor" else np.array(json.loads(classes))
-        scorer.means_, scorer.covariances_ = tensors["means"], tensors["covariances"]
-        scorer.threshold = json.loads(meta["threshold"])
-        scorer._prepare()
-        return scorer
+        info = {
+            "covariance": meta["covariance"],
+            "shrinkage": json.loads(meta["shrinkage"]),
+            "threshold": json.loads(meta["threshold"]),
+            "classes": classes if classes == "tensor" else json.loads(classes),
+        }
+        return cls.from_tensors(info, tensors)
 
 
 def nearest_neighbour_score(train: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -27,7 +27,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="what the Gaussians model (default: backbone features where the model has them)",
     )
-    fit.add_argument("--keep", type=float, default=0.95, help="share of held-out inputs to accept (default 0.95)")
+    fit.add_argument(
+        "--gate",
+        choices=["exposure", "gaussian"],
+        default=None,
+        help="exposure: Gaussians + outlier material (printed text, tables, stamps, ...) + ink statistics, for "
+        "signature models (their default); gaussian: class-conditional Gaussians only (default for faces)",
+    )
+    fit.add_argument(
+        "--material", type=int, default=120, help="outlier images per kind for --gate exposure (default 120)"
+    )
+    fit.add_argument(
+        "--keep",
+        type=float,
+        default=None,
+        help="share of held-out inputs to accept (default 0.97 for exposure, 0.95 for gaussian)",
+    )
     fit.add_argument("--held-out", type=float, default=0.3, help="share of identities held out (default 0.3)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the identity split")
     add_json_flag(fit)
@@ -52,14 +67,26 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     parts = split_samples(samples, split)
+    gate = args.gate or ("exposure" if model.modality == "signature" else "gaussian")
     section = fit_ood_gate(
-        model, parts["train"], parts["held_out"], covariance=args.covariance, keep=args.keep, features=args.features
+        model,
+        parts["train"],
+        parts["held_out"],
+        covariance=args.covariance,
+        keep=args.keep,
+        features=args.features,
+        gate=gate,
+        material_n=args.material,
+        seed=args.seed,
     )
     if args.json:
         print_json(section)
     else:
         print(
-            f"OOD gate written to {args.model}: threshold {section['threshold']:.1f} keeps {args.keep:.0%} "
-            f"of {section['n_held_out']} held-out inputs ({section['n_classes']} training identities)"
+            f"OOD gate ({gate}) written to {args.model}: threshold {section['threshold']:.4g} keeps "
+            f"{section['keep']:.0%} of {section['n_held_out']} held-out inputs ({section['n_classes']} training "
+            "identities)"
         )
+        for kind, rate in (section.get("eval_material_rejected") or {}).items():
+            print(f"  rejects {rate:.0%} of held-out {kind}")
     return 0

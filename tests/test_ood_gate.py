@@ -1,0 +1,126 @@
+"""Outlier-exposure OOD gate: material splits, ink statistics, fit/save/load, old cards, the Verifier's message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.ood_exposure import binarised, fit_exposure_gate
+from training.ood_material import KINDS, ood_material
+from verify.errors import ModelError
+from verify.ood import GaussianOODScorer
+from verify.ood_gate import GaussianGate, OutlierExposureGate, load_gate
+from verify.ood_ink import INK_FEATURES, ink_statistics
+
+KIND_TEST = ("printed_text", "ruled", "shapes", "logos", "digits")
+
+
+def test_material_kinds_splits_are_disjoint_and_seeded():
+    fit = ood_material(60, 90, n=4, seed=0, split="fit", kinds=KIND_TEST)
+    again = ood_material(60, 90, n=4, seed=0, split="fit", kinds=KIND_TEST)
+    held = ood_material(60, 90, n=4, seed=0, split="eval", kinds=KIND_TEST)
+    assert set(fit) == set(KIND_TEST) and {"ruled", "shapes", "logos", "printed_text"} <= set(KINDS)
+    for kind in KIND_TEST:
+        assert all(im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3 for im in fit[kind])
+        assert all(np.array_equal(a, b) for a, b in zip(fit[kind], again[kind], strict=True))
+        fit_hashes = {im.tobytes() for im in fit[kind]}
+        assert not fit_hashes & {im.tobytes() for im in held[kind]}
+        assert all(im.min() < 150 for im in fit[kind])  # there is ink
+
+
+def test_ink_statistics_tell_a_box_from_a_scribble():
+    box = np.zeros((64, 96), np.uint8)
+    cv2.rectangle(box, (5, 5), (90, 58), 255, 2)
+    scribble = np.zeros((64, 96), np.uint8)
+    t = np.linspace(0, 4 * np.pi, 200)
+    pts = np.stack([48 + 40 * np.sin(t * 0.5) * np.cos(t), 32 + 20 * np.sin(t)], 1).astype(np.int32)
+    cv2.polylines(scribble, [pts], False, 255, 2)
+    s_box, s_scr = ink_statistics(box), ink_statistics(scribble)
+    line = INK_FEATURES.index("line_fraction")
+    assert s_box[line] > 0.8 > s_scr[line]
+    assert ink_statistics(np.zeros((64, 96), np.uint8))[INK_FEATURES.index("empty")] == 1.0
+    assert np.array_equal(ink_statistics(scribble), ink_statistics(np.stack([scribble] * 3, -1)))
+
+
+def _blobs(rng: np.random.Generator, n: int, centre: float, dim: int = 8) -> np.ndarray:
+    return rng.standard_normal((n, dim)) + centre
+
+
+def _fitted(rng: np.random.Generator, classifier: str) -> tuple[OutlierExposureGate, np.ndarray, np.ndarray]:
+    writers = np.repeat(np.arange(8), 10)
+    x_in = _blobs(rng, 80, 0.0) + writers[:, None] * 0.3
+    x_out = np.vstack([_blobs(rng, 30, 6.0), _blobs(rng, 30, -6.0)])
+    kinds = np.repeat(["printed_text", "ruled"], 30)
+    ink_in, ink_out = rng.random((80, len(INK_FEATURES))), rng.random((60, len(INK_FEATURES))) + 0.5
+    gate = fit_exposure_gate(
+        x_in, writers, np.ones(80, bool), ink_in, x_out, kinds, ink_out, classifier=classifier, hidden=8
+    )
+    return gate, x_in, x_out
+
+
+@pytest.mark.parametrize("classifier", ["mlp", "logistic"])
+def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: str):
+    rng = np.random.default_rng(0)
+    gate, x_in, x_out = _fitted(rng, classifier)
+    crops = [np.zeros((32, 48), np.uint8)] * len(x_in)
+    gate.threshold = float(np.quantile(gate.score(x_in, crops), 0.05))
+    probs = gate.probabilities(x_out, crops[: len(x_out)])
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    assert np.mean(probs[:, 0] < gate.threshold) > 0.9
+    scores, reasons = gate.check(x_out[:2], crops[:2], "not a signature")
+    assert reasons[0] is not None and "looks like" in reasons[0] and "%" in reasons[0]
+    gate.save(tmp_path / "ood.safetensors")
+    section = {"threshold": gate.threshold}
+    again = load_gate(tmp_path / "ood.safetensors", section)
+    assert isinstance(again, OutlierExposureGate) and again.kinds == ["printed_text", "ruled"]
+    assert np.array_equal(again.score(x_out, crops[: len(x_out)]), gate.score(x_out, crops[: len(x_out)]))
+    assert b"pickle" not in (tmp_path / "ood.safetensors").read_bytes()[:4000]
+
+
+def test_load_gate_keeps_old_gaussian_files_and_checks_the_hash(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((40, 4)), np.repeat(np.arange(4), 10)
+    scorer = GaussianOODScorer().fit(x, y)
+    scorer.save(tmp_path / "ood.safetensors")
+    gate = load_gate(tmp_path / "ood.safetensors", {"threshold": -20.0})
+    assert isinstance(gate, GaussianGate)
+    scores, reasons = gate.check(np.r_[x[:1], x[:1] + 100], None, "not a signature")
+    assert reasons[0] is None and reasons[1] == f"not a signature (OOD score {scores[1]:.1f} < -20.0)"
+    with pytest.raises(ModelError, match="sha256"):
+        load_gate(tmp_path / "ood.safetensors", {"threshold": -20.0, "sha256": "0" * 64})
+
+
+def test_binarised_is_black_and_white():
+    image = np.full((40, 60), 230, np.uint8)
+    cv2.line(image, (5, 20), (55, 25), 60, 2)
+    assert set(np.unique(binarised(image))) <= {0, 255}
+
+
+def test_verify_ood_fit_exposure_and_the_verifier(tmp_path: Path, tiny_model: Path):
+    from training.ood_fit import fit_ood_gate
+    from verify import load_model
+    from verify.data import load_signature_dataset
+    from verify.synth import generate_dataset
+    from verify.verifier import Verifier
+
+    model_dir = shutil.copytree(tiny_model, tmp_path / "model")
+    data = generate_dataset(tmp_path / "data", 10, 2, 1, seed=3, progress=False)
+    samples = load_signature_dataset(data, "cedar")
+    train = [s for s in samples if int(str(s.identity).split("_")[-1]) % 3]
+    held = [s for s in samples if not int(str(s.identity).split("_")[-1]) % 3]
+    model = load_model(model_dir)
+    section = fit_ood_gate(model, train, held, gate="exposure", material_n=12, features="embedding")
+    card = json.loads((model_dir / "model.json").read_text())
+    assert card["ood"]["kind"] == "outlier_exposure" and len(card["ood"]["sha256"]) == 64
+    assert set(section["eval_material_rejected"]) >= set(KIND_TEST)
+    verifier = Verifier(load_model(model_dir))
+    probes = verifier.probes([str(s.path) for s in held])
+    assert all(p.ood_score is not None and 0.0 <= p.ood_score <= 1.0 for p in probes)
+    table = ood_material(150, 220, n=6, seed=5, split="eval", kinds=("ruled",))["ruled"]
+    for p in verifier.probes(table):
+        assert p.rejected is None or p.rejected.startswith("not a signature")

@@ -1,0 +1,233 @@
+"""The OOD gates a model card can name, behind one interface: `check(features, crops, what) -> (scores, reasons)`.
+
+- `GaussianGate`: the class-conditional Gaussian score s(x) = max_c 2 log N(f(x); mu_c, Sigma_c) of
+  `verify.ood.GaussianOODScorer` against the card's threshold (cards written before outlier exposure).
+- `OutlierExposureGate` (Hendrycks et al. 2019, "Deep anomaly detection with outlier exposure"): the same
+  in-distribution Gaussian score, plus one Gaussian per kind of known non-signature input (printed text, tables,
+  stamps, ...) on the same features (a likelihood ratio), plus cheap ink statistics of the crop
+  (`verify.ood_ink`), combined by a small softmax classifier (one hidden ReLU layer, or a multinomial logistic
+  regression) over {signature, kind_1, ..., kind_K}. The
+  score is p(signature | x); the threshold keeps a chosen share of held-out signatures; a rejected input is
+  named by its most likely kind ("looks like printed text").
+
+Everything is stored in one safetensors file (tensors + JSON metadata; no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from verify.errors import ConfigError, ModelError, ModelMismatchError
+from verify.fsutil import atomic_path
+from verify.ood import GaussianOODScorer
+from verify.ood_ink import INK_FEATURES, ink_statistics_batch
+
+FORMAT = "outlier_exposure_gate"
+_CLIP = 8.0
+KIND_WORDS = {
+    "faces": "a face photo",
+    "digits": "digits or a number",
+    "natural": "a photo",
+    "blank": "a blank page",
+    "noise": "noise",
+    "printed_text": "printed text",
+    "ruled": "ruled lines, a box or a table",
+    "shapes": "geometric shapes",
+    "logos": "a logo or stamp",
+}
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class GaussianGate:
+    """A `GaussianOODScorer` and its threshold, with the messages the Verifier has always given."""
+
+    def __init__(self, scorer: GaussianOODScorer, threshold: float) -> None:
+        self.scorer, self.threshold = scorer, float(threshold)
+
+    def check(
+        self, features: np.ndarray, crops: Sequence[np.ndarray] | None, what: str
+    ) -> tuple[np.ndarray, list[str | None]]:
+        scores = np.asarray(self.scorer.score(np.asarray(features)), dtype=np.float64).ravel()
+        t = self.threshold
+        return scores, [f"{what} (OOD score {s:.1f} < {t:.1f})" if s < t else None for s in scores]
+
+
+class OutlierExposureGate:
+    """In-distribution Gaussians + per-kind outlier Gaussians + ink statistics -> a small softmax classifier.
+
+    Args:
+        inlier: Gaussians of the in-distribution classes (writers) on the (projected) features.
+        outlier: Gaussians of the outlier kinds (classes = kind names) on the same features.
+        layers: (weight [in, out], bias [out]) of the classifier over the design matrix (`design`), ReLU between
+            layers, softmax over the last one's K + 1 outputs (output 0 = signature). One layer = logistic
+            regression.
+        centre, scale: [P] standardisation of the design matrix.
+        projection: optional (mean [D], components [D, k]) applied to features before both Gaussians.
+        threshold: the least p(signature) accepted.
+    """
+
+    def __init__(
+        self,
+        inlier: GaussianOODScorer,
+        outlier: GaussianOODScorer,
+        layers: list[tuple[np.ndarray, np.ndarray]],
+        centre: np.ndarray,
+        scale: np.ndarray,
+        projection: tuple[np.ndarray, np.ndarray] | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        self.inlier, self.outlier = inlier, outlier
+        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+        self.centre, self.scale = np.asarray(centre, np.float64), np.asarray(scale, np.float64)
+        self.projection = projection
+        self.threshold = threshold
+        self.kinds = [str(k) for k in (outlier.classes_ if outlier.classes_ is not None else [])]
+
+    # --- scoring ------------------------------------------------------------------------------------------
+    def project(self, features: np.ndarray) -> np.ndarray:
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if self.projection is None:
+            return x
+        mean, comps = self.projection
+        if x.shape[1] != len(mean):
+            raise ModelMismatchError(f"features have shape {x.shape}; the OOD gate was fitted on {len(mean)}-d ones")
+        return (x - mean) @ comps
+
+    @staticmethod
+    def raw_design(inlier: np.ndarray, outlier: np.ndarray, ink: np.ndarray, dim: int) -> np.ndarray:
+        """Unstandardised design matrix [N, P] from the in-distribution score [N], the outlier kinds' class scores
+        [N, K] (both 2 log-densities, divided by the feature dimension) and the ink statistics [N, F]."""
+        s_in, s_out = inlier[:, None] / dim, outlier / dim
+        return np.hstack([s_in, s_out, s_in - s_out.max(axis=1, keepdims=True), ink])
+
+    def design(self, features: np.ndarray, crops: Sequence[np.ndarray]) -> np.ndarray:
+        x = self.project(features)
+        if len(crops) != len(x):
+            raise ConfigError(f"the OOD gate needs one crop per feature row; got {len(crops)} and {len(x)}")
+        raw = self.raw_design(
+            self.inlier.score(x), self.outlier.class_scores(x), ink_statistics_batch(crops), x.shape[1]
+        )
+        return np.clip((raw - self.centre) / self.scale, -_CLIP, _CLIP)
+
+    def probabilities(self, features: np.ndarray, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """[N, K + 1]: p(signature), p(kind_1), ... for each input."""
+        logits = self.design(features, crops)
+        for i, (weight, bias) in enumerate(self.layers):
+            logits = logits @ weight + bias
+            if i < len(self.layers) - 1:
+                logits = np.maximum(logits, 0.0)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def score(self, features: np.ndarray, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """p(signature | x) [N]; larger = more in-distribution."""
+        return self.probabilities(features, crops)[:, 0]
+
+    def check(
+        self, features: np.ndarray, crops: Sequence[np.ndarray] | None, what: str
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """Scores [N] and, per input, None (accepted) or a reason a person understands."""
+        if crops is None:
+            raise ConfigError("this OOD gate reads the preprocessed crops as well as the features; pass them")
+        if self.threshold is None:
+            raise ConfigError("the OOD gate has no threshold")
+        p = self.probabilities(features, crops)
+        reasons: list[str | None] = []
+        for row in p:
+            if row[0] >= self.threshold:
+                reasons.append(None)
+                continue
+            kind = self.kinds[int(np.argmax(row[1:]))]
+            reasons.append(
+                f"{what}: it looks like {KIND_WORDS.get(kind, kind.replace('_', ' '))} "
+                f"(signature likeness {row[0]:.0%}; signatures are accepted from {self.threshold:.0%})"
+            )
+        return p[:, 0], reasons
+
+    # --- storage ------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        tensors = {
+            **self.inlier.to_tensors("inlier."),
+            **self.outlier.to_tensors("outlier."),
+            **{f"layer{i}.weight": w for i, (w, _) in enumerate(self.layers)},
+            **{f"layer{i}.bias": b for i, (_, b) in enumerate(self.layers)},
+            "centre": self.centre,
+            "scale": self.scale,
+        }
+        if self.projection is not None:
+            tensors["projection.mean"], tensors["projection.components"] = self.projection
+        meta = {
+            "format": FORMAT,
+            "version": "1",
+            "threshold": json.dumps(self.threshold),
+            "inlier": json.dumps(self.inlier.meta()),
+            "outlier": json.dumps(self.outlier.meta()),
+            "ink_features": json.dumps(list(INK_FEATURES)),
+            "score": "p(signature | x), softmax classifier over [2 log N_in / D, 2 log N_kind / D, "
+            "their difference, ink statistics]",
+        }
+        with atomic_path(Path(path)) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+    @classmethod
+    def from_file(cls, meta: dict[str, str], tensors: dict[str, np.ndarray]) -> OutlierExposureGate:
+        if json.loads(meta.get("ink_features", "[]")) != list(INK_FEATURES):
+            raise ModelError("the OOD gate was fitted on other ink statistics than this version computes; refit it")
+        projection = None
+        if "projection.mean" in tensors:
+            projection = (tensors["projection.mean"], tensors["projection.components"])
+        return cls(
+            GaussianOODScorer.from_tensors(json.loads(meta["inlier"]), tensors, "inlier."),
+            GaussianOODScorer.from_tensors(json.loads(meta["outlier"]), tensors, "outlier."),
+            [(tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"]) for i in range(_count_layers(tensors))],
+            tensors["centre"],
+            tensors["scale"],
+            projection,
+            json.loads(meta["threshold"]),
+        )
+
+
+def _count_layers(tensors: dict[str, np.ndarray]) -> int:
+    n = 0
+    while f"layer{n}.weight" in tensors:
+        n += 1
+    if n == 0:
+        raise ModelError("the OOD gate file has no classifier layers")
+    return n
+
+
+def load_gate(path: str | Path, section: dict[str, Any]) -> GaussianGate | OutlierExposureGate:
+    """The gate a card's "ood" section names (`path` = its file), checked against the section's sha256 if any."""
+    path = Path(path)
+    expected = section.get("sha256")
+    if expected and file_sha256(path) != expected:
+        raise ModelError(
+            f"{path.name}: the OOD gate file does not match the sha256 in the model card; it was changed or "
+            "damaged; refit it with `verify ood fit`"
+        )
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception as exc:  # safetensors raises its own SafetensorError on corrupt headers
+        raise ModelError(f"{path.name}: cannot read the OOD gate: {exc}") from exc
+    if meta.get("format") == FORMAT:
+        gate = OutlierExposureGate.from_file(meta, tensors)
+        threshold = section.get("threshold", gate.threshold)
+        gate.threshold = None if threshold is None else float(threshold)
+        return gate
+    return GaussianGate(GaussianOODScorer.load(path), float(section["threshold"]))

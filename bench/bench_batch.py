@@ -43,7 +43,7 @@ def _model(tmp: Path) -> tuple[Path, str]:
     if (student / "model.json").is_file():
         return student, "bundled signature-student"
     from verify.models import new_card, save_model
-    from verify.models.embedder import create_timm_network
+    from verify.models.network import create_timm_network
 
     arch = {"kind": "timm", "backbone": "resnet18", "dim": 128, "in_chans": 1}
     card = new_card(

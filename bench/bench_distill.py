@@ -162,7 +162,7 @@ def speed(timers: dict[str, Any], card: dict[str, Any], rounds: int, seconds: fl
 def candidates(card: dict[str, Any], seconds: float) -> dict[str, Any]:
     """Speed of untrained candidate student backbones at the teacher's input size (batch 1 and 32, 2 threads)."""
     from bench.bench_embed import synthetic_crops
-    from verify.models.embedder import create_timm_network
+    from verify.models.network import create_timm_network
     from verify.models.runtime import crops_to_tensor
 
     crops = synthetic_crops(card, 32)

@@ -43,7 +43,7 @@ def make_tiny_model(directory: Path, modality: str = "signature", seed: int = 0,
     import torch
 
     from verify.models import new_card, save_model
-    from verify.models.embedder import create_timm_network
+    from verify.models.network import create_timm_network
 
     torch.manual_seed(seed)
     arch = {"kind": "timm", "backbone": "resnet18", "dim": 16, "in_chans": 1}

@@ -23,7 +23,7 @@ from verify.batch.runner import CHUNK_SLEEP_ENV
 from verify.cli import main
 from verify.errors import ConfigError
 from verify.models import new_card, save_model
-from verify.models.embedder import create_timm_network
+from verify.models.network import create_timm_network
 from verify.verifier import Verifier
 
 VERIFY_BIN = str(Path(sys.executable).parent / "verify")

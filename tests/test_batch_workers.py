@@ -41,7 +41,7 @@ def _alive(pid: int) -> bool:
 
 def _large_input_model(directory: Path) -> Path:
     from verify.models import new_card, save_model
-    from verify.models.embedder import create_timm_network
+    from verify.models.network import create_timm_network
 
     arch = {"kind": "timm", "backbone": "resnet18", "dim": 16, "in_chans": 1}
     card = new_card(

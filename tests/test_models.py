@@ -13,7 +13,7 @@ import verify
 from verify.errors import ConfigError, ModelError
 from verify.models import new_card, read_card, save_model
 from verify.models.card import load_network
-from verify.models.embedder import SiameseEmbedder, create_timm_network
+from verify.models.network import SiameseEmbedder, create_timm_network
 from verify.models.registry import PREPROCESSORS
 from verify.models.runtime import crops_to_tensor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from verify.models.dlib_resnet import DlibFaceResNet
-from verify.models.embedder import EmbeddingNetwork, SiameseEmbedder
+from verify.models.network import EmbeddingNetwork, SiameseEmbedder
 
 
 def _check(net: EmbeddingNetwork, x: torch.Tensor) -> None:

@@ -140,7 +140,7 @@ def _build_parts(
 ) -> _Parts:
     from verify.losses import create_loss
     from verify.mining import create_miner
-    from verify.models.embedder import SiameseEmbedder
+    from verify.models.network import SiameseEmbedder
 
     torch.manual_seed(config.seed)
     student = SiameseEmbedder(config.backbone, config.dim, config.channels, config.pretrained, config.pretrained_file)

@@ -52,7 +52,7 @@ def build_model(config: TrainConfig, init: str | Path | None = None) -> Model:
             raise ConfigError(f"--init model is a {old['modality']} model, but --modality is {config.modality}")
         card = new_card(config.name, config.modality, old["architecture"], old["input"], old["preprocessing"])
         return Model(net, card, {"path": str(init), "fingerprint": old.get("fingerprint"), "name": old.get("name")})
-    from verify.models.embedder import SiameseEmbedder
+    from verify.models.network import SiameseEmbedder
 
     net = SiameseEmbedder(config.backbone, config.dim, config.channels, config.pretrained, config.pretrained_file)
     arch = {"kind": "timm", "backbone": config.backbone, "dim": config.dim, "in_chans": config.channels}

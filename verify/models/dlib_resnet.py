@@ -121,7 +121,7 @@ class DlibResidualBlock(nn.Module):
 class DlibFaceResNet(nn.Module):
     """dlib's face ResNet: RGB [B, 3, 150, 150] normalised as dlib does -> embeddings [B, dim].
 
-    Exposes the small interface of `verify.models.embedder.SiameseEmbedder` that training code relies on:
+    Exposes the small interface of `verify.models.network.SiameseEmbedder` that training code relies on:
     `features(x)` (pooled [B, 256] before the fc), `project(feats)` (the fc, [B, dim], not normalised),
     `num_features` and `dim`, so `forward(x) == normalize(project(features(x)))` for both network kinds.
 

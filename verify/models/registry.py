@@ -21,7 +21,7 @@ from typing import Any
 from verify.errors import ModelError
 
 ARCHITECTURES: dict[str, Any] = {
-    "timm": "verify.models.embedder:create_timm_network",
+    "timm": "verify.models.network:create_timm_network",
     "dlib_resnet": "verify.models.dlib_resnet:create_dlib_resnet",
 }
 PREPROCESSORS: dict[str, Any] = {

@@ -15,7 +15,7 @@ from verify.models.registry import get_preprocessor
 from verify.preprocess.crop import Crop
 
 if TYPE_CHECKING:
-    from verify.models.embedder import EmbeddingNetwork
+    from verify.models.network import EmbeddingNetwork
 
 
 def _to_channels(crop: np.ndarray, channels: int) -> np.ndarray:

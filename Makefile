@@ -33,7 +33,7 @@ $(PY):
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[app,train,export,test]'
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).

@@ -46,6 +46,10 @@ PLUGINS = {
 }
 
 
+# Optional dependencies -> the extra that installs them (pyproject's [project.optional-dependencies]).
+_EXTRAS = {"gradio": "app", "yaml": "train", "onnx": "export", "onnxruntime": "export", "ray": "distributed"}
+
+
 def _command_modules() -> list[str]:
     """Module names of every available subcommand, in the order of their command names."""
     modules = {name: f"{__name__}.{name}" for name in COMMANDS}
@@ -90,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"verify {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"verify {args.command}: error: needs {exc.name}, which is not installed; "
+            f"pip install 'siamese-verify[{extra}]'",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"verify {args.command}: interrupted", file=sys.stderr)

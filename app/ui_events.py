@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
 from app import views
 from app.service import VerifyService
@@ -93,8 +94,8 @@ class Handlers:
         crops = [*result["crops"], None, None][:2]
         both = views.overlay(*crops) if result["modality"] == "signature" else None
         big = [views.enlarge(c) for c in crops]
-        overlay = gr.Image(views.enlarge(both, 400), visible=both is not None)
-        return views.verify_markdown(result, result.get("reliability")), _plain(result), big[0], big[1], overlay
+        text = views.verify_markdown(result, result.get("reliability"))
+        return text, _plain(result), big[0], big[1], views.enlarge(both, 400)
 
     def enroll(
         self, name: str, modality: str = "auto", files: list[str] | None = None, photo: str | None = None
@@ -122,13 +123,8 @@ class Handlers:
         result = self.service.batch(csv, zipped, folder, modality, progress=True)
         report = result["report"]
         review = views.batch_review_html(result["rows"], result["images"], result["image_columns"])
-        return (
-            views.batch_markdown(result),
-            gr.DownloadButton(value=str(result["csv"]), visible=True),
-            gr.DownloadButton(value=None if report is None else str(report), visible=report is not None),
-            gr.Dataframe(views.batch_table(result["rows"]), visible=True),
-            gr.HTML(review, visible=True),
-        )
+        table = views.batch_table(result["rows"])
+        return views.batch_markdown(result), str(result["csv"]), None if report is None else str(report), table, review
 
     def gallery_list(self, modality: str = "face") -> tuple[Any, ...]:
         identities = self.service.gallery_list(modality)
@@ -165,11 +161,12 @@ class Handlers:
         return gr.skip(), ready
 
 
-def _twin(button: gr.Button, fn: Callable[..., Any], inputs: list[Any], outputs: list[Any], api_name: str) -> None:
-    """The API event of a page button: same handler and components, failures raised (see module docstring)."""
+def _twin(button: gr.Button, fn: Callable[..., Any], inputs: list[Any], outputs: list[Any], api_name: str) -> Any:
+    """The API event of a page button: same handler and components, failures raised (see module docstring).
+    Returns the page's event (API clients get plain values; the page shows or hides parts after it)."""
     hidden = gr.Button(visible=False, elem_id=f"api-{api_name}")
     hidden.click(guarded(fn), inputs, outputs, api_name=api_name, show_progress="hidden")
-    button.click(
+    return button.click(
         shown(fn, _cleared(outputs)),
         inputs,
         outputs,
@@ -179,6 +176,18 @@ def _twin(button: gr.Button, fn: Callable[..., Any], inputs: list[Any], outputs:
     )
 
 
+def _shown_if_filled(*values: Any) -> Any:
+    """Show the parts of an answer that have a value (a signature overlay, downloads, the review), hide the rest."""
+
+    def filled(value: Any) -> bool:
+        if isinstance(value, pd.DataFrame):
+            return not value.empty
+        return value is not None and not (isinstance(value, str) and not value)
+
+    updates = tuple(gr.update(visible=filled(v)) for v in values)
+    return updates[0] if len(updates) == 1 else updates
+
+
 def _cleared(outputs: list[Any]) -> Callable[[str], tuple[Any, ...]]:
     """The error answer: the message in the first output, every other output emptied (or left alone when it is
     an input control such as a confirmation box)."""
@@ -186,8 +195,6 @@ def _cleared(outputs: list[Any]) -> Callable[[str], tuple[Any, ...]]:
     def empty(component: Any) -> Any:
         if isinstance(component, (gr.Checkbox, gr.Textbox)):
             return gr.skip()
-        if component.visible is False:  # shown only with an answer: hidden again
-            return gr.update(value=None, visible=False)
         return None
 
     def on_error(message: str) -> tuple[Any, ...]:
@@ -208,16 +215,14 @@ def listen(
     """Wire every tab's events; the public ones get the API names the client and tests use."""
     h = Handlers(service)
     private = {"api_visibility": "private"}
-    _twin(v.go, h.verify, [v.a, v.b, v.modality], [v.result, v.raw, v.crop_a, v.crop_b, v.overlay], "verify")
+    verify_out = [v.result, v.raw, v.crop_a, v.crop_b, v.overlay]
+    verified = _twin(v.go, h.verify, [v.a, v.b, v.modality], verify_out, "verify")
+    verified.then(_shown_if_filled, [v.overlay], [v.overlay], show_progress="hidden", **private)
     _twin(e.go, h.enroll, [e.name, e.modality, e.files, e.photo], [e.result, e.table, e.samples], "enroll")
     _twin(i.go, h.identify, [i.image, i.modality, i.k], [i.result, i.thumbs, i.table, i.raw], "identify")
-    _twin(
-        b.go,
-        h.batch,
-        [b.csv, b.zipped, b.folder, b.modality],
-        [b.result, b.csv_out, b.report_out, b.table, b.review],
-        "batch",
-    )
+    batch_parts = [b.csv_out, b.report_out, b.table, b.review]
+    batched = _twin(b.go, h.batch, [b.csv, b.zipped, b.folder, b.modality], [b.result, *batch_parts], "batch")
+    batched.then(_shown_if_filled, batch_parts, batch_parts, show_progress="hidden", **private)
     uploads = [(v.a, v.result, "image A", views.READY), (v.b, v.result, "image B", views.READY)]
     uploads += [(i.image, i.result, "image", views.READY_IDENTIFY), (e.photo, e.result, "photo", views.READY_ENROLL)]
     for image, result, what, ready in uploads:

@@ -185,7 +185,7 @@ def test_examples_load_on_every_tab(page, app_url: str, screens: Path) -> None:
     expect(page.locator("#verify-b img").first).to_be_visible()
     page.locator("#verify-btn").click()
     answer = result(page, "verify-result")
-    expect(answer).to_contain_text("How far to trust this")
+    expect(answer).to_contain_text("How far to trust this", timeout=3 * TIMEOUT_MS)  # first use loads the model
     expect(answer).to_contain_text("test writers")
     expect(page.locator("#verify-overlay img")).to_be_visible()  # the two signatures overlaid
     shot(page, screens, "1-verify-signature-example")

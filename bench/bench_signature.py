@@ -129,7 +129,7 @@ def _fmt(x: float | None) -> str:
 
 def table(results: dict[str, Any]) -> str:
     head = ("| set | model | EER skilled | EER random | AUC skilled | AUC random | TAR@FAR=1e-2 random | R | "
-            "R-ref EER skilled (mean / top3 / top3+z) | R-ref EER random (mean / top3 / top3+z) |")  # fmt: skip
+            "R-ref EER skilled (mean/max/top3/top3+z) | R-ref EER random (mean/max/top3/top3+z) |")  # fmt: skip
     lines = [head, "|" + "---|" * 10]
     for set_name, by_model in results["sets"].items():
         for model, r in by_model["models"].items():
@@ -137,7 +137,7 @@ def table(results: dict[str, Any]) -> str:
             sk, rd = one.get("skilled", {}), one.get("random", {})
 
             def agg(kind: str, multi: dict[str, Any] = multi) -> str:
-                vals = [(multi.get(k) or {}).get(kind, {}).get("eer") for k in ("mean", "topk", "topk+znorm")]
+                vals = [(multi.get(k) or {}).get(kind, {}).get("eer") for k in ("mean", "max", "topk", "topk+znorm")]
                 return " / ".join(_fmt(v) for v in vals) if multi else "n/a"
 
             lines.append(
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results) + (
         f"\n\nData: {sets}. 1-ref: all genuine pairs, genuine x own skilled forgeries, genuine x first genuine of "
         "each other writer. R-ref: first R genuine of a writer as references, the rest as probes; aggregation "
-        "mean, mean of the top 3, top 3 with per-writer z-norm (cohort: other writers' references). No threshold "
+        "mean, max, mean of the top 3, top 3 with per-writer z-norm (cohort: other writers' references). No threshold "
         "is fitted: EER/AUC/TAR@FAR are read off each ROC. Only the real rows are real scans."
     )
     print(text)
@@ -196,10 +196,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(ROOT.parent))
-    except ValueError:
-        return path.name
+    """A path inside the repository relative to it, a sibling of it as ../NAME, else the folder name."""
+    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+        try:
+            return prefix + str(path.resolve().relative_to(base))
+        except ValueError:
+            continue
+    return path.name
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 - `roc`: ROC, DET, AUC, EER, TAR/FRR at a FAR, accuracy, LFW-style k-fold accuracy;
 - `signature`: signature FRR / FAR (skilled, random), global and per-writer EER;
+- `multiref`: signature score sets (single-reference protocol, R references aggregated, per-writer z-norm);
 - `openset`: open-set identification rates (FPIR, FNIR, rank-1, FNIR at FPIR);
 - `bootstrap`: confidence intervals resampling identities;
 - `metrics`: all of the above in one import;

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import numpy as np
 
 from verify.errors import ConfigError, InvalidImageError, ModelError, ModelMismatchError
 from verify.models.base import Crop, Embedder
+from verify.models.model_card import ModelCard
 from verify.models.registry import get_preprocessor
 
 KIND = "classical-hog"
@@ -100,7 +101,7 @@ def hog_features(images: np.ndarray, params: HogParams) -> np.ndarray:
     return blocks.reshape(n, -1)
 
 
-def feature_fingerprint(card: dict[str, Any]) -> str:
+def feature_fingerprint(card: Mapping[str, Any]) -> str:
     """16 hex digits naming the feature: architecture, input size and preprocessing of the card."""
     spec = {k: card.get(k) for k in ("architecture", "input", "preprocessing")}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
@@ -113,8 +114,8 @@ class HogEmbedder(Embedder):
         card: a model card whose architecture kind is "classical-hog".
     """
 
-    def __init__(self, card: dict[str, Any]) -> None:
-        self.card = card
+    def __init__(self, card: Mapping[str, Any]) -> None:
+        self.card = ModelCard.coerce(card)
         self.params = hog_params(dict(card.get("architecture") or {}))
         inp = card.get("input") or {}
         self.height, self.width = int(inp.get("height", 0)), int(inp.get("width", 0))
@@ -150,7 +151,7 @@ class HogEmbedder(Embedder):
         return arr
 
 
-def load_classical_hog(card: dict[str, Any], directory: Path) -> Embedder:
+def load_classical_hog(card: Mapping[str, Any], directory: Path) -> Embedder:
     """The "classical-hog" loader: check the card (dim, fingerprint) and build the embedder.
 
     Raises:
@@ -172,7 +173,7 @@ def load_classical_hog(card: dict[str, Any], directory: Path) -> Embedder:
             f"card {card.get('name')!r}: architecture.dim must be {expected} for a {model.height}x{model.width} "
             f"input and these HOG settings, got {(card.get('architecture') or {}).get('dim')}"
         )
-    card.setdefault("fingerprint", found)
+    model.card.setdefault("fingerprint", found)
     return model
 
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,12 @@ import numpy as np
 
 from verify.errors import ModelError, ModelMismatchError
 from verify.models.base import Crop, Embedder
+from verify.models.model_card import ModelCard
 
 KIND = "fused"
 
 
-def _shared(card: dict[str, Any]) -> str:
+def _shared(card: Mapping[str, Any]) -> str:
     """What components must agree on so that one crop feeds them all: modality, crop size, preprocessing."""
     inp = card.get("input") or {}
     spec = [card.get("modality"), inp.get("height"), inp.get("width"), card.get("preprocessing")]
@@ -43,6 +44,21 @@ def fused_fingerprint(components: Sequence[tuple[str, float]]) -> str:
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
 
+def check_components(parts: Sequence[Embedder], weights: Sequence[float]) -> None:
+    """Refuse components that cannot be fused: fewer than two, weights not summing to 1, or components that do
+    not share modality, crop size and preprocessing (one crop must feed them all).
+
+    Raises:
+        ModelError: naming what differs.
+    """
+    if len(parts) < 2 or len(parts) != len(weights):
+        raise ModelError(f"a fused model needs >= 2 components with one weight each, got {len(parts)}")
+    if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+        raise ModelError(f"fused weights must be >= 0 and sum to 1, got {list(weights)}")
+    if len({_shared(p.card) for p in parts}) != 1:
+        raise ModelError("fused components must share modality, input height/width and preprocessing; they differ")
+
+
 class FusedEmbedder(Embedder):
     """Weighted concatenation of component embedders that share one preprocessing.
 
@@ -52,15 +68,9 @@ class FusedEmbedder(Embedder):
         weights: one weight per component, >= 0, summing to 1.
     """
 
-    def __init__(self, card: dict[str, Any], parts: Sequence[Embedder], weights: Sequence[float]) -> None:
-        if len(parts) < 2 or len(parts) != len(weights):
-            raise ModelError(f"a fused model needs >= 2 components with one weight each, got {len(parts)}")
-        if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
-            raise ModelError(f"fused weights must be >= 0 and sum to 1, got {list(weights)}")
-        cards = [p.card for p in parts]
-        if len({_shared(c) for c in cards}) != 1:
-            raise ModelError("fused components must share modality, input height/width and preprocessing; they differ")
-        self.card = card
+    def __init__(self, card: Mapping[str, Any], parts: Sequence[Embedder], weights: Sequence[float]) -> None:
+        check_components(parts, weights)
+        self.card = ModelCard.coerce(card)
         self.parts = list(parts)
         self.weights = [float(w) for w in weights]
         self._scales = [math.sqrt(w) for w in self.weights]
@@ -157,7 +167,7 @@ def create_fused_model(
         shutil.copytree(Path(src), dest / sub, ignore=shutil.ignore_patterns("report", "*.tmp"))
     parts = [load_model(dest / sub) for sub, _, _ in components]
     weights = [float(w) for _, _, w in components]
-    FusedEmbedder({"name": name}, parts, weights)  # checks shared input/preprocessing and the weights
+    check_components(parts, weights)
     first = parts[0].card
     arch = {
         "kind": KIND,

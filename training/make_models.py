@@ -23,7 +23,8 @@ import torch
 from training.make_hog_model import build as build_hog
 from training.synth_sets import SynthSetSpec, write_synth_set
 from verify.cli import main as verify_main
-from verify.models.card import load_network, save_model, write_card
+from verify.models.card import load_network, read_card, save_model, write_card
+from verify.models.classical import new_hog_card
 from verify.models.fused import create_fused_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,11 +112,15 @@ def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, 
     _keep_report(report, dest, run)
 
 
-def package_fused(
-    learned: Path, hog: Path, heldout: Path, train: Path, dest: Path, work: Path, extra: dict[str, Any]
-) -> None:
-    """learned + HOG with fixed weights -> a fused model, calibrated on held-out writers, with its OOD gate."""
-    raw = work / "raw"
+def package_fused(learned: Path, heldout: Path, train: Path, dest: Path, work: Path, extra: dict[str, Any]) -> None:
+    """learned + HOG with fixed weights -> a fused model, calibrated on held-out writers, with its OOD gate.
+
+    The HOG part reads the learned part's crop (same size and preprocessing), so one crop feeds both."""
+    raw, hog = work / "raw", work / "hog"
+    spec = read_card(learned)
+    hog.mkdir(parents=True, exist_ok=True)
+    write_card(hog, new_hog_card(f"{dest.name}-hog", int(spec["input"]["height"]), int(spec["input"]["width"]),
+                                 preprocessing=dict(spec["preprocessing"])))  # fmt: skip
     create_fused_model(raw, [("learned", learned, FUSED_WEIGHT), ("hog", hog, 1 - FUSED_WEIGHT)], name=dest.name)
     report = work / "heldout-eval"
     card, results = calibrate(raw, heldout, report)
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         SynthSetSpec(**{**TRAIN_SET.__dict__, "writers": args.writers}),
         SynthSetSpec(**{**HELDOUT_SET.__dict__, "writers": args.heldout_writers}),
     )
-    hog = build_hog(heldout, work / "signature-hog", out / "signature-hog")
+    build_hog(heldout, work / "signature-hog", out / "signature-hog")
     teacher_run = work / "signature-teacher"
     if (teacher_run / "run.json").is_file() and not (teacher_run / "summary.json").is_file():
         _run(["train", "--out", str(teacher_run), "--resume", "--quiet", *_sets(TEACHER)])
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         _run(["train", "--data", str(train), "--protocol", "cedar", "--out", str(teacher_run), "--quiet",
               *_sets(SIZE), *_sets(TEACHER), "--set", "name=signature-teacher"])  # fmt: skip
     package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")})
-    package_fused(out / "signature-teacher", hog, heldout, train, out / "signature-teacher-hog",
+    package_fused(out / "signature-teacher", heldout, train, out / "signature-teacher-hog",
                   work / "signature-teacher-hog", {"provenance": _provenance(args, "fused teacher + HOG")})  # fmt: skip
     if not args.skip_student:
         student_run = work / "signature-student"
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                   "--set", "name=signature-student"])  # fmt: skip
         package(student_run, heldout, train, out / "signature-student", {"provenance": _provenance(args, "student")})
         extra = {"provenance": _provenance(args, "fused student + HOG")}
-        package_fused(out / "signature-student", hog, heldout, train, out / "signature-student-hog",
+        package_fused(out / "signature-student", heldout, train, out / "signature-student-hog",
                       work / "signature-student-hog", extra)  # fmt: skip
     demo_signatures(heldout, ROOT / "assets" / "demo" / "signatures")
     print(f"bundled models written to {out}")

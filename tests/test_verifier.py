@@ -32,8 +32,11 @@ def test_same_image_matches_with_score_one(verifier: Verifier, synth_signatures:
     assert result.timings_ms["total_ms"] > 0
 
 
-def test_threshold_decides(tiny_model: Path, synth_signatures: Path) -> None:
-    a, b = _sig(synth_signatures, 1, 1), _sig(synth_signatures, 2, 1)
+def test_threshold_decides(tiny_model: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"  # two clearly different ink shapes (an untrained net at 32x48
+    page = np.full((96, 144), 240, np.uint8)  # px may map two thin synthetic signatures to one point)
+    cv2.imwrite(str(a), cv2.ellipse(page.copy(), (72, 48), (50, 20), 0, 0, 360, 20, 6))
+    cv2.imwrite(str(b), cv2.line(cv2.line(page.copy(), (20, 10), (60, 85), 20, 6), (60, 85), (130, 20), 20, 6))
     score = Verifier.from_path(tiny_model).match(a, b).score
     assert score is not None and score < 1.0
     assert Verifier.from_path(tiny_model, threshold=score - 1e-4).match(a, b).decision == MATCH

@@ -25,7 +25,8 @@ from verify.modality import MODALITIES, MODALITY_CHOICES, Modality
 # Preference order per modality: the first directory that exists is the default.
 _DEFAULTS = {
     "face": ("face-resnet", "face-dlib-native"),
-    "signature": ("signature-student", "signature-teacher"),
+    # fused learned + HOG first: the best of the bundled models on the independent evaluation set (BENCHMARKS.md)
+    "signature": ("signature-teacher-hog", "signature-student-hog", "signature-student", "signature-teacher"),
 }
 
 

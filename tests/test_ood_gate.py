@@ -72,7 +72,7 @@ def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: st
     probs = gate.probabilities(x_out, crops[: len(x_out)])
     np.testing.assert_allclose(probs.sum(1), 1.0)
     assert np.mean(probs[:, 0] < gate.threshold) > 0.9
-    scores, reasons = gate.check(x_out[:2], crops[:2], "not a signature")
+    _scores, reasons = gate.check(x_out[:2], crops[:2], "not a signature")
     assert reasons[0] is not None and "looks like" in reasons[0] and "%" in reasons[0]
     gate.save(tmp_path / "ood.safetensors")
     section = {"threshold": gate.threshold}

@@ -31,6 +31,7 @@ SECTIONS = {
     "bench_face_port": "dlib face ResNet: PyTorch port vs dlib",
     "bench_gallery": "Gallery search (FAISS index types)",
     "bench_batch": "Batch signature verification",
+    "bench_ray": "Batch on Ray (local cluster)",
     "bench_embed": "Embedding throughput",
     "bench_load": "Web UI under concurrent load",
 }

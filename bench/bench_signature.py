@@ -4,7 +4,7 @@ Sets (each skipped with a note when absent):
   real   ../shared/data/signatures-real-sample (real scans, 12 writers x 5 genuine + 5 skilled; validation only);
   indep  data/indep: the independent handwriting-font set (python -m bench.make_indep_set --out data/indep);
   synth  the training generator's held-out test writers: --synth DIR (CEDAR layout), default make models'
-         held-out set (runs/make_models/data/heldout, or regenerated: verify synth, seed 1, 80 writers), of
+         held-out set (runs/make_models/data/heldout, or regenerated: generator v2, seed 1, 160 writers), of
          which only the test half of the writers is used (the calibration half chose the cards' thresholds).
 Pairs: 1-ref = verify.eval.multiref.single_reference_scores (the protocol of the real-sample tool: all genuine
 pairs; genuine x own forgeries; genuine x first genuine of each other writer). R-ref = the first R genuine as
@@ -37,7 +37,7 @@ from verify.models.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_signature"
-MODELS = ("signature-hog", "signature-teacher", "signature-student")
+MODELS = ("signature-hog", "signature-teacher", "signature-student", "signature-teacher-hog", "signature-student-hog")
 REAL = ROOT.parent / "shared" / "data" / "signatures-real-sample"
 TITLE = "Signature accuracy: real scans, independent set, synthetic test writers"
 AGGREGATIONS: tuple[tuple[Aggregation, bool], ...] = (
@@ -115,11 +115,12 @@ def _default_synth() -> Path:
     made = ROOT / "runs" / "make_models" / "data" / "heldout"
     if (made / "manifest.csv").is_file():
         return made
-    out = ROOT / "data" / "bench-synth-heldout"
+    out = ROOT / "data" / "bench-synth-heldout-v2"
     if not (out / "manifest.csv").is_file():
-        from verify.synth import generate_dataset
+        from training.make_models import HELDOUT_SET
+        from training.synth_sets import write_synth_set
 
-        generate_dataset(out, writers=80, genuine=16, forgeries=12, seed=1, workers=2, progress=False)
+        write_synth_set(out, HELDOUT_SET, workers=2, progress=False)
     return out
 
 

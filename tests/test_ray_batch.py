@@ -47,11 +47,11 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """300 pairs of 24 synthetic signatures (64x96 px) plus 6 bad rows; the local engine's output as reference."""
+    """300 pairs of 24 synthetic v2 signatures plus 6 bad rows; the local engine's output as reference."""
     from verify.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("raybatch")
-    data = generate_dataset(root / "data", 4, 4, 2, seed=1, height=64, width=96, progress=False)
+    data = generate_dataset(root / "data", 4, 4, 2, seed=1, generator="v2", natural_size=True, progress=False)
     cv2.imwrite(str(data / "blank.png"), np.full((64, 96), 255, np.uint8))
     (data / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
     images = sorted(str(p.relative_to(data)) for p in data.glob("full_*/*.png"))
@@ -67,8 +67,15 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
         out.writerows((f"r{i}", a, b, label) for i, (a, b, label) in enumerate(rows))
     verifier = Verifier.from_path(MODEL)
     reference = root / "local.csv"
-    run_batch(verifier, BatchConfig(pairs=pairs, out=reference, batch_size=16), progress=False)
-    return {"root": root, "pairs": pairs, "reference": reference, "verifier": verifier, "rows": len(rows)}
+    local = run_batch(verifier, BatchConfig(pairs=pairs, out=reference, batch_size=16), progress=False)
+    return {
+        "root": root,
+        "pairs": pairs,
+        "reference": reference,
+        "verifier": verifier,
+        "rows": len(rows),
+        "local": local,
+    }
 
 
 def _stable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -97,10 +104,13 @@ def test_ray_engine_matches_local_row_for_row(ray_cluster, job: dict, tmp_path: 
     local, ray_rows = _read(job["reference"]), _read(out)
     _assert_same(local, ray_rows)
     assert (summary.rows, summary.processed, summary.resumed) == (job["rows"], job["rows"], 0)
-    assert summary.failed == 6 and summary.rejected == 2  # missing x2, corrupt x2, blank page x2
+    # missing x2, corrupt x2, blank page x2 at least (the model's OOD gate may refuse more of these tiny scans)
+    local_summary = job["local"]
+    assert (summary.failed, summary.rejected) == (local_summary.failed, local_summary.rejected)
+    assert summary.failed >= 6 and summary.rejected >= 2
     assert summary.images_embedded == 27  # 24 signatures + 3 bad files, each once
     assert set(ray_rows["decision"]) == {"match", "no match", "error", "rejected"}
-    assert (ray_rows["error"] != "").sum() == 6 and ray_rows["id"].is_unique
+    assert (ray_rows["error"] != "").sum() == (local["error"] != "").sum() >= 6 and ray_rows["id"].is_unique
     assert not (tmp_path / "ray.csv.parts").exists()
     assert summary.report is not None and summary.report.exists()
 

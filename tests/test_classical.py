@@ -106,8 +106,22 @@ def test_match_batch_and_eval_calibrate(hog_model: Path, synth_signatures: Path,
     pairs = tmp_path / "pairs.csv"
     with pairs.open("w", newline="") as fh:
         csv.writer(fh).writerows([["reference", "questioned"], [a, a], [a, b], [a, str(tmp_path / "missing.png")]])
-    assert main(["batch", "--pairs", str(pairs), "--out", str(tmp_path / "out.csv"), "--model", str(hog_model),
-                 "--allow-outside-root", "--no-progress"]) == 1  # fmt: skip  (one row has a missing file)
+    assert (
+        main(
+            [
+                "batch",
+                "--pairs",
+                str(pairs),
+                "--out",
+                str(tmp_path / "out.csv"),
+                "--model",
+                str(hog_model),
+                "--allow-outside-root",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )  # fmt: skip  (one row has a missing file)
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert float(rows[0]["score"]) == pytest.approx(1.0, abs=1e-5) and float(rows[1]["score"]) < 1.0
     assert "missing.png" in rows[2]["error"]

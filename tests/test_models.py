@@ -68,9 +68,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     torch.testing.assert_close(loaded_net(x), net(x))
 
 
-def test_load_model_gives_an_embedder_with_card_preprocessing(
-    tmp_path: Path, rng: np.random.Generator
-) -> None:
+def test_load_model_gives_an_embedder_with_card_preprocessing(tmp_path: Path, rng: np.random.Generator) -> None:
     save_model(tmp_path / "m", create_timm_network(ARCH).eval(), _card())
     model = verify.load_model(tmp_path / "m")
     assert (model.modality, model.dim) == ("signature", 16)

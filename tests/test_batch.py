@@ -217,3 +217,14 @@ def test_journal_drops_a_cut_line_and_finishes_in_input_order(tmp_path: Path) ->
     ResultJournal(out, ["name", "row", "error"], "row", {"m": 1}).open(resume=False)
     with pytest.raises(ConfigError, match="made by another run"):
         ResultJournal(out, ["name", "row", "error"], "row", {"m": 2}).open(resume=True)
+
+
+def test_pairs_from_parquet_give_the_csv_results(job: dict, tmp_path: Path) -> None:
+    frame = pd.read_csv(job["pairs"], dtype=str, keep_default_na=False)
+    parquet = job["data"] / "pairs.parquet"  # beside the CSV: the same relative image paths
+    frame.to_parquet(parquet, index=False)
+    out = tmp_path / "from_parquet.csv"
+    assert _cli("--pairs", parquet, "--out", out, "--model", job["model"], "--batch-size", "3") == 1
+    assert _same(job["reference"], out)
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    assert _cli("--pairs", tmp_path / "bad.parquet", "--out", tmp_path / "x.csv", "--model", job["model"]) == 2

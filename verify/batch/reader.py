@@ -73,7 +73,8 @@ def read_batch_input(
     *,
     allow_outside_root: bool = False,
 ) -> BatchInput:
-    """Read a pairs or claims CSV; relative image paths resolve against `images_root` (default: the CSV's folder).
+    """Read a pairs or claims CSV (or Parquet: `.parquet`/`.pq`, same columns); relative image paths resolve
+    against `images_root` (default: the input file's folder).
 
     Path rule: an image path must resolve (symbolic links followed) inside the images root. A path that leaves it
     (`../x.png`, or an absolute path elsewhere) gives that row an error, unless `allow_outside_root`. A row whose
@@ -86,7 +87,7 @@ def read_batch_input(
     """
     src = Path(path)
     if not src.is_file():
-        raise DatasetError(f"{src}: no such pairs CSV")
+        raise DatasetError(f"{src}: no such pairs file (CSV or Parquet)")
     header, rows, lines = _read_rows(src)
     names = {c.strip().lower(): c for c in header}
     clash = sorted(set(names) & {*RESULT_COLUMNS, ROW})
@@ -149,8 +150,14 @@ def read_batch_input(
     )
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
 def _read_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows (blank lines skipped) and the line number where each row starts."""
+    """Header, data rows (blank lines skipped) and the line number where each row starts (for Parquet: the
+    row number plus one, as if the header were line 1)."""
+    if src.suffix.lower() in PARQUET_SUFFIXES:
+        return _read_parquet_rows(src)
     try:
         with src.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -167,6 +174,28 @@ def _read_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
     if not header:
         raise DatasetError(f"{src}: not a readable CSV (empty file: no header row)")
     return header, rows, lines
+
+
+def _read_parquet_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """A Parquet table read as text, as the CSV path reads it: missing values are empty strings, integers keep
+    their digits (a label 1 stays "1")."""
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError as exc:
+        raise DatasetError(
+            f"{src.name}: reading Parquet needs pyarrow (pip install 'siamese-verify[distributed]')"
+        ) from exc
+    try:
+        table = pq.read_table(src)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{src}: not a readable Parquet file ({str(exc).strip()[:200]})") from exc
+    header = [str(name) for name in table.column_names]
+    if not header:
+        raise DatasetError(f"{src}: a Parquet file with no columns")
+    columns = [["" if v is None else str(v) for v in col.to_pylist()] for col in table.columns]
+    rows = [list(values) for values in zip(*columns, strict=True)] if columns else []
+    keep = [i for i, r in enumerate(rows) if any(f.strip() for f in r)]
+    return header, [rows[i] for i in keep], [i + 2 for i in keep]
 
 
 def _resolve(text: str, base: Path, root: Path | None) -> tuple[str, bool]:

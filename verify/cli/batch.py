@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--pairs", type=Path, help="input CSV (reference,questioned[,label][,id]); required")
+    p.add_argument("--pairs", type=Path, help="input CSV or .parquet: reference,questioned[,label][,id]; required")
     p.add_argument("--out", type=Path, help="results CSV to write; required")
     p.add_argument("--images-root", type=Path, help="folder relative image paths start from (default: CSV's)")
     p.add_argument("--gallery", type=Path, help="gallery directory, for questioned,claimed_identity CSVs")

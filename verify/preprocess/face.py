@@ -37,8 +37,10 @@ class FacePreprocessor:
     """A decoded image -> an aligned face `Crop`, configured by a model card.
 
     Reads ``card["input"]`` (height == width: the chip size; channels 3, or 1 for a grayscale chip) and
-    ``card["preprocessing"]``: detector ("hog"|"haar"), padding (0.25), upsample (1), select
-    ("largest"|"central"), max_side (800: detection working size), and an optional "quality" dict of
+    ``card["preprocessing"]``: detector ("hog"|"haar"), padding (0.25), upsample (1), upsample_fallback (none:
+    when set, a search at `upsample` that finds no face is repeated at this larger upsample, so a fast coarse
+    search serves most photos and small faces are still found), select ("largest"|"central"), max_side (800:
+    detection working size), and an optional "quality" dict of
     `FaceQualityConfig` fields. Quality problems are reported in ``Crop.info`` (``quality_issues``), not
     raised: enrollment code calls `require_quality(crop.info["quality"])`.
     """
@@ -58,6 +60,10 @@ class FacePreprocessor:
             raise ConfigError(f"face preprocessing: detector in {DETECTORS}, select in {SELECTIONS}; got {pre}")
         self.padding = float(pre.get("padding", 0.25))
         self.upsample = int(pre.get("upsample", 1))
+        fallback = pre.get("upsample_fallback")
+        self.upsample_fallback = None if fallback is None else int(fallback)
+        if self.upsample_fallback is not None and self.upsample_fallback <= self.upsample:
+            raise ConfigError(f"upsample_fallback must exceed upsample ({self.upsample}), got {fallback}")
         self.max_side = int(pre.get("max_side", 800))
         self.quality_config = FaceQualityConfig(**(pre.get("quality") or {}))
 
@@ -69,6 +75,8 @@ class FacePreprocessor:
         """
         rgb = as_rgb(image)
         boxes = detect_faces(rgb, self.detector, self.upsample, self.max_side)
+        if not boxes and self.upsample_fallback is not None:
+            boxes = detect_faces(rgb, self.detector, self.upsample_fallback, self.max_side)
         if not boxes:
             raise NoFaceError(f"no face found in the {rgb.shape[1]}x{rgb.shape[0]} image; {NO_FACE_HINT}")
         box = select_face(boxes, rgb.shape, self.select)

@@ -69,8 +69,15 @@ def _results(
     }
     return {
         "model": {"name": card.get("name"), "modality": card.get("modality"), "fingerprint": card.get("fingerprint")},
-        "data": {"kind": "batch pairs CSV", "images": "n/a", "failed_images": f"{failed} row(s)"},
+        "data": {"kind": "batch pairs", "images": _distinct_images(rows), "failed_images": f"{failed} row(s)"},
         "sizes": {"genuine": int(genuine.size), "impostor": int(impostor.size), "failed rows": failed},
         "threshold": {"value": threshold, "chosen_on": "model card", "source": verifier.threshold_source},
         "metrics": {"impostor": block},
     }
+
+
+def _distinct_images(rows: pd.DataFrame) -> int | str:
+    """How many distinct image paths the rows name (reference and questioned columns), or "not counted" when
+    the input named them otherwise."""
+    cols = [c for c in rows.columns if c.strip().lower() in ("reference", "questioned", "path_a", "path_b")]
+    return int(pd.unique(rows[cols].to_numpy().ravel()).size) if cols else "not counted"

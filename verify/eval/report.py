@@ -133,7 +133,9 @@ def markdown_summary(results: Mapping[str, Any]) -> str:
         lines += [f"| metric | {' | '.join(_LABELS.get(k, k) for k in kinds)} |", "|---" * (len(kinds) + 1) + "|"]
         names = dict.fromkeys(name for k in kinds for name in blocks[k])
         lines += [f"| {n} | {' | '.join(_fmt(blocks[k].get(n)) for k in kinds)} |" for n in names]
-        lines += ["", "Brackets: 95% bootstrap interval over identities (resampled with replacement).", ""]
+        has_ci = any(isinstance(v, dict) and v.get("ci95") for k in kinds for v in blocks[k].values())
+        note = "Brackets: 95% bootstrap interval over identities (resampled with replacement)."
+        lines += ["", note, ""] if has_ci else [""]
     sig = results.get("signature")
     if sig:
         err = sig["errors_at_threshold"]

@@ -7,13 +7,34 @@ so that a FAISS inner-product index, the thresholds in model cards and the CLI a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from verify.models.model_card import ModelCard
+from verify.models.registry import get_preprocessor
 from verify.preprocess.crop import Crop
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """[N, D] -> float32 [N, D] with each row scaled to unit L2 norm (an all-zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def card_preprocessor(card: Mapping[str, Any], default_kind: str) -> Callable[[np.ndarray], Crop]:
+    """The preprocessor a card's "preprocessing" section names (`default_kind` when it names none), returning
+    a `Crop` whatever the registered preprocessor returns."""
+    pre = card.get("preprocessing") or {"kind": default_kind}
+    run = get_preprocessor(str(pre.get("kind", default_kind)))(card)
+
+    def preprocess(image: np.ndarray) -> Crop:
+        out = run(image)
+        return out if isinstance(out, Crop) else Crop(np.asarray(out))
+
+    return preprocess
 
 
 class Embedder(ABC):

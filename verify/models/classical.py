@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from verify.errors import ConfigError, InvalidImageError, ModelError, ModelMismatchError
-from verify.models.base import Crop, Embedder
+from verify.models.base import Crop, Embedder, card_preprocessor, unit_rows
 from verify.models.model_card import ModelCard
-from verify.models.registry import get_preprocessor
 
 KIND = "classical-hog"
 _EPS = 1e-5
@@ -119,12 +118,10 @@ class HogEmbedder(Embedder):
         self.params = hog_params(dict(card.get("architecture") or {}))
         inp = card.get("input") or {}
         self.height, self.width = int(inp.get("height", 0)), int(inp.get("width", 0))
-        pre = card.get("preprocessing") or {"kind": "signature"}
-        self._preprocess = get_preprocessor(str(pre.get("kind", "signature")))(card)
+        self._preprocess = card_preprocessor(card, "signature")
 
     def preprocess(self, image: np.ndarray) -> Crop:
-        out = self._preprocess(image)
-        return out if isinstance(out, Crop) else Crop(np.asarray(out))
+        return self._preprocess(image)
 
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Crops uint8 [H, W] (or [H, W, 3], averaged to grey) at the card's size -> float32 [N, D], unit rows."""
@@ -137,8 +134,7 @@ class HogEmbedder(Embedder):
             if self.params.power != 1.0:
                 feats = feats**self.params.power
             out.append(feats)
-        emb = np.concatenate(out).astype(np.float32)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return unit_rows(np.concatenate(out))
 
     def _grey(self, crop: np.ndarray) -> np.ndarray:
         arr = np.asarray(crop)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from verify.errors import InvalidImageError, ModelError, ModelMismatchError
-from verify.models.base import Embedder
+from verify.models.base import Embedder, unit_rows
 from verify.models.card import file_sha256
 from verify.models.model_card import ModelCard
 from verify.preprocess.crop import Crop
@@ -79,7 +79,7 @@ class DlibNativeEmbedder(Embedder):
             descriptors = self._net.compute_face_descriptor(chips[start : start + batch_size])
             out.extend(np.asarray(d, dtype=np.float32) for d in descriptors)
         emb = np.stack(out)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return unit_rows(emb)
 
 
 def _check_chip(chip: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from verify.errors import ModelError, ModelMismatchError
-from verify.models.base import Crop, Embedder
+from verify.models.base import Crop, Embedder, unit_rows
 from verify.models.model_card import ModelCard
 
 KIND = "fused"
@@ -99,15 +99,7 @@ class FusedEmbedder(Embedder):
         return self._join(embs), feats
 
     def _join(self, embs: Sequence[np.ndarray]) -> np.ndarray:
-        out = np.concatenate([s * e for s, e in zip(self._scales, embs, strict=True)], axis=1).astype(np.float32)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-
-def has_backbone_features(model: Embedder) -> bool:
-    """Whether the model can give backbone features to an OOD gate."""
-    if isinstance(model, FusedEmbedder):
-        return any(hasattr(p, "embed_crops_with_features") for p in model.parts)
-    return hasattr(model, "embed_crops_with_features")
+        return unit_rows(np.concatenate([s * e for s, e in zip(self._scales, embs, strict=True)], axis=1))
 
 
 def load_fused(card: dict[str, Any], directory: Path) -> Embedder:

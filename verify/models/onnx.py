@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from verify.errors import ModelError
-from verify.models.base import Embedder
+from verify.models.base import Embedder, card_preprocessor, unit_rows
 from verify.models.model_card import ModelCard
 from verify.preprocess.crop import Crop
 
@@ -65,18 +65,14 @@ class OnnxEmbedder(Embedder):
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from verify.models.registry import get_preprocessor
-
         self.path = Path(path)
         self.card = read_onnx_card(self.path)
         self.session = _session(self.path, threads)
         self.directory = self.path.parent
-        pre = self.card.get("preprocessing") or {"kind": "resize"}
-        self._preprocess = get_preprocessor(str(pre.get("kind", "resize")))(self.card)
+        self._preprocess = card_preprocessor(self.card, "resize")
 
     def preprocess(self, image: np.ndarray) -> Crop:
-        out = self._preprocess(image)
-        return out if isinstance(out, Crop) else Crop(np.asarray(out))
+        return self._preprocess(image)
 
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         from verify.models.runtime import crops_to_tensor
@@ -87,8 +83,7 @@ class OnnxEmbedder(Embedder):
         for start in range(0, len(crops), batch_size):
             x = crops_to_tensor(crops[start : start + batch_size], self.card).numpy()
             out.append(self.session.run(None, {"input": x})[0])
-        emb = np.concatenate(out).astype(np.float32, copy=False)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return unit_rows(np.concatenate(out))
 
 
 def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxEmbedder:

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from verify.models.base import Embedder
+from verify.models.base import Embedder, card_preprocessor, unit_rows
 from verify.models.model_card import ModelCard
-from verify.models.registry import get_preprocessor
 from verify.preprocess.crop import Crop
 
 if TYPE_CHECKING:
@@ -53,12 +52,10 @@ class TorchEmbedder(Embedder):
         self.card = ModelCard.coerce(card)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net = net.to(self.device).eval()
-        pre = card.get("preprocessing") or {"kind": "resize"}
-        self._preprocess = get_preprocessor(str(pre.get("kind", "resize")))(card)
+        self._preprocess = card_preprocessor(card, "resize")
 
     def preprocess(self, image: np.ndarray) -> Crop:
-        out = self._preprocess(image)
-        return out if isinstance(out, Crop) else Crop(np.asarray(out))
+        return self._preprocess(image)
 
     @torch.inference_mode()
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -68,8 +65,7 @@ class TorchEmbedder(Embedder):
         for start in range(0, len(crops), batch_size):
             x = crops_to_tensor(crops[start : start + batch_size], self.card).to(self.device)
             out.append(self.net(x).float().cpu().numpy())
-        emb = np.concatenate(out).astype(np.float32, copy=False)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return unit_rows(np.concatenate(out))
 
     @torch.inference_mode()
     def embed_crops_with_features(

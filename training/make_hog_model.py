@@ -11,12 +11,11 @@ Usage: python -m training.make_hog_model [--work DIR] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from verify.cli import main as verify_main
+from training.packaging import calibrate, keep_report, run_verify
 from verify.models.card import write_card
 from verify.models.classical import new_hog_card
 
@@ -27,12 +26,6 @@ NAME = "signature-hog"
 PREPROCESSING = {"kind": "signature", "ink": "flat", "remove_lines": True}
 
 
-def _run(argv: list[str]) -> None:
-    print("+ verify " + " ".join(argv), flush=True)
-    if verify_main(argv) != 0:
-        raise SystemExit(f"verify {argv[0]} failed")
-
-
 def build(heldout: Path, work: Path, dest: Path) -> Path:
     """Card -> calibrated card (+ report) under `dest`; `heldout` is a synthetic CEDAR-layout folder."""
     raw = work / "raw"
@@ -41,10 +34,7 @@ def build(heldout: Path, work: Path, dest: Path) -> Path:
     report = work / "heldout-eval"
     if report.exists():
         shutil.rmtree(report)
-    _run(["eval", "--model", str(raw), "--data", str(heldout), "--protocol", "cedar", "--out", str(report),
-          "--calibrate", "--target-far", "eer", "--bootstrap", "200", "--no-progress"])  # fmt: skip
-    card = json.loads((report / "model.json").read_text())
-    results = json.loads((report / "report.json").read_text())
+    card, results = calibrate(raw, heldout, report)
     card["metrics"] = {
         "heldout_test": {k: results[k] for k in ("sizes", "metrics", "threshold", "data") if k in results},
         "report": "report/report.md",
@@ -58,11 +48,9 @@ def build(heldout: Path, work: Path, dest: Path) -> Path:
     }
     if dest.exists():
         shutil.rmtree(dest)
-    (dest / "report").mkdir(parents=True)
+    dest.mkdir(parents=True)
     write_card(dest, card)
-    for name in ("report.md", "report.json", "roc.png", "det.png", "scores.png"):
-        if (report / name).is_file():
-            shutil.copy2(report / name, dest / "report" / name)
+    keep_report(report, dest)
     return dest
 
 
@@ -75,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     heldout = work / "data" / "heldout"
     if not (heldout / "manifest.csv").is_file():
-        _run(["synth", "signatures", "--writers", str(args.heldout_writers), "--genuine", "16", "--forgeries", "12",
-              "--seed", "1", "--out", str(heldout), "--workers", "2", "--no-progress"])  # fmt: skip
+        run_verify(["synth", "signatures", "--writers", str(args.heldout_writers), "--genuine", "16",
+                    "--forgeries", "12", "--seed", "1", "--out", str(heldout), "--workers", "2",
+                    "--no-progress"])  # fmt: skip
     out = build(heldout, work / NAME, Path(args.out))
     print(f"{NAME} written to {out}")
     return 0

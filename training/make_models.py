@@ -12,7 +12,6 @@ Stages (each skipped when its output exists, so an interrupted build resumes):
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any
 import torch
 
 from training.make_hog_model import build as build_hog
+from training.packaging import calibrate, keep_report, run_verify
 from training.synth_sets import SynthSetSpec, write_synth_set
-from verify.cli import main as verify_main
 from verify.models.card import load_network, read_card, save_model, write_card
 from verify.models.classical import new_hog_card
 from verify.models.fused import create_fused_model
@@ -59,13 +58,6 @@ HELDOUT_SET = SynthSetSpec(writers=160, genuine=8, skilled=8, simple=0, seed=1)
 FUSED_WEIGHT = 0.5  # learned share of a fused score, fixed in advance (equal weights), not tuned on test data
 
 
-def _run(argv: list[str]) -> None:
-    print("+ verify " + " ".join(argv), flush=True)
-    code = verify_main(argv)
-    if code != 0:
-        raise SystemExit(f"verify {argv[0]} failed with exit code {code}")
-
-
 def _sets(values: dict[str, Any]) -> list[str]:
     return [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
 
@@ -75,24 +67,6 @@ def synth(data: Path, train_spec: SynthSetSpec, heldout_spec: SynthSetSpec) -> t
     heldout = write_synth_set(data / "heldout", heldout_spec, workers=2)
     train = write_synth_set(data / "train", train_spec, workers=2)
     return train, heldout
-
-
-def calibrate(model: Path, heldout: Path, report: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`verify eval --calibrate` on the held-out writers: the calibrated card and the report."""
-    if not (report / "model.json").is_file():
-        _run(["eval", "--model", str(model), "--data", str(heldout), "--protocol", "cedar", "--out", str(report),
-              "--calibrate", "--target-far", "eer", "--bootstrap", "200", "--no-progress"])  # fmt: skip
-    return json.loads((report / "model.json").read_text()), json.loads((report / "report.json").read_text())
-
-
-def _keep_report(report: Path, dest: Path, run: Path | None = None) -> None:
-    (dest / "report").mkdir(exist_ok=True)
-    for name in ("report.md", "report.json", "roc.png", "det.png", "scores.png"):
-        if (report / name).is_file():
-            shutil.copy2(report / name, dest / "report" / name)
-    for name in ("metrics.csv", "curves.png"):
-        if run is not None and (run / name).is_file():
-            shutil.copy2(run / name, dest / "report" / name)
 
 
 def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, Any]) -> None:
@@ -108,8 +82,8 @@ def package(run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, 
     if dest.exists():
         shutil.rmtree(dest)
     save_model(dest, net, card, dtype="float16")
-    _run(["ood", "fit", "--model", str(dest), "--data", str(train), "--protocol", "cedar"])
-    _keep_report(report, dest, run)
+    run_verify(["ood", "fit", "--model", str(dest), "--data", str(train), "--protocol", "cedar"])
+    keep_report(report, dest, run)
 
 
 def package_fused(learned: Path, heldout: Path, train: Path, dest: Path, work: Path, extra: dict[str, Any]) -> None:
@@ -131,8 +105,8 @@ def package_fused(learned: Path, heldout: Path, train: Path, dest: Path, work: P
         shutil.rmtree(dest)
     shutil.copytree(raw, dest, ignore=shutil.ignore_patterns("report"))
     write_card(dest, card)
-    _run(["ood", "fit", "--model", str(dest), "--data", str(train), "--protocol", "cedar"])
-    _keep_report(report, dest)
+    run_verify(["ood", "fit", "--model", str(dest), "--data", str(train), "--protocol", "cedar"])
+    keep_report(report, dest)
 
 
 def _relative(obj: Any) -> Any:
@@ -193,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     build_hog(heldout, work / "signature-hog", out / "signature-hog")
     teacher_run = work / "signature-teacher"
     if (teacher_run / "run.json").is_file() and not (teacher_run / "summary.json").is_file():
-        _run(["train", "--out", str(teacher_run), "--resume", "--quiet", *_sets(TEACHER)])
+        run_verify(["train", "--out", str(teacher_run), "--resume", "--quiet", *_sets(TEACHER)])
     elif not (teacher_run / "summary.json").is_file():
-        _run(["train", "--data", str(train), "--protocol", "cedar", "--out", str(teacher_run), "--quiet",
+        run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(teacher_run), "--quiet",
               *_sets(SIZE), *_sets(TEACHER), "--set", "name=signature-teacher"])  # fmt: skip
     package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")})
     package_fused(out / "signature-teacher", heldout, train, out / "signature-teacher-hog",
@@ -203,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_student:
         student_run = work / "signature-student"
         if not (student_run / "summary.json").is_file():
-            _run(["distill", "--teacher", str(out / "signature-teacher"), "--student", args.student, "--data",
+            run_verify(["distill", "--teacher", str(out / "signature-teacher"), "--student", args.student, "--data",
                   str(train), "--protocol", "cedar", "--out", str(student_run), "--quiet", *_sets(STUDENT),
                   "--set", "name=signature-student"])  # fmt: skip
         package(student_run, heldout, train, out / "signature-student", {"provenance": _provenance(args, "student")})

@@ -1,0 +1,40 @@
+"""Steps shared by the scripts that build bundled models: run a `verify` command, calibrate a model on held-out
+writers with `verify eval --calibrate`, and keep the evaluation report beside the packaged model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from verify.cli import main as verify_main
+
+REPORT_FILES = ("report.md", "report.json", "roc.png", "det.png", "scores.png")
+RUN_FILES = ("metrics.csv", "curves.png")
+
+
+def run_verify(argv: list[str]) -> None:
+    """`verify ARGV` in this process; a non-zero exit code stops the build."""
+    print("+ verify " + " ".join(argv), flush=True)
+    code = verify_main(argv)
+    if code != 0:
+        raise SystemExit(f"verify {argv[0]} failed with exit code {code}")
+
+
+def calibrate(model: Path, heldout: Path, report: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`verify eval --calibrate` (threshold at the EER) on a CEDAR-layout held-out set, skipped when `report`
+    already holds its output: the calibrated card and the report, as JSON objects."""
+    if not (report / "model.json").is_file():
+        run_verify(["eval", "--model", str(model), "--data", str(heldout), "--protocol", "cedar", "--out", str(report),
+                    "--calibrate", "--target-far", "eer", "--bootstrap", "200", "--no-progress"])  # fmt: skip
+    return json.loads((report / "model.json").read_text()), json.loads((report / "report.json").read_text())
+
+
+def keep_report(report: Path, dest: Path, run: Path | None = None) -> None:
+    """Copy the evaluation report (and the training run's curves, when given) into `dest/report/`."""
+    (dest / "report").mkdir(parents=True, exist_ok=True)
+    sources = [report / name for name in REPORT_FILES] + ([run / name for name in RUN_FILES] if run else [])
+    for path in sources:
+        if path.is_file():
+            shutil.copy2(path, dest / "report" / path.name)

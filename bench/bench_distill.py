@@ -101,8 +101,7 @@ def evaluate(embed: Any, card: dict[str, Any], test: Path) -> dict[str, Any]:
 
     crop_set = build_crop_set(load_samples(test, "signature", "cedar"), card)
     emb = np.asarray(embed(crop_set.crops), np.float32)
-    ids = [s.identity for s in crop_set.samples]
-    metrics = pair_metrics(score_pairs(emb, ids, [s.kind for s in crop_set.samples], 200_000, 0))
+    metrics = pair_metrics(score_pairs(emb, crop_set.samples, 200_000, 0))
     return {k: metrics[k] for k in ("eer_skilled", "eer_random", "tar@far=0.01_random", "tar@far=0.01_skilled")}
 
 

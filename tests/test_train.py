@@ -119,31 +119,50 @@ def test_augmentations_keep_shape_and_vary():
         create_augment("iris", rng)
 
 
-def test_validation_pairs_match_naive():
+def test_validation_pairs_are_verify_evals_pairs():
     from training.validation import pair_metrics, score_pairs
+    from verify.data.sample import Sample
+    from verify.eval.pairs import sample_pairs
 
     rng = np.random.default_rng(0)
-    emb = rng.normal(size=(30, 4))
+    emb = rng.normal(size=(60, 4))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    ids = [str(i // 5) for i in range(30)]
-    kinds = ["genuine" if i % 5 < 4 else "skilled" for i in range(30)]
-    got = score_pairs(emb, ids, kinds, max_impostor_pairs=1000)
-    pairs = [(i, j) for i in range(30) for j in range(30) if i != j]
-    gen = [(i, j) for i, j in pairs if i < j and kinds[i] == kinds[j] == "genuine"]
-    expected = {
-        "genuine": [emb[i] @ emb[j] for i, j in gen if ids[i] == ids[j]],
-        "random": [emb[i] @ emb[j] for i, j in gen if ids[i] != ids[j]],
-        "skilled": [
-            emb[i] @ emb[j] for i, j in pairs if ids[i] == ids[j] and (kinds[i], kinds[j]) == ("genuine", "skilled")
-        ],
-    }
-    for key, values in expected.items():
-        np.testing.assert_allclose(np.sort(got[key]), np.sort(values), err_msg=key)
-    assert len(score_pairs(emb, ids, kinds, max_impostor_pairs=100)["random"]) == 100  # the cap holds
+    samples = [Sample(Path(f"{i}.png"), str(i // 6), "genuine" if i % 6 < 4 else "skilled") for i in range(60)]
+    got = score_pairs(emb, samples, max_impostor_pairs=10_000)
+    paths, table, _ = sample_pairs(samples, calibration_fraction=0.0, seed=0)
+    row = {p: int(p.stem) for p in paths}  # paths are sorted by name: map each back to its sample
+    for kind in ("genuine", "random", "skilled"):
+        pairs = table[table["kind"] == kind]
+        expected = [emb[row[paths[a]]] @ emb[row[paths[b]]] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
+        np.testing.assert_allclose(np.sort(got[kind]), np.sort(expected), err_msg=kind)
+    every_cross_pair = 40 * 36 // 2  # the old validation scored all of them; verify eval samples 50 per writer
+    assert 0 < len(got["random"]) < every_cross_pair and len(got["skilled"]) == 10 * 4 * 2
+    assert len(score_pairs(emb, samples, max_impostor_pairs=100)["random"]) == 100  # the cap holds
     m = {k: pair_metrics(got, k) for k in ("auto", "eer_random", "eer_skilled", "eer_mean")}
     assert m["auto"]["val_eer"] == m["eer_skilled"]["val_eer"] == m["auto"]["eer_skilled"]
     assert m["eer_random"]["val_eer"] == m["auto"]["eer_random"]
     assert m["eer_mean"]["val_eer"] == pytest.approx((m["auto"]["eer_random"] + m["auto"]["eer_skilled"]) / 2)
+
+
+def test_validation_eer_equals_verify_eval(sig_data, tiny_model):
+    """Training validation and `verify eval --calibration-fraction 0` give one EER on the same images and model."""
+    from training.data import build_crop_set, load_samples
+    from training.validation import validate
+    from verify.eval.run import evaluate
+    from verify.models.loading import load_model
+
+    model = load_model(tiny_model, device="cpu")
+    samples = load_samples(sig_data, "signature", "cedar")
+    crop_set = build_crop_set(samples, model.card.to_dict())
+    assert len(crop_set) == len(samples) == 70
+    val = validate(model.net, crop_set, model.card.to_dict(), torch.device("cpu"))
+    report = evaluate(model, samples, batch_size=64, calibration_fraction=0.0, n_bootstrap=0, progress=False)
+    assert val["genuine_pairs"] == report["sizes"]["genuine"] == 10 * 10
+    for kind in ("random", "skilled"):
+        assert val[f"{kind}_pairs"] == report["sizes"][kind]
+        assert val[f"eer_{kind}"] == pytest.approx(report["metrics"][kind]["eer"]["value"], abs=1e-6), kind
+        assert 0 < val[f"eer_{kind}"] < 1, kind  # not a degenerate case that any pairs would pass
+    assert val["tar@far=0.01_random"] == pytest.approx(report["metrics"]["random"]["tar@far=0.01"]["value"])
 
 
 # --- end to end ----------------------------------------------------------------------------------------------------

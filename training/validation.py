@@ -1,10 +1,10 @@
-"""Validation on held-out identities: embed the crops, score genuine / impostor pairs, EER and TAR@FAR.
+"""Validation on held-out identities: embed the crops, score the pairs `verify eval` scores, EER and TAR@FAR.
 
-Pairs (cosine similarity of L2-normalised embeddings):
-- genuine: every pair of two genuine samples of one identity;
-- random impostors: genuine samples of two different identities (all pairs, or a seeded sample of
-  `max_impostor_pairs` when there are more);
-- skilled impostors (signatures with forgeries): a genuine sample and a skilled forgery of the same identity.
+The pairs are built by `verify.eval.pairs.scored_sample_pairs`, the pair builder of `verify eval` (genuine pairs
+of one identity, skilled forgeries against their writer's genuine samples, random impostors: genuine samples of
+other identities, subsampled per identity), so the validation EER equals `verify eval --calibration-fraction 0`'s
+on the same images and seed. Above `max_impostor_pairs` pairs of one impostor kind, a seeded sample of that many
+is scored (the two then differ; the default cap is far above what the pair builder draws for usual sets).
 `val_eer`, the model-selection / early-stopping metric, is chosen by `metric`: "auto" (the skilled-forgery EER
 when there are forgeries, else the random one), "eer_random", "eer_skilled" or "eer_mean" (their mean).
 """
@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from training.data import CropSet
-from verify.eval.metrics import eer, tar_at_far
+from verify.data.sample import Sample
+from verify.eval.metrics import roc_summary
+from verify.eval.pairs import scored_sample_pairs
 from verify.models.runtime import crops_to_tensor
 
 FARS = (1e-2, 1e-3)
@@ -42,43 +44,30 @@ def embed_crop_set(
     return np.concatenate(out).astype(np.float32)
 
 
-def _genuine_scores(emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    out = []
-    for ident in np.unique(ids):
-        block = emb[ids == ident]
-        iu, ju = np.triu_indices(len(block), k=1)
-        out.append(np.sum(block[iu] * block[ju], axis=1))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-
-def _impostor_scores(emb: np.ndarray, ids: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """All cross-identity pairs when there are at most `cap`, else `cap` of them drawn at random."""
-    n = len(ids)
-    if n * (n - 1) // 2 <= 4 * cap:
-        iu, ju = np.triu_indices(n, k=1)
-        iu, ju = iu[ids[iu] != ids[ju]], ju[ids[iu] != ids[ju]]
-        if len(iu) > cap:
-            pick = rng.choice(len(iu), size=cap, replace=False)
-            iu, ju = iu[pick], ju[pick]
-    else:  # too many to list: draw pairs (with replacement), keep cross-identity ones
-        iu, ju = rng.integers(0, n, size=(2, 2 * cap))
-        keep = ids[iu] != ids[ju]
-        iu, ju = iu[keep][:cap], ju[keep][:cap]
-    return np.sum(emb[iu] * emb[ju], axis=1)
+def _capped(scores: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """`scores` when there are at most `cap`, else `cap` of them drawn at random (seeded, without replacement)."""
+    if scores.size <= cap:
+        return scores
+    return scores[np.sort(rng.choice(scores.size, size=cap, replace=False))]
 
 
 def score_pairs(
-    emb: np.ndarray, identities: Sequence[str], kinds: Sequence[str], max_impostor_pairs: int, seed: int = 0
+    emb: np.ndarray, samples: Sequence[Sample], max_impostor_pairs: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Scores [n] of the "genuine", "random" and "skilled" pairs described in the module docstring."""
-    ids = np.asarray(identities)
-    genuine = np.asarray(kinds) == "genuine"
-    g_emb, g_ids = emb[genuine], ids[genuine]
-    skilled = [g_emb[g_ids == ident] @ emb[s] for s, ident in zip(np.flatnonzero(~genuine), ids[~genuine], strict=True)]
+    """Scores [n] of the "genuine", "random" and "skilled" pairs of `verify eval` (see the module docstring).
+
+    Args:
+        emb: [N, D] L2-normalised embeddings of `samples` [N], in that order.
+        max_impostor_pairs: cap on the scored pairs of each impostor kind.
+        seed: seeds the pair builder (as `verify eval --seed`) and the cap's sample.
+    """
+    table = scored_sample_pairs(samples, emb, seed=seed)
+    kind = table["kind"].replace({"impostor": "random"})  # face sets: impostors are the random kind here
+    rng = np.random.default_rng(seed)
     return {
-        "genuine": _genuine_scores(g_emb, g_ids),
-        "random": _impostor_scores(g_emb, g_ids, max_impostor_pairs, np.random.default_rng(seed)),
-        "skilled": np.concatenate(skilled) if skilled else np.zeros(0, np.float32),
+        "genuine": table.loc[kind == "genuine", "score"].to_numpy(),
+        "random": _capped(table.loc[kind == "random", "score"].to_numpy(), max_impostor_pairs, rng),
+        "skilled": _capped(table.loc[kind == "skilled", "score"].to_numpy(), max_impostor_pairs, rng),
     }
 
 
@@ -100,10 +89,10 @@ def pair_metrics(scores: dict[str, np.ndarray], metric: str = "auto") -> dict[st
     for kind in ("random", "skilled"):
         imp = scores[kind]
         out[f"{kind}_pairs"] = int(imp.size)
-        ok = imp.size > 0 and scores["genuine"].size > 0
-        out[f"eer_{kind}"] = eer(scores["genuine"], imp)[0] if ok else None
+        summary = roc_summary(scores["genuine"], imp, FARS) if imp.size and scores["genuine"].size else {}
+        out[f"eer_{kind}"] = summary.get("eer")
         for far in FARS:
-            out[f"tar@far={far:g}_{kind}"] = tar_at_far(scores["genuine"], imp, far)[0] if ok else None
+            out[f"tar@far={far:g}_{kind}"] = summary.get(f"tar@far={far:g}")
     out["val_eer"] = _selection(out, metric)
     return out
 
@@ -121,6 +110,4 @@ def validate(
     if len(crop_set) == 0:
         return {"val_eer": None}
     emb = embed_crop_set(net, crop_set.crops, card, device)
-    ids = [s.identity for s in crop_set.samples]
-    kinds = [s.kind for s in crop_set.samples]
-    return pair_metrics(score_pairs(emb, ids, kinds, max_impostor_pairs, seed), metric)
+    return pair_metrics(score_pairs(emb, crop_set.samples, max_impostor_pairs, seed), metric)

@@ -150,6 +150,42 @@ def sample_pairs(
     return paths, pd.DataFrame(rows, columns=PAIR_COLUMNS), info
 
 
+def score_table(table: pd.DataFrame, emb: np.ndarray) -> pd.DataFrame:
+    """A copy of a pairs table with a "score" column: the dot product of rows `a` and `b` of `emb` [N, D].
+
+    Scores are computed in float64 (thresholds then compare exactly, whatever the model's dtype); for
+    L2-normalised embeddings they are cosine similarities.
+    """
+    emb64 = np.asarray(emb, dtype=np.float64)
+    out = table.copy()
+    out["score"] = np.einsum("nd,nd->n", emb64[out["a"].to_numpy()], emb64[out["b"].to_numpy()])
+    return out
+
+
+def scored_sample_pairs(
+    samples: Sequence[Any], emb: np.ndarray, *, seed: int = 0, calibration_fraction: float = 0.0, **pair_options: Any
+) -> pd.DataFrame:
+    """The pairs `verify eval` draws from `samples` (`sample_pairs`), scored with embeddings already computed.
+
+    Training validation uses this, so its EER is that of `verify eval --calibration-fraction 0` on the same images.
+
+    Args:
+        samples: `Sample`s [N] (path, identity, kind).
+        emb: [N, D] the embedding of each sample, in the order of `samples`.
+        seed, calibration_fraction, **pair_options: as `sample_pairs`.
+
+    Returns:
+        The pairs table (columns `PAIR_COLUMNS` + "score").
+    """
+    if len(samples) != len(emb):
+        raise DatasetError(f"{len(samples)} samples but {len(emb)} embeddings; give one embedding per sample")
+    paths, table, _ = sample_pairs(samples, calibration_fraction=calibration_fraction, seed=seed, **pair_options)
+    index = {p: k for k, p in enumerate(paths)}
+    by_path = np.zeros((len(paths), np.shape(emb)[1]), np.float64)
+    by_path[[index[Path(s.path)] for s in samples]] = emb
+    return score_table(table, by_path)
+
+
 def listed_pairs(
     path_a: Sequence[Path],
     path_b: Sequence[Path],

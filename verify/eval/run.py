@@ -1,7 +1,7 @@
 """The pipeline behind `verify eval`: dataset -> pairs -> embeddings (each image once) -> metrics + threshold.
 
 Identities (writers) are split into a calibration part and a test part, disjoint and seeded (pairs are built by
-`verify.evaluation_pairs`, whose names are re-exported here): the threshold is chosen on calibration identities
+`verify.eval.pairs`, whose names are re-exported here): the threshold is chosen on calibration identities
 and every reported number comes from test identities.
 """
 
@@ -31,6 +31,7 @@ from verify.eval.pairs import (  # noqa: F401 - re-exported: callers import them
     load_eval_data,
     prepare_pairs,
     sample_pairs,
+    score_table,
 )
 from verify.models.base import Embedder
 
@@ -207,9 +208,7 @@ def evaluate(
     emb, failures = embed_images(model, paths, batch_size=batch_size, progress=progress)
     embed_s = time.perf_counter() - start
     bad = table["a"].isin(failures) | table["b"].isin(failures)
-    table = table[~bad].copy()
-    emb64 = emb.astype(np.float64)  # float64 scores: thresholds compare exactly, whatever the model's dtype
-    table["score"] = np.einsum("nd,nd->n", emb64[table["a"].to_numpy()], emb64[table["b"].to_numpy()])
+    table = score_table(table[~bad], emb)
     cal, test = table[table["split"] == "calibration"], table[table["split"] == "test"]
     kinds = [k for k in ("impostor", "skilled", "random") if (test["kind"] == k).any()]
     n_genuine = int((test["kind"] == "genuine").sum())

@@ -239,3 +239,17 @@ def test_stroke_width_normalisation_brings_pens_together() -> None:
         a, b = (signature_crop(p, 96, 192, params).image > 0 for p in (thin, thick))
         widths[name] = abs(stroke_width(a) - stroke_width(b))
     assert widths["norm"] < widths["raw"] / 2
+
+
+def test_faint_thin_strokes_are_ink_not_a_blank_page() -> None:
+    """A 1 px pen line 55 grey levels darker than grey paper: blurred, its mean is within the contrast floor
+    of the paper (it was called blank), its darkest pixels are not; the same page without the line is blank."""
+    rng = np.random.default_rng(3)
+    paper = np.clip(225 + rng.normal(0, 3, (120, 320)), 0, 255).astype(np.uint8)
+    page = paper.copy()
+    xs = np.linspace(30, 290, 80)
+    ys = 60 + 25 * np.sin(xs / 15.0)
+    cv2.polylines(page, [np.stack([xs, ys], 1).astype(np.int32)], False, 170, 1, cv2.LINE_AA)
+    crop = signature_crop(page, 60, 120)
+    assert not crop.info["blank"] and crop.info["bbox"][2] > 200
+    assert signature_crop(paper, 60, 120).info["blank"]

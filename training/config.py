@@ -34,6 +34,9 @@ class TrainConfig:
     width: int = 0  # network input width; 0 = modality default (signature 220, face 112)
     channels: int = 0  # 1 gray or 3 RGB; 0 = modality default (signature 1, face 3)
     preprocessing: str = ""  # preprocessor kind; "" = the modality's; "resize" for pre-cropped images
+    # options of that preprocessor, stored in the card (signature: ink="flat", remove_lines=true, ...; see
+    # verify.preprocess.signature.SignatureParams); with --init they update the initial model's options
+    preprocessing_params: dict[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.2  # fraction of identities held out for validation (identity-disjoint)
     max_impostor_pairs: int = 200_000  # cap on random-impostor pairs scored per validation (sampled)
     # model selection / early stopping: auto (skilled EER if forgeries, else random), eer_random, eer_skilled, eer_mean
@@ -107,7 +110,7 @@ class TrainConfig:
         _check(0.0 <= self.replay_fraction < 1.0, f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
         _check(self.max_impostor_pairs >= 1000, "max_impostor_pairs must be >= 1000 (TAR@FAR=1e-3 needs it)")
         _check(self.val_metric in _VAL_METRICS, f"val_metric must be one of {_VAL_METRICS}, got {self.val_metric!r}")
-        for key in ("loss_params", "miner_params"):
+        for key in ("loss_params", "miner_params", "preprocessing_params"):
             _check(isinstance(getattr(self, key), dict), f"{key} must be a mapping")
         from verify.losses import LOSSES
 

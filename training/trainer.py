@@ -50,14 +50,16 @@ def build_model(config: TrainConfig, init: str | Path | None = None) -> Model:
         net, old = load_network(init)
         if old["modality"] != config.modality:
             raise ConfigError(f"--init model is a {old['modality']} model, but --modality is {config.modality}")
-        card = new_card(config.name, config.modality, old["architecture"], old["input"], old["preprocessing"])
+        pre = {**old["preprocessing"], **config.preprocessing_params}
+        card = new_card(config.name, config.modality, old["architecture"], old["input"], pre)
         return Model(net, card, {"path": str(init), "fingerprint": old.get("fingerprint"), "name": old.get("name")})
     from verify.models.network import SiameseEmbedder
 
     net = SiameseEmbedder(config.backbone, config.dim, config.channels, config.pretrained, config.pretrained_file)
     arch = {"kind": "timm", "backbone": config.backbone, "dim": config.dim, "in_chans": config.channels}
     size = {"height": config.height, "width": config.width, "channels": config.channels}
-    return Model(net, new_card(config.name, config.modality, arch, size, {"kind": config.preprocessing}))
+    pre = {"kind": config.preprocessing, **config.preprocessing_params}
+    return Model(net, new_card(config.name, config.modality, arch, size, pre))
 
 
 def _batches(config: TrainConfig, data: RunData, info: distributed.DistInfo) -> tuple[Any, int]:

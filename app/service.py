@@ -9,30 +9,27 @@ cache of a `Verifier` is not thread-safe, and two cores gain nothing from runnin
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from app.batch_job import BatchJobs
+from app.gallery_tab import GalleryTabMixin
 from app.resources import (
     MAX_IMAGE_BYTES,
     MODALITIES,
     NO_FACE_MODEL,
     NO_SIGNATURE_MODEL,
-    decode_png,
     display_crop,
     model_path,
     reliability,
     shared_verifier,
 )
+from app.wording import name_inputs
 from verify.errors import (
     ConfigError,
-    GalleryError,
     ImageTooLargeError,
     InvalidImageError,
     ModelError,
@@ -44,7 +41,7 @@ from verify.verifier import Verifier
 log = logging.getLogger(__name__)
 
 
-class VerifyService:
+class VerifyService(GalleryTabMixin):
     """Everything the UI tabs do, over the library.
 
     Args:
@@ -55,7 +52,8 @@ class VerifyService:
         work_dir: where batch jobs write; default: a new temporary folder.
         max_image_bytes: upload limit per image.
         reembed_on_mismatch: when a sub-gallery was embedded by another model, re-embed it from its stored
-            images with the model in use (the demo gallery after a model update) instead of refusing it.
+            images with the model in use (the demo gallery after a model update) instead of refusing it; gated as
+            `verify gallery reembed` (`verify.enroll.reembed_gallery`): refused images fail it, changing nothing.
     """
 
     def __init__(
@@ -102,6 +100,7 @@ class VerifyService:
 
     def gallery(self, modality: str) -> Any:
         """The open `FaissGallery` of `modality` (created empty on first use)."""
+        from verify.enroll import reembed_gallery
         from verify.gallery import FaissGallery
 
         verifier = self.verifier(modality)
@@ -114,7 +113,12 @@ class VerifyService:
                     if not self.reembed_on_mismatch:
                         raise
                     gallery = FaissGallery.open(folder)
-                    n = gallery.reembed(model.embed, model.fingerprint)
+                    try:
+                        with self.lock(modality):  # the verifier's cache is not thread-safe
+                            n = reembed_gallery(verifier, gallery)
+                    except BaseException:
+                        gallery.close()
+                        raise
                     log.warning("%s: re-embedded %d samples with model %s", folder, n, model.fingerprint)
                 self._galleries[modality] = gallery
             return self._galleries[modality]
@@ -225,34 +229,11 @@ class VerifyService:
         out = report.to_dict()
         out["modality"] = modality
         sent = [o.source for o in report.outcomes if o.status != "refused"]  # what the gallery was given, in order
-        out["warnings"] = [_name_inputs(w, sent) for w in report.warnings] + self._also_matches(
+        out["warnings"] = [name_inputs(w, sent) for w in report.warnings] + self._also_matches(
             modality, name, [o for o in report.outcomes if o.sample_id is not None]
         )
         out["identity_samples"] = self.samples(modality, name) if report.enrolled or self._known(modality, name) else []
         return out
-
-    def _also_matches(self, modality: str, name: str, outcomes: list[Any]) -> list[str]:
-        """A warning per new sample that matches another enrolled identity (one person under two names?)."""
-        if not outcomes:
-            return []
-        gallery, threshold = self.gallery(modality), float(self.verifier(modality).threshold)
-        ids = [s.sample_id for s in gallery.samples(name)]
-        embeddings = gallery.embeddings(name)
-        warnings = []
-        for outcome in outcomes:
-            if outcome.sample_id not in ids:
-                continue
-            hits = gallery.search(embeddings[ids.index(outcome.sample_id)], k=10)[0]
-            other = next((h for h in hits if h.name != name), None)
-            if other is not None and other.score >= threshold:
-                warnings.append(
-                    f"{outcome.source} also matches **{other.name}** (similarity {other.score:.3f}, a match from "
-                    f"{threshold:.3f}): the same person under two names? If so, remove one of them (Gallery tab)."
-                )
-        return warnings
-
-    def _known(self, modality: str, name: str) -> bool:
-        return any(i.name == name for i in self.gallery(modality).identities())
 
     def identify(self, image: Any, modality: str = "auto", k: int = 5) -> dict[str, Any]:
         """1:N open set: the best identity above the threshold, else 'unknown'; top-k with thumbnails."""
@@ -274,31 +255,6 @@ class VerifyService:
         out["reliability"] = self.reliability(modality) if modality == "signature" else None
         return out
 
-    def _references(self, modality: str, name: str, embedding: np.ndarray) -> list[dict[str, Any]]:
-        """Every enrolled sample of `name` with its similarity to `embedding` [D] and its thumbnail."""
-        gallery = self.gallery(modality)
-        try:
-            samples, stored = gallery.samples(name), gallery.embeddings(name)
-        except GalleryError:
-            return []
-        scores = stored @ np.asarray(embedding, dtype=np.float32).ravel()
-        return [
-            {
-                "sample_id": s.sample_id,
-                "score": float(score),
-                "thumbnail": decode_png(gallery.thumbnail(s.sample_id)) if s.has_thumbnail else None,
-            }
-            for s, score in zip(samples, scores, strict=False)
-        ]
-
-    def _first_thumbnail(self, modality: str, name: str) -> np.ndarray | None:
-        gallery = self.gallery(modality)
-        try:
-            samples = gallery.samples(name)
-        except GalleryError:
-            return None
-        return next((decode_png(gallery.thumbnail(s.sample_id)) for s in samples if s.has_thumbnail), None)
-
     def batch(
         self,
         pairs_csv: Any,
@@ -316,70 +272,6 @@ class VerifyService:
         out["reliability"] = self.reliability(out["summary"]["modality"])
         return out
 
-    def gallery_list(self, modality: str = "face") -> list[dict[str, Any]]:
-        """Identities with sample counts, creation time, own threshold and one thumbnail each."""
-        modality = self.resolve_modality(modality)
-        return [
-            {
-                "name": info.name,
-                "samples": info.n_samples,
-                "created": info.created,
-                "threshold": info.threshold,
-                "thumbnail": self._first_thumbnail(modality, info.name),
-            }
-            for info in self.gallery(modality).identities()
-        ]
-
-    def samples(self, modality: str, name: str) -> list[dict[str, Any]]:
-        """The samples of one identity with their thumbnails (RGB arrays)."""
-        gallery = self.gallery(self.resolve_modality(modality))
-        return [
-            {
-                "sample_id": s.sample_id,
-                "source": s.source or "",
-                "enrolled_at": s.enrolled_at,
-                "thumbnail": decode_png(gallery.thumbnail(s.sample_id)) if s.has_thumbnail else None,
-            }
-            for s in gallery.samples(name)
-        ]
-
-    def remove_identity(self, modality: str, name: str, confirm: str) -> dict[str, Any]:
-        """Remove an identity and all its samples; `confirm` must repeat the name (a deliberate step)."""
-        modality = self.resolve_modality(modality)
-        name = (name or "").strip()
-        if not name:
-            raise ConfigError("choose the identity to remove")
-        if (confirm or "").strip() != name:
-            raise ConfigError(f"to remove {name!r}, type its name exactly in the box 'type its name here'")
-        gallery = self.gallery(modality)
-        with self.lock(modality):
-            n = len(gallery.samples(name))
-            gallery.remove_identity(name)
-        return {"removed_identity": name, "removed_samples": n, "modality": modality}
-
-    def remove_sample(self, modality: str, sample_id: int | str | None, confirm: bool) -> dict[str, Any]:
-        """Remove one sample by id; `confirm` must be True."""
-        modality = self.resolve_modality(modality)
-        try:
-            sid = int(str(sample_id).split()[0].lstrip("#"))
-        except (ValueError, IndexError) as exc:
-            raise ConfigError(f"choose a sample to remove (got {sample_id!r})") from exc
-        if not confirm:
-            raise ConfigError(f"tick 'yes, remove this sample' to remove sample #{sid}")
-        gallery = self.gallery(modality)
-        with self.lock(modality):
-            gallery.remove_sample(sid)
-        return {"removed_sample": sid, "modality": modality}
-
-    def stats(self, modality: str = "face") -> dict[str, Any]:
-        """Gallery statistics and the model in use."""
-        modality = self.resolve_modality(modality)
-        info = self.model_info(modality)
-        if not info["installed"]:
-            return {"model": info, "gallery": None}
-        gallery = {k: v for k, v in self.gallery(modality).stats().items() if k not in ("directory", "path")}
-        return {"model": info, "gallery": gallery}
-
     def close(self) -> None:
         """Close the galleries and remove the work folder it made (the service is unusable afterwards)."""
         with self._load_lock:
@@ -388,21 +280,6 @@ class VerifyService:
             self._galleries.clear()
         if self._own_work_dir:
             shutil.rmtree(self.jobs.work_dir, ignore_errors=True)
-
-
-def _name_inputs(warning: str, sources: list[str]) -> str:
-    """The gallery's warnings count inputs from 0 ("input 1: ...", "new sample 0 of ..."): name the files."""
-
-    def name(m: re.Match[str]) -> str:
-        i = int(m.group(2))
-        return sources[i] if 0 <= i < len(sources) else f"image {i + 1}"
-
-    warning = re.sub(
-        r"image already enrolled as input (\d+) of this call",
-        lambda m: f"the same image as {sources[int(m.group(1))] if int(m.group(1)) < len(sources) else 'another'}",
-        warning,
-    )
-    return re.sub(r"\b(input|new sample) (\d+)(?: of '[^']*')?", name, warning)
 
 
 __all__ = ["MODALITIES", "NO_SIGNATURE_MODEL", "VerifyError", "VerifyService"]

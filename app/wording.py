@@ -69,3 +69,18 @@ def reliability_markdown(rel: dict[str, Any] | None) -> str:
     )
     when = "at this threshold" if rel.get("applies", True) else "at its calibrated threshold (not the one in use)"
     return f"**How far to trust this:** measured on {data}, {when} the model {', '.join(rates)}.{verdict}"
+
+
+def name_inputs(warning: str, sources: list[str]) -> str:
+    """The gallery's warnings count inputs from 0 ("input 1: ...", "new sample 0 of ..."): name the files."""
+
+    def name(m: re.Match[str]) -> str:
+        i = int(m.group(2))
+        return sources[i] if 0 <= i < len(sources) else f"image {i + 1}"
+
+    warning = re.sub(
+        r"image already enrolled as input (\d+) of this call",
+        lambda m: f"the same image as {sources[int(m.group(1))] if int(m.group(1)) < len(sources) else 'another'}",
+        warning,
+    )
+    return re.sub(r"\b(input|new sample) (\d+)(?: of '[^']*')?", name, warning)

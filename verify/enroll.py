@@ -1,10 +1,11 @@
-"""Enrollment: images -> quality checks -> OOD gate -> embeddings -> gallery, with a reason for every refusal."""
+"""Enrollment: images -> quality checks -> OOD gate -> embeddings -> gallery, with a reason for every refusal;
+re-embedding a gallery's stored images with another model through the same gate."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -12,6 +13,9 @@ import numpy as np
 from verify.errors import QualityError, VerifyError
 from verify.io import read_bytes
 from verify.verifier import Verifier
+
+if TYPE_CHECKING:
+    from verify.gallery import FaissGallery
 
 THUMBNAIL_SIDE = 96
 
@@ -130,3 +134,26 @@ def enroll_images(
             else:
                 outcome.sample_id = next(ids)
     return EnrollReport(name, outcomes, warnings)
+
+
+def reembed_gallery(verifier: Verifier, gallery: FaissGallery) -> int:
+    """Re-embed every stored image of `gallery` with the verifier's model (after a model change), then re-index.
+
+    Batched (`Verifier.probes`: concurrent preprocessing, one embedding pass per batch) and through the pipeline's
+    gate, as enrollment (its quality checks are not repeated): an image it refuses (no face, blank page, out of
+    distribution) is never embedded; the gallery then raises one typed error naming every refused sample and
+    changes nothing. The CLI (`verify gallery
+    reembed`) and the web app (a gallery of another model) both re-embed through here.
+
+    Returns:
+        The number of samples re-embedded; the gallery then carries the model's fingerprint.
+    """
+
+    def embed(images: list[np.ndarray]) -> np.ndarray:
+        probes = verifier.probes(images, names=["stored image"] * len(images))
+        refused = next((p.rejection for p in probes if p.rejection is not None), None)
+        if refused is not None:
+            raise refused.error("stored image")
+        return np.stack([np.asarray(p.embedding) for p in probes])
+
+    return int(gallery.reembed(embed, verifier.model.fingerprint))

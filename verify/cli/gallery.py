@@ -6,10 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from verify.cli.common import add_json_flag, add_model_flags, print_json
-from verify.errors import VerifyError
 
 if TYPE_CHECKING:
     from verify.gallery import FaissGallery
@@ -107,19 +104,14 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _reembed(args: argparse.Namespace) -> int:
+    from verify.enroll import reembed_gallery
     from verify.gallery import FaissGallery
     from verify.models.defaults import resolve_model
     from verify.verifier import Verifier
 
     verifier = Verifier.from_path(resolve_model(args.model, args.modality))
-    model = verifier.model
-
-    def embed(images: list[np.ndarray]) -> np.ndarray:
-        return np.stack([np.asarray(verifier.embed_or_raise(im).embedding) for im in images])
-
     with FaissGallery.open(args.gallery) as gallery:
-        if not gallery.stats().get("images_kept", True):
-            raise VerifyError(f"{args.gallery}: images were not kept at enrollment; re-enroll them instead")
-        gallery.reembed(embed, model.fingerprint)
+        reembed_gallery(verifier, gallery)
+    model = verifier.model
     print(f"re-embedded {args.gallery} with {model.card.get('name')} ({model.fingerprint})")
     return 0

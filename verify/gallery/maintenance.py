@@ -82,23 +82,34 @@ class GalleryMaintenanceMixin:
                 images.append(decode_image(data, f"sample {sid}"))
             yield [r[0] for r in batch], images
 
-    def _embed_naming_failures(
+    def _embed_or_find_refused(
         self, embed_fn: Callable[[list[np.ndarray]], np.ndarray], ids: list[int], images: list[np.ndarray]
-    ) -> np.ndarray:
-        """`embed_fn(images)`; when it refuses the batch, find the sample it refuses and raise naming it."""
+    ) -> tuple[np.ndarray | None, list[tuple[int, VerifyError]]]:
+        """`embed_fn(images)`; when it refuses the batch, each image alone: (None, the refused samples)."""
         try:
-            return np.asarray(embed_fn(images), dtype=np.float32)
+            return np.asarray(embed_fn(images), dtype=np.float32), []
         except VerifyError as batch_error:
+            refused = []
             for sid, image in zip(ids, images, strict=True):
                 try:
                     embed_fn([image])
                 except VerifyError as exc:
-                    name = store.names_of(self._conn, [sid]).get(sid, "?")
-                    raise type(exc)(
-                        f"sample {sid} of {name!r}: {exc}; nothing was re-embedded: remove it with `verify gallery"
-                        f" remove --sample {sid}` and run reembed again"
-                    ) from exc
-            raise batch_error
+                    refused.append((sid, exc))
+            if not refused:
+                raise batch_error
+            return None, refused
+
+    def _refusal(self, refused: list[tuple[int, VerifyError]]) -> VerifyError:
+        """One error (the first refusal's type) naming every refused sample, its identity and how to remove it."""
+        names = store.names_of(self._conn, [sid for sid, _ in refused])
+        listed = "; ".join(f"sample {sid} of {names.get(sid, '?')!r}: {exc}" for sid, exc in refused[:10])
+        if len(refused) > 10:
+            listed += f"; and {len(refused) - 10} more"
+        ids = " ".join(str(sid) for sid, _ in refused)
+        return type(refused[0][1])(
+            f"{listed}; nothing was re-embedded: remove {'it' if len(refused) == 1 else 'them'} with `verify gallery"
+            f" remove --sample ID` (ID: {ids}) and run reembed again"
+        )
 
     def reembed(self, embed_fn: Callable[[list[np.ndarray]], np.ndarray], fingerprint: str) -> int:
         """Re-embed every sample from its stored image with another model, then rebuild the index.
@@ -111,19 +122,25 @@ class GalleryMaintenanceMixin:
             Number of samples re-embedded. Nothing changes if any sample has no image or embedding fails.
 
         Raises:
-            VerifyError: a stored image the new model refuses (its typed error), naming the sample, its
-                identity and the command that removes it; nothing was changed.
+            VerifyError: stored images the new model refuses (the first one's typed error), naming every refused
+                sample, its identity and the command that removes it; nothing was changed.
         """
         with self._locked():
             self._sync()
             ids: list[int] = []
             chunks: list[np.ndarray] = []
+            refused: list[tuple[int, VerifyError]] = []
             for batch_ids, images in self._stored_images():
-                out = self._embed_naming_failures(embed_fn, batch_ids, images)
+                out, batch_refused = self._embed_or_find_refused(embed_fn, batch_ids, images)
+                refused += batch_refused
+                if out is None or refused:
+                    continue
                 if out.ndim != 2 or len(out) != len(images):
                     raise GalleryError(f"embed_fn returned shape {out.shape} for {len(images)} images; want [n, D]")
                 ids += batch_ids
                 chunks.append(as_matrix(out, out.shape[1], "re-embedded vectors"))
+            if refused:
+                raise self._refusal(refused)
             new_dim = chunks[0].shape[1] if chunks else self.dim
             vectors = np.concatenate(chunks) if chunks else np.zeros((0, new_dim), np.float32)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from verify.decision import REJECTED
 from verify.models.defaults import assets_dir, default_model_path
-from verify.verifier import REJECTED, Verifier
+from verify.verifier import Verifier
 
 DEMO = assets_dir() / "demo"
 SIGNATURES = sorted((DEMO / "signatures").glob("writer-*"))

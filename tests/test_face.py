@@ -298,7 +298,8 @@ DEMO_PAIR_SCORES = {
 
 def test_demo_pair_decisions_and_scores_are_unchanged() -> None:
     import verify
-    from verify.verifier import MATCH, NO_MATCH, Verifier
+    from verify.decision import MATCH, NO_MATCH
+    from verify.verifier import Verifier
 
     verifier = Verifier(verify.load_model(CARD_DIR.parent / "face-resnet"), cache_size=0)
     for (a, b), expected in DEMO_PAIR_SCORES.items():

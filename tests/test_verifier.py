@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from verify.decision import MATCH, NO_MATCH, REJECTED, UNKNOWN
 from verify.errors import ConfigError, InvalidImageError, OutOfDistributionError
 from verify.gallery import FaissGallery
-from verify.verifier import MATCH, NO_MATCH, REJECTED, UNKNOWN, Verifier
+from verify.verifier import Verifier
 
 
 def _sig(root: Path, writer: int, i: int) -> Path:
@@ -107,8 +108,8 @@ def test_per_identity_threshold_overrides_the_model(verifier: Verifier, synth_si
 
 
 def test_rejections_are_structured() -> None:
+    from verify.decision import Probe, Rejection
     from verify.errors import NoFaceError, OutOfDistributionError
-    from verify.verifier import Probe, Rejection
 
     probe = Probe(sha256="0", embedding=None, crop=None)
     assert probe.rejected is None

@@ -2,6 +2,7 @@
 
 One `Verifier` wraps one model with its calibrated threshold, its score calibrator (p(match)) and its
 out-of-distribution gate, and caches embeddings by image content hash so an image seen twice is embedded once.
+What it returns (`Probe`, `Decision`, `Rejection`) is in `verify.decision`.
 """
 
 from __future__ import annotations
@@ -11,85 +12,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
-from verify.errors import ConfigError, ModelError, NoFaceError, OutOfDistributionError, VerifyError
+from verify.decision import MATCH, NO_MATCH, REJECTED, UNKNOWN, Decision, Probe, Rejection
+from verify.errors import ConfigError, ModelError, NoFaceError, VerifyError
 from verify.io import image_sha256, load_image
 from verify.models.base import Embedder
 
-DecisionKind = Literal["match", "no match", "unknown", "rejected"]
-MATCH: DecisionKind = "match"
-NO_MATCH: DecisionKind = "no match"
-UNKNOWN: DecisionKind = "unknown"
-REJECTED: DecisionKind = "rejected"
 _NOT_A = {"face": "not a face", "signature": "not a signature"}
 _T = TypeVar("_T")
-
-RejectionKind = Literal["no_face", "blank_page", "out_of_distribution"]
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why the pipeline refused an input: a kind to branch on and the message shown to users."""
-
-    kind: RejectionKind
-    message: str
-
-    def error(self, name: str | None = None) -> VerifyError:
-        """The typed error for this rejection (`NoFaceError` or `OutOfDistributionError`)."""
-        cls = NoFaceError if self.kind == "no_face" else OutOfDistributionError
-        return cls(f"{name or 'input'}: {self.message}")
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass
-class Probe:
-    """One input after the pipeline: its embedding, the crop that was compared, gate and timing facts."""
-
-    sha256: str
-    embedding: np.ndarray | None
-    crop: np.ndarray | None
-    info: dict[str, Any] = field(default_factory=dict)
-    ood_score: float | None = None
-    rejection: Rejection | None = None  # set when the gate (or face detection) refused it
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rejected(self) -> str | None:
-        """The rejection's message, or None when the input was accepted."""
-        return None if self.rejection is None else self.rejection.message
-
-
-@dataclass
-class Decision:
-    """The answer: match / no match / unknown / rejected, with everything a user needs to trust it."""
-
-    decision: DecisionKind
-    score: float | None = None
-    probability: float | None = None
-    threshold: float | None = None
-    threshold_source: str = ""
-    identity: str | None = None
-    candidates: list[tuple[str, float]] = field(default_factory=list)
-    ood_scores: list[float | None] = field(default_factory=list)
-    ood_threshold: float | None = None
-    reason: str = ""
-    notes: list[str] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    model: str = ""
-    crops: list[np.ndarray | None] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("crops")
-        out["candidates"] = [{"identity": n, "score": s} for n, s in self.candidates]
-        return out
 
 
 class Verifier:

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from verify.decision import Probe
 from verify.errors import VerifyError
 from verify.io import load_image
-from verify.verifier import Probe, Verifier
+from verify.verifier import Verifier
 
 
 @dataclass

@@ -17,8 +17,9 @@ from verify.batch.images import ImageCache, ImageResult, iter_embedded
 from verify.batch.output import ResultJournal
 from verify.batch.reader import RESULT_COLUMNS, BatchInput, read_batch_input
 from verify.batch.shard import Shard
+from verify.decision import MATCH, NO_MATCH, REJECTED
 from verify.errors import ConfigError, VerifyError
-from verify.verifier import MATCH, NO_MATCH, REJECTED, Verifier
+from verify.verifier import Verifier
 
 CHUNK_SLEEP_ENV = "VERIFY_BATCH_CHUNK_SLEEP"  # test hook: seconds to sleep after each durable chunk
 

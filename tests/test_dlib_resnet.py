@@ -12,14 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.convert_dlib import (
-    DlibStreamReader,
-    default_dat_path,
-    dlib_state_dict,
-    load_dlib_resnet,
-    main,
-    parse_dlib_net,
-)
+from training.convert_dlib import default_dat_path, dlib_state_dict, load_dlib_resnet, main
+from training.dlib_format import DlibStreamReader, parse_dlib_net
 from verify.errors import ModelError
 from verify.models.card import load_network
 from verify.models.dlib_resnet import DlibFaceResNet, add_zero_padded, create_dlib_resnet

@@ -3,8 +3,9 @@
 Everything here is made or bundled offline: face photos (assets/demo/faces and scikit-image's LFW crops),
 handwritten digits (scikit-learn's bundled `load_digits`, upscaled, alone or in strings) and printed digits,
 natural images (scikit-image's bundled samples), blank and noisy pages, printed text, ruled boxes/tables/forms,
-geometric shapes, logos and stamps (training/ood_documents.py). Every kind has two disjoint splits: "fit" (what
-the gate learns from) and "eval" (what it is judged on): other seeds, other source images, other fonts.
+geometric shapes, logos and stamps (training/ood_documents.py, training/ood_shapes.py). Every kind has two
+disjoint splits: "fit" (what the gate learns from) and "eval" (what it is judged on): other seeds, other source
+images, other fonts.
 Pages get a light scan treatment (paper tone, ink colour, noise, blur) so the gate cannot key on clean pixels.
 """
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from training import ood_documents as docs
+from training import ood_shapes
 from verify.models.defaults import assets_dir
 
 Material = dict[str, list[np.ndarray]]
@@ -159,8 +161,8 @@ KINDS: dict[str, Maker] = {
     "noise": noise_pages,
     "printed_text": docs.printed_text,
     "ruled": docs.ruled,
-    "shapes": docs.shapes,
-    "logos": docs.logos,
+    "shapes": ood_shapes.shapes,
+    "logos": ood_shapes.logos,
 }
 DOCUMENT_KINDS = ("digits", "printed_text", "ruled", "shapes", "logos")  # rendered on pages of varied size
 

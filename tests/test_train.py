@@ -260,3 +260,20 @@ def test_simclr_term_trains_on_two_views(sig_data, tmp_path, monkeypatch):
     assert lb > la  # NT-Xent of an untrained net is large: the term is really in the loss
     with pytest.raises(ConfigError, match="augment"):
         _tiny_config(simclr_weight=0.5, augment=False)
+
+
+def test_ood_fit_on_a_sample_of_identities(tmp_path: Path, tiny_model: Path) -> None:
+    """`verify ood fit --max-identities N` fits on N of the dataset's writers (seeded), all of them without it."""
+    import shutil
+
+    from verify.synth import generate_dataset
+
+    data = generate_dataset(tmp_path / "data", 8, 4, 2, seed=1, height=64, width=96, progress=False)
+    counts = {}
+    for n in (0, 6):
+        model = shutil.copytree(tiny_model, tmp_path / f"model-{n}")
+        args = ["ood", "fit", "--model", str(model), "--data", str(data), "--gate", "gaussian", "--held-out", "0.5"]
+        proc = _run([VERIFY_BIN, *args, "--max-identities", str(n), "--json"])
+        assert proc.returncode == 0, proc.stderr
+        counts[n] = json.loads((model / "model.json").read_text())["ood"]["n_classes"]
+    assert counts == {0: 4, 6: 3}

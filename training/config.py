@@ -38,7 +38,7 @@ class TrainConfig:
     # verify.preprocess.signature.SignatureParams); with --init they update the initial model's options
     preprocessing_params: dict[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.2  # fraction of identities held out for validation (identity-disjoint)
-    max_impostor_pairs: int = 200_000  # cap on random-impostor pairs scored per validation (sampled)
+    max_impostor_pairs: int = 200_000  # cap on the impostor pairs of each kind scored per validation (sampled)
     # model selection / early stopping: auto (skilled EER if forgeries, else random), eer_random, eer_skilled, eer_mean
     val_metric: str = "auto"
     augment: bool = True  # modality-specific augmentation of training crops

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from verify.cli.common import add_json_flag, print_json
 from verify.data.protocols import FOLDER_LAYOUTS
 
@@ -44,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="share of held-out inputs to accept (default 0.97 for exposure, 0.95 for gaussian)",
     )
     fit.add_argument("--held-out", type=float, default=0.3, help="share of identities held out (default 0.3)")
+    fit.add_argument(
+        "--max-identities",
+        type=int,
+        default=0,
+        help="fit on a seeded sample of this many identities (0: all); a large training set needs only a few hundred",
+    )
     fit.add_argument("--seed", type=int, default=0, help="seed of the identity split")
     add_json_flag(fit)
     p.set_defaults(func=run)
@@ -61,8 +69,14 @@ def run(args: argparse.Namespace) -> int:
         if args.protocol == "folders"
         else load_signature_dataset(args.data, args.protocol)
     )
+    identities = sorted({s.identity for s in samples})
+    if 0 < args.max_identities < len(identities):
+        pick = np.random.default_rng(args.seed).choice(len(identities), args.max_identities, replace=False)
+        identities = sorted(identities[i] for i in pick)
+        chosen = set(identities)
+        samples = [s for s in samples if s.identity in chosen]
     split = split_identities(
-        sorted({s.identity for s in samples}),
+        identities,
         {"train": 1 - args.held_out, "held_out": args.held_out},
         seed=args.seed,
     )

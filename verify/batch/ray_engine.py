@@ -150,19 +150,23 @@ def _scored_partitions(
     gallery: Any,
     options: RayOptions,
 ) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(partition, scored rows) in partition order, each as soon as all its images are embedded."""
-    order = sorted(todo)
-    paths = list(dict.fromkeys(p for k in order for i in todo[k] for p in data.images(i)))
+    """(partition, scored rows) in partition order. Rows are scored as soon as their images are embedded (the
+    driver works while the cluster embeds the next blocks); a partition is yielded once all its rows are."""
+    rows = [(k, i) for k in sorted(todo) for i in todo[k]]
+    paths = list(dict.fromkeys(p for _, i in rows for p in data.images(i)))
     ready, charged = 0, set[str]()
+    scored: list[dict[str, Any]] = []
     for results in _with_tail(iter_image_results(paths, verifier, options)):
         for path, result in results:
             cache.by_path[path] = result
         cache.decoded += len(results)
-        while ready < len(order) and all(p in cache for i in todo[order[ready]] for p in data.images(i)):
-            rows = todo[order[ready]]
-            scored = [_score_row(i, data, verifier, cache, gallery, charged) for i in rows]
-            yield order[ready], _frame(data, rows, scored)
+        while ready < len(rows) and all(p in cache for p in data.images(rows[ready][1])):
+            k, i = rows[ready]
+            scored.append(_score_row(i, data, verifier, cache, gallery, charged))
             ready += 1
+            if len(scored) == len(todo[k]):
+                yield k, _frame(data, todo[k], scored)
+                scored = []
 
 
 def _with_tail(it: Iterator[list[Any]]) -> Iterator[list[Any]]:
@@ -197,7 +201,8 @@ def _finish(
 ) -> pd.DataFrame:
     """Check every row is there once; merge a CSV job into `out`, mark a Parquet one done. Returns the rows
     (as strings, like `read_results`)."""
-    keys = [data.keys[i] for i in rows_in]
+    every = data.keys
+    keys = [every[i] for i in rows_in]
     if layout.parquet:
         files = [layout.part(k) for k in sorted(partitions)]
         rows = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()

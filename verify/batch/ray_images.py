@@ -1,9 +1,10 @@
-"""Images -> embeddings on Ray Data: decode + preprocess as tasks, embedding + OOD gate in an actor pool.
+"""Images -> embeddings on Ray Data: decoding, preprocessing, embedding and the OOD gate in an actor pool.
 
-Each actor loads the model once (`EmbedActor.__init__`); the decode tasks reuse the local engine's
-`DecodeDataset` item by item, with one `Verifier` per worker process for preprocessing. Ray Data fuses the two
-stages into the actors when their resources match (one CPU each), so a crop is not copied between processes on
-one machine. Results come back to the caller in input order as `ImageResult`s, the local engine's type.
+Each actor loads the model once (`EmbedActor.__init__`) and reuses the local engine's `DecodeDataset` item by
+item. On a CPU cluster one actor does all of it for its block of images (`DecodeEmbedActor`), so a crop never
+travels between processes; with GPUs, decoding and preprocessing are CPU tasks (one `Verifier` per worker
+process) feeding GPU actors that only embed. Results come back to the caller in input order as `ImageResult`s,
+the local engine's type.
 """
 
 from __future__ import annotations
@@ -170,31 +171,50 @@ class EmbedActor:
         }
 
 
+class DecodeEmbedActor(EmbedActor):
+    """Decode + preprocess + embed + OOD gate in one actor (CPU clusters): a crop never leaves its process."""
+
+    def __init__(self, model: str, threshold: float, use_ood: bool, batch_size: int, threads: int = 1) -> None:
+        super().__init__(model, threshold, use_ood, batch_size, threads)
+        self.args = {"model": model, "threshold": threshold, "use_ood": use_ood}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return super().__call__(decode_batch(batch, **self.args))
+
+
+def plan(n: int, gpus: int, cpus: int, options: RayOptions) -> tuple[int, int]:
+    """(actors, blocks) for `n` images: one actor per GPU (else per CPU) unless `options.actors`, never more
+    actors than blocks; blocks of at most `options.block_rows` images and at least 4 per actor, so the last
+    blocks of a job keep every actor busy."""
+    actors = options.actors or (gpus if gpus else cpus)
+    blocks = max(1, min(n, max(math.ceil(n / options.block_rows), 4 * actors), 10_000))
+    return min(actors, blocks), blocks
+
+
 def embedding_dataset(ray: Any, paths: Sequence[str], verifier: Verifier, options: RayOptions) -> Any:
-    """The lazy Ray Dataset of `paths` -> EmbedActor output columns (one row per path, input order)."""
+    """The lazy Ray Dataset of `paths` -> EmbedActor output columns (one row per path, input order).
+
+    Without GPUs, one actor pool decodes, preprocesses and embeds (`DecodeEmbedActor`); with GPUs, decoding and
+    preprocessing are CPU tasks and the GPU actors only embed.
+    """
     import ray.data
 
     model = verifier.model.directory
     if model is None:
         raise ConfigError("the Ray engine needs a model loaded from a directory (every actor loads it)")
     args = {"model": str(model), "threshold": float(verifier.threshold), "use_ood": verifier.ood is not None}
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    actors = options.actors or (gpus if gpus else cpus)
-    blocks = max(1, min(math.ceil(len(paths) / options.block_rows), 10_000))
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    actors, blocks = plan(len(paths), gpus, cpus, options)
     per = math.ceil(len(paths) / blocks) if paths else 1
     frames = [pd.DataFrame({"path": list(paths[i : i + per])}) for i in range(0, max(len(paths), 1), per)]
     ds = ray.data.from_pandas(frames)
+    pool = {"compute": ray.data.ActorPoolStrategy(size=actors), "batch_format": "numpy", "batch_size": None}
+    kwargs = {**args, "batch_size": options.batch_size}
+    if not gpus:
+        return ds.map_batches(DecodeEmbedActor, fn_constructor_kwargs=kwargs, num_cpus=1, **pool)
     ds = ds.map_batches(decode_batch, fn_kwargs=args, batch_format="numpy", batch_size=None, num_cpus=1)
-    return ds.map_batches(
-        EmbedActor,
-        fn_constructor_kwargs={**args, "batch_size": options.batch_size},
-        compute=ray.data.ActorPoolStrategy(size=min(actors, blocks)),
-        batch_format="numpy",
-        batch_size=None,
-        num_cpus=0 if gpus else 1,
-        num_gpus=1 if gpus else 0,
-    )
+    return ds.map_batches(EmbedActor, fn_constructor_kwargs=kwargs, num_cpus=0, num_gpus=1, **pool)
 
 
 def iter_image_results(

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from verify.batch import uri
 from verify.decision import Probe
 from verify.errors import VerifyError
-from verify.io import load_image
+from verify.io import MAX_BYTES, load_image
 from verify.verifier import Verifier
 
 
@@ -59,7 +60,7 @@ class DecodeDataset(Dataset):
     """Paths -> decoded, preprocessed crops (runs in DataLoader workers; no torch work here).
 
     Args:
-        paths: image paths.
+        paths: image paths, or URIs of a pyarrow filesystem (read into memory, then decoded).
         verifier: whose model preprocesses (and, for signatures, whose blank-page rule applies).
     """
 
@@ -76,7 +77,8 @@ class DecodeDataset(Dataset):
         path = self.paths[i]
         t0 = time.perf_counter()
         try:
-            image = load_image(path, mode=self.mode, name=path)
+            source = uri.read_uri(path, MAX_BYTES) if uri.is_remote(path) else path  # s3://, gs://, ...
+            image = load_image(source, mode=self.mode, name=path)
             probe = self.verifier.preprocess_probe(image)
         except VerifyError as exc:
             return _Decoded(path, None, _one_line(str(exc)), 1e3 * (time.perf_counter() - t0))

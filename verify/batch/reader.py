@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from verify.batch import uri
 from verify.errors import DatasetError
 
 RESULT_COLUMNS = (
@@ -74,7 +76,9 @@ def read_batch_input(
     allow_outside_root: bool = False,
 ) -> BatchInput:
     """Read a pairs or claims CSV (or Parquet: `.parquet`/`.pq`, same columns); relative image paths resolve
-    against `images_root` (default: the input file's folder).
+    against `images_root` (default: the input file's folder). The input, the images root and the image paths
+    may be URIs of any pyarrow filesystem (`file:///abs/pairs.csv`, `s3://bucket/pairs.parquet`; see
+    `verify.batch.uri`).
 
     Path rule: an image path must resolve (symbolic links followed) inside the images root. A path that leaves it
     (`../x.png`, or an absolute path elsewhere) gives that row an error, unless `allow_outside_root`. A row whose
@@ -82,12 +86,10 @@ def read_batch_input(
     values are never shifted into other columns.
 
     Raises:
-        DatasetError: unreadable CSV, missing columns, a column that would clash with a result column, an empty
+        DatasetError: unreadable CSV or URI, missing columns, a column that would clash with a result column, an empty
             path or identity, an unknown label, a duplicate id, an id with a line break.
     """
-    src = Path(path)
-    if not src.is_file():
-        raise DatasetError(f"{src}: no such pairs file (CSV or Parquet)")
+    src = source_path(path)
     header, rows, lines = _read_rows(src)
     names = {c.strip().lower(): c for c in header}
     clash = sorted(set(names) & {*RESULT_COLUMNS, ROW})
@@ -109,8 +111,8 @@ def read_batch_input(
     frame = pd.DataFrame([(r + [""] * width)[:width] for r in rows], columns=header, dtype=str)
     frame.insert(len(frame.columns), ROW, [str(i) for i in range(1, len(rows) + 1)])
     key = names.get("id", ROW)
-    base = Path(images_root) if images_root is not None else src.parent
-    root = None if allow_outside_root else base.resolve()
+    base = _base(src, images_root)
+    resolver = _Resolver(base, allow_outside_root)
     errors = [""] * len(rows)
     paths: dict[str, list[str]] = {c: [] for c in image_cols}
     claimed: list[str] = []
@@ -125,7 +127,7 @@ def read_batch_input(
             text = values[names[col]].strip()
             if not text and not errors[i]:
                 raise DatasetError(f"{src}:{line}: empty {col} path")
-            resolved, outside = _resolve(text, base, root)
+            resolved, outside = resolver(text)
             paths[col].append(resolved)
             if outside and not errors[i]:
                 errors[i] = f"{col}: {text} is outside the images folder; use a path relative to it"
@@ -153,13 +155,40 @@ def read_batch_input(
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def _read_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
+def source_path(path: str | os.PathLike[str]) -> Path | str:
+    """The input as a local `Path` (a plain path or a `file://` URI) or a remote URI string.
+
+    Raises:
+        DatasetError: no such local file; a remote URI that cannot be opened (its scheme unknown, its
+            filesystem unreachable).
+    """
+    text = os.fspath(path)
+    local = uri.local_path(text) if uri.is_uri(text) else text
+    if local is None:
+        uri.open_uri(text)
+        return text
+    if not Path(local).is_file():
+        raise DatasetError(f"{text}: no such pairs file (CSV or Parquet)")
+    return Path(local)
+
+
+def _base(src: Path | str, images_root: str | os.PathLike[str] | None) -> Path | str:
+    if images_root is None:
+        return src.parent if isinstance(src, Path) else uri.parent(src)
+    text = os.fspath(images_root)
+    local = uri.local_path(text) if uri.is_uri(text) else text
+    return Path(local) if local is not None else text.rstrip("/")
+
+
+def _read_rows(src: Path | str) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows (blank lines skipped) and the line number where each row starts (for Parquet: the
     row number plus one, as if the header were line 1)."""
-    if src.suffix.lower() in PARQUET_SUFFIXES:
-        return _read_parquet_rows(src)
+    name = src.name if isinstance(src, Path) else src.rsplit("/", 1)[-1]
+    data = src if isinstance(src, Path) else uri.read_uri(src)
+    if Path(name).suffix.lower() in PARQUET_SUFFIXES:
+        return _read_parquet_rows(src, data)
     try:
-        with src.open(newline="", encoding="utf-8-sig") as fh:
+        with _text(data) as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             rows, lines = [], []
@@ -176,17 +205,21 @@ def _read_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
     return header, rows, lines
 
 
-def _read_parquet_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]]:
+def _text(data: Path | bytes) -> io.TextIOBase:
+    if isinstance(data, Path):
+        return data.open(newline="", encoding="utf-8-sig")  # type: ignore[return-value]
+    return io.StringIO(data.decode("utf-8-sig"), newline="")
+
+
+def _read_parquet_rows(src: Path | str, data: Path | bytes) -> tuple[list[str], list[list[str]], list[int]]:
     """A Parquet table read as text, as the CSV path reads it: missing values are empty strings, integers keep
     their digits (a label 1 stays "1")."""
     try:
         import pyarrow.parquet as pq
     except ModuleNotFoundError as exc:
-        raise DatasetError(
-            f"{src.name}: reading Parquet needs pyarrow (pip install 'siamese-verify[distributed]')"
-        ) from exc
+        raise DatasetError(f"{src}: reading Parquet needs pyarrow (pip install 'siamese-verify[distributed]')") from exc
     try:
-        table = pq.read_table(src)
+        table = pq.read_table(data if isinstance(data, Path) else io.BytesIO(data))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{src}: not a readable Parquet file ({str(exc).strip()[:200]})") from exc
     header = [str(name) for name in table.column_names]
@@ -198,16 +231,37 @@ def _read_parquet_rows(src: Path) -> tuple[list[str], list[list[str]], list[int]
     return header, [rows[i] for i in keep], [i + 2 for i in keep]
 
 
-def _resolve(text: str, base: Path, root: Path | None) -> tuple[str, bool]:
-    """The absolute path of an image, and whether it leaves `root` (None: no rule)."""
-    p = Path(text).expanduser()
-    path = p if p.is_absolute() else (base / p).absolute()
-    if root is None or not text:
-        return str(path), False
-    return str(path), not path.resolve().is_relative_to(root)
+class _Resolver:
+    """Image path text -> (absolute path or URI, whether it leaves the images root); memoised per text (an
+    image appears in many rows, and resolving symbolic links costs a few system calls)."""
+
+    def __init__(self, base: Path | str, allow_outside_root: bool) -> None:
+        self.base, self.any = base, allow_outside_root
+        self.root = None if allow_outside_root or isinstance(base, str) else base.resolve()
+        self.seen: dict[str, tuple[str, bool]] = {}
+
+    def __call__(self, text: str) -> tuple[str, bool]:
+        if text not in self.seen:
+            self.seen[text] = self._resolve(text)
+        return self.seen[text]
+
+    def _resolve(self, text: str) -> tuple[str, bool]:
+        if uri.is_remote(text):
+            return text, not self.any and not (isinstance(self.base, str) and uri.is_under(text, self.base))
+        local = uri.local_path(text) if uri.is_uri(text) else text
+        p = Path(local or text).expanduser()
+        if isinstance(self.base, str) and not p.is_absolute():
+            joined, outside = uri.join(self.base, local or text)
+            return joined, outside and not self.any
+        path = p if p.is_absolute() else (self.base / p).absolute()
+        if self.any or not text:
+            return str(path), False
+        if self.root is None:  # a remote images root: a local path is outside it
+            return str(path), True
+        return str(path), not path.resolve().is_relative_to(self.root)
 
 
-def _label(value: str, src: Path, line: int) -> int | None:
+def _label(value: str, src: Path | str, line: int) -> int | None:
     text = value.strip().lower()
     if not text:
         return None

@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from verify.batch import uri
 from verify.batch.images import ImageCache, ImageResult, iter_embedded
 from verify.batch.output import ResultJournal
-from verify.batch.reader import RESULT_COLUMNS, BatchInput, read_batch_input
+from verify.batch.reader import RESULT_COLUMNS, BatchInput, read_batch_input, source_path
 from verify.batch.shard import Shard
 from verify.decision import MATCH, NO_MATCH, REJECTED
 from verify.errors import ConfigError, VerifyError
@@ -29,9 +30,9 @@ class BatchConfig:
     """One batch job.
 
     Attributes:
-        pairs: the input CSV.
+        pairs: the input CSV or Parquet file: a path or a pyarrow filesystem URI (`file:///...`, `s3://...`).
         out: the results CSV.
-        images_root: relative image paths resolve here (default: the CSV's folder).
+        images_root: relative image paths resolve here, a path or a URI (default: the input's folder).
         resume: take up an interrupted run (or a finished one) instead of refusing its journal.
         workers: DataLoader worker processes decoding + preprocessing (0: in the main process).
         batch_size: images per embedding batch.
@@ -42,9 +43,9 @@ class BatchConfig:
             default such a row gets an error.
     """
 
-    pairs: Path
+    pairs: Path | str
     out: Path
-    images_root: Path | None = None
+    images_root: Path | str | None = None
     resume: bool = False
     workers: int = 0
     batch_size: int = 32
@@ -59,7 +60,8 @@ class BatchConfig:
                 f"need workers >= 0, batch size >= 1, chunk rows >= 1; got {self.workers}, {self.batch_size}, "
                 f"{self.chunk_rows}"
             )
-        if Path(self.out).resolve() == Path(self.pairs).resolve():
+        local = uri.local_path(str(self.pairs)) if uri.is_uri(str(self.pairs)) else str(self.pairs)
+        if local is not None and Path(self.out).resolve() == Path(local).resolve():
             raise ConfigError(f"--out {self.out} is the input file; choose another path")
 
 
@@ -144,11 +146,12 @@ def run_batch(
 
 def _meta(verifier: Verifier, config: BatchConfig, data: BatchInput) -> dict[str, Any]:
     """The run's signature: a resume (of a journal or of a finished output) must match it exactly."""
-    root = config.images_root if config.images_root is not None else Path(config.pairs).parent
+    src = source_path(config.pairs)
+    root = config.images_root if config.images_root is not None else src.parent if isinstance(src, Path) else None
     return {
-        "input": str(Path(config.pairs).resolve()),
-        "input_sha256": _file_sha256(Path(config.pairs)),
-        "images_root": str(Path(root).resolve()),
+        "input": str(src.resolve()) if isinstance(src, Path) else src,
+        "input_sha256": _file_sha256(src),
+        "images_root": _where(root) if root is not None else uri.parent(str(src)),
         "allow_outside_root": config.allow_outside_root,
         "rows": len(data.frame),
         "model": verifier.model.fingerprint,
@@ -158,7 +161,16 @@ def _meta(verifier: Verifier, config: BatchConfig, data: BatchInput) -> dict[str
     }
 
 
-def _file_sha256(path: Path) -> str:
+def _where(path: Path | str) -> str:
+    """A local path resolved (a `file://` URI as its path), a remote URI as it is."""
+    text = str(path)
+    local = uri.local_path(text) if uri.is_uri(text) else text
+    return text if local is None else str(Path(local).resolve())
+
+
+def _file_sha256(path: Path | str) -> str:
+    if not isinstance(path, Path):
+        return hashlib.sha256(uri.read_uri(path)).hexdigest()
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--pairs", type=Path, help="input CSV or .parquet: reference,questioned[,label][,id]; required")
+    p.add_argument("--pairs", help="input CSV or .parquet (a path or a URI: file:///..., s3://...); required")
     p.add_argument("--out", type=Path, help="results CSV to write; required")
-    p.add_argument("--images-root", type=Path, help="folder relative image paths start from (default: CSV's)")
+    p.add_argument("--images-root", help="folder (or URI) relative image paths start from (default: the input's)")
     p.add_argument("--gallery", type=Path, help="gallery directory, for questioned,claimed_identity CSVs")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping rows already done")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0: main process)")
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = actions.add_parser("merge", help="join the results CSVs of --shard runs into one, in input order")
     m.add_argument("parts", nargs="+", type=Path, help="results CSVs of `verify batch --shard i/n`")
     m.add_argument("--out", type=Path, required=True, help="merged results CSV to write")
-    m.add_argument("--pairs", type=Path, help="the input CSV: check that every row is there exactly once")
+    m.add_argument("--pairs", help="the input CSV (path or URI): check that every row is there exactly once")
     m.add_argument("--images-root", type=Path, help="unused by merge; accepted so job scripts can share flags")
     add_json_flag(m)
     m.set_defaults(func=run_merge)

@@ -194,6 +194,34 @@ def test_embed_on_ray_equals_local_and_builds_a_gallery(ray_cluster, job: dict, 
             assert gallery.search(ray_x[i], k=1)[0][0].score == pytest.approx(1.0, abs=1e-5)
 
 
+def test_claims_and_a_file_uri_input_equal_the_local_engine(ray_cluster, job: dict, tmp_path: Path) -> None:
+    """Claims against a gallery (read on the driver) from a Parquet input named by a file:// URI: the Ray
+    engine's rows equal the local engine's (unknown identity, missing and blank images included)."""
+    from verify.gallery import FaissGallery
+
+    data, verifier = job["pairs"].parent, job["verifier"]
+    images = sorted(str(p.relative_to(data)) for p in data.glob("full_*/*.png"))
+    writer = {rel: rel.split("_")[2] for rel in images}  # full_org/original_{w}_{k}.png -> w
+    with FaissGallery.create(tmp_path / "g", dim=verifier.model.dim, fingerprint=verifier.model.fingerprint) as g:
+        for rel in images:
+            probe = verifier.probe(str(data / rel))
+            if rel.startswith("full_org") and rel.endswith("_1.png") and probe.embedding is not None:
+                g.enroll(f"w{writer[rel]}", probe.embedding[None])
+        assert g.stats()["identities"] >= 2
+    rows = [(rel, f"w{writer[rel]}") for rel in images] + [(images[0], "w2"), (images[1], "nobody")]
+    rows += [("missing.png", "w1"), ("blank.png", "w1")]
+    claims = data / "claims.parquet"
+    pd.DataFrame(rows, columns=["questioned", "claimed_identity"]).to_parquet(claims, index=False)
+    outs = {e: tmp_path / f"{e}.csv" for e in ("local", "ray")}
+    with FaissGallery.open(tmp_path / "g", fingerprint=verifier.model.fingerprint) as gallery:
+        config = {e: BatchConfig(pairs=claims.as_uri(), out=o, gallery=tmp_path / "g") for e, o in outs.items()}
+        run_batch(verifier, config["local"], gallery=gallery, progress=False)
+        run_batch_ray(verifier, config["ray"], OPTIONS, gallery=gallery, progress=False)
+    local, ray_rows = _read(outs["local"]), _read(outs["ray"])
+    _assert_same(local, ray_rows)
+    assert "match" in set(ray_rows["decision"]) and "not enrolled" in " ".join(ray_rows["error"])
+
+
 def test_resume_with_other_settings_is_refused(ray_cluster, job: dict, tmp_path: Path) -> None:
     out = tmp_path / "x.csv"
     parts = tmp_path / "x.csv.parts"
@@ -211,3 +239,12 @@ def test_ray_flags_need_the_ray_engine(job: dict, tmp_path: Path, capsys: pytest
     assert "--engine ray" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
     with pytest.raises(ConfigError):
         RayOptions(partition_rows=0)
+
+
+def test_plan_gives_every_actor_several_blocks() -> None:
+    from verify.batch.ray_images import plan
+
+    assert plan(2010, 0, 2, RayOptions()) == (2, 8)  # 4 blocks per actor: none idles at the end of a job
+    assert plan(27, 0, 2, RayOptions(block_rows=8, actors=1)) == (1, 4)
+    assert plan(3, 0, 16, RayOptions()) == (3, 3)  # never more actors than blocks, nor blocks than images
+    assert plan(1_000_000, 4, 64, RayOptions()) == (4, 1954)  # one actor per GPU; blocks of <= 512 images

@@ -1,11 +1,13 @@
 """The Ray engine against the local engine on one machine (synthetic data), and bulk gallery building.
 
-Run: `python -m bench.bench_ray [--pairs 10000] [--bulk 100000]`. Prints markdown tables and writes
-bench/results/bench_ray.json and bench_ray.md. The pairs, images and model are `bench_batch`'s (synthetic
-signatures, the bundled signature student). Rows:
-- local engine, cold cache (every image decoded, preprocessed, embedded), DataLoader workers 0 and 2;
-- Ray engine on a local cluster of 2 CPUs (`ray.init(num_cpus=2)`, started once and timed apart), two jobs one
-  after the other (each starts its actor pool and loads the model in every actor), partitions of 2,000 rows;
+Run: `python -m bench.bench_ray [--pairs 10000] [--bulk 100000] [--rounds 2] [--results DIR]`. Prints markdown
+tables and writes bench_ray.json and bench_ray.md into `--results` (default bench/results). The pairs, images
+and model are `bench_batch`'s (synthetic signatures, the bundled signature student). Rows:
+- `--rounds` rounds, each: the local engine, cold cache (every image decoded, preprocessed, embedded), DataLoader
+  workers 0 and 2, then the Ray engine on a local cluster of 2 CPUs (`ray.init(num_cpus=2)`, started once and
+  timed apart; each job starts its actor pool and loads the model in every actor), partitions of 2,000 rows.
+  Interleaved, so a machine shared with other jobs loads both engines alike; each row states the 1-minute load
+  average before it;
 - bulk embedding of the bench images (`run_embed`, both engines);
 - a gallery built in one pass from `--bulk` synthetic unit embeddings (128-d, 10 per identity, clustered) written
   as a `verify embed` Parquet file: write, build (index chosen by size) and recall@1 of 500 noisy queries
@@ -39,14 +41,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _local(verifier: Verifier, pairs: Path, out: Path, workers: int, batch: int) -> dict:
+    load = round(os.getloadavg()[0], 2)
     config = BatchConfig(pairs=pairs, out=out, workers=workers, batch_size=batch, chunk_rows=512)
     s = run_batch(verifier, config, progress=False, cache=ImageCache())
-    return {"engine": f"local, workers {workers}", "pairs": s.rows, "seconds": round(s.seconds, 2)}
+    return {"engine": f"local, workers {workers}", "pairs": s.rows, "seconds": round(s.seconds, 2), "load": load}
 
 
 def _ray(verifier: Verifier, pairs: Path, out: Path, options: RayOptions, label: str) -> dict:
+    load = round(os.getloadavg()[0], 2)
     s = run_batch_ray(verifier, BatchConfig(pairs=pairs, out=out), options, progress=False)
-    return {"engine": f"ray, {label}", "pairs": s.rows, "seconds": round(s.seconds, 2)}
+    return {"engine": f"ray, {label}", "pairs": s.rows, "seconds": round(s.seconds, 2), "load": load}
 
 
 def _max_diff(a: Path, b: Path) -> dict:
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=10_000, help="synthetic pairs (default 10,000)")
     p.add_argument("--bulk", type=int, default=100_000, help="synthetic embeddings for the gallery build")
     p.add_argument("--batch-size", type=int, default=64, help="images per embedding batch (default 64)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of local (workers 0, 2) then Ray (default 2)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder for bench_ray.json/.md")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     import ray
@@ -123,15 +129,17 @@ def main(argv: list[str] | None = None) -> None:
         pairs = _pairs(tmp, args.pairs, writers)
         verifier = Verifier.from_path(model_path)
         verifier.model.embed_crops([np.zeros((8, 8), np.uint8)] * 2)
-        runs = [_local(verifier, pairs, tmp / f"local{w}.csv", w, args.batch_size) for w in (0, 2)]
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         init_s = time.perf_counter() - t0
         try:
             options = RayOptions(batch_size=args.batch_size, partition_rows=2000)
-            runs.append(_ray(verifier, pairs, tmp / "ray1.csv", options, "first job"))
-            runs.append(_ray(verifier, pairs, tmp / "ray2.csv", options, "second job"))
-            agreement = _max_diff(tmp / "local0.csv", tmp / "ray1.csv")
+            runs = []
+            for k in range(1, args.rounds + 1):
+                runs += [_local(verifier, pairs, tmp / f"local{w}_{k}.csv", w, args.batch_size) for w in (0, 2)]
+                runs.append(_ray(verifier, pairs, tmp / f"ray{k}.csv", options, f"job {k}"))
+                runs[-1]["vs_local_this_round"] = round(min(r["seconds"] for r in runs[-3:-1]) / runs[-1]["seconds"], 2)
+            agreement = _max_diff(tmp / "local0_1.csv", tmp / "ray1.csv")
             embed = []
             for engine in ("local", "ray"):
                 s = run_embed(verifier, tmp / "full_org", tmp / f"emb_{engine}.parquet", engine, batch_size=64)  # type: ignore[arg-type]
@@ -155,16 +163,16 @@ def main(argv: list[str] | None = None) -> None:
         "ray_init_s": round(init_s, 2),
         "load_average_1min_before": round(load, 2),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
-        "command": f"python -m bench.bench_ray --pairs {args.pairs} --bulk {args.bulk}",
+        "command": f"python -m bench.bench_ray --pairs {args.pairs} --bulk {args.bulk} --rounds {args.rounds}",
         "runs": runs,
         "agreement_local_vs_ray": agreement,
         "embed": embed,
         "bulk_gallery": bulk,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_ray.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "bench_ray.json").write_text(json.dumps(result, indent=2) + "\n")
     table = _table(result)
-    (RESULTS / "bench_ray.md").write_text(
+    (args.results / "bench_ray.md").write_text(
         f"## Batch on Ray (local cluster)\n\nCommand: `{result['command']}`\n\n{table}"
     )
     print(table)
@@ -177,13 +185,15 @@ def _table(r: dict) -> str:
         f"model: {r['model']}; load average {r['load_average_1min_before']} before; `ray.init(num_cpus=2)` "
         f"took {r['ray_init_s']} s; Ray vs local scores: max |diff| {agree['max_abs_score_diff']:.1e}, "
         f"same decisions: {agree['same_decisions']}\n",
-        "| engine | pairs | seconds | pairs/s | x best local | x best local incl. ray.init |",
-        "|---|---|---|---|---|---|",
+        "| engine | pairs | seconds | pairs/s | x best local | x best local incl. ray.init | x this round's local "
+        "| load before |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for x in r["runs"]:
         incl = x.get("vs_best_local_incl_start", "")
         lines.append(
-            f"| {x['engine']} | {x['pairs']} | {x['seconds']} | {x['pairs_per_s']} | {x['vs_best_local']} | {incl} |"
+            f"| {x['engine']} | {x['pairs']} | {x['seconds']} | {x['pairs_per_s']} | {x['vs_best_local']} | {incl} "
+            f"| {x.get('vs_local_this_round', '')} | {x['load']} |"
         )
     lines += ["", "| bulk embedding (`run_embed`) | images | seconds | images/s |", "|---|---|---|---|"]
     lines += [f"| {e['engine']} | {e['images']} | {e['seconds']} | {e['images_per_s']} |" for e in r["embed"]]

@@ -10,9 +10,11 @@ from verify.cli.common import add_json_flag, add_model_flags, add_threshold_flag
 from verify.errors import ConfigError
 
 _EPILOG = """\
-input CSV: reference,questioned[,label][,id] (paths relative to --images-root, default the CSV's folder), or
-questioned,claimed_identity[,label][,id] with --gallery. An image path must stay inside --images-root: a row with
-`../` or an absolute path leading elsewhere fails (its error says so) unless --allow-outside-root.
+input CSV/Parquet: reference,questioned[,label][,id] (paths relative to --images-root, default the input's folder),
+or questioned,claimed_identity[,label][,id] with --gallery (both engines). --pairs, --images-root and image paths
+may be pyarrow filesystem URIs (file:///abs/pairs.csv, s3://bucket/pairs.parquet, gs://...).
+An image path must stay inside --images-root: a row with `../` or an absolute path leading elsewhere fails (its
+error says so) unless --allow-outside-root.
 A row with more or fewer fields than the header fails on its own; --resume continues only the same run (same
 input content, model, threshold, shard, images root), recorded in OUT.partial.json / OUT.run.json.
 Output: every input column, row (1-based input row),

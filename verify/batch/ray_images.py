@@ -176,10 +176,10 @@ class DecodeEmbedActor(EmbedActor):
 
     def __init__(self, model: str, threshold: float, use_ood: bool, batch_size: int, threads: int = 1) -> None:
         super().__init__(model, threshold, use_ood, batch_size, threads)
-        self.args = {"model": model, "threshold": threshold, "use_ood": use_ood}
+        self.args = (model, threshold, use_ood)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return super().__call__(decode_batch(batch, **self.args))
+        return super().__call__(decode_batch(batch, *self.args))
 
 
 def plan(n: int, gpus: int, cpus: int, options: RayOptions) -> tuple[int, int]:

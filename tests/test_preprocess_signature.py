@@ -150,12 +150,15 @@ def _signature_box(page: np.ndarray, params: SignatureParams) -> tuple[int, int,
     return bbox
 
 
-def test_old_cards_keep_the_original_pipeline() -> None:
+def test_old_cards_keep_the_original_pipeline_bundled_cards_ask_for_real_scan_options() -> None:
     defaults = SignatureParams()
     assert (defaults.ink, defaults.remove_lines, defaults.stroke_width) == ("otsu", False, 0.0)
-    for name in ("signature-teacher", "signature-student"):
+    old_card = {**CARD, "preprocessing": {"kind": "signature"}}  # as cards were written before these options
+    assert SignaturePreprocessor(old_card).params == defaults
+    for name in ("signature-teacher", "signature-student", "signature-hog"):  # the bundled ones read real scans
         card = json.loads((ASSETS / name / "model.json").read_text())
-        assert SignaturePreprocessor(card).params == defaults
+        params = SignaturePreprocessor(card).params
+        assert (params.ink, params.remove_lines) == ("flat", True)
     with pytest.raises(ConfigError):
         SignatureParams(ink="adaptive")
     with pytest.raises(ConfigError):

@@ -23,6 +23,7 @@ RESULTS = BENCH / "results"
 SECTIONS = {
     "bench_signature": "Signature accuracy: real scans, independent set, synthetic test writers",
     "bench_fusion": "Fused signature score: learned share chosen on validation sets",
+    "bench_finetune": "Fine-tuning the signature teacher on a user's writers",
     "bench_synth": "Synthetic signature generation",
     "bench_synth_v2": "Synthetic signature generation v2 (names, forgers, scan randomisation)",
     "bench_losses": "Metric-learning losses on synthetic signatures (training issue)",

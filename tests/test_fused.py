@@ -71,3 +71,28 @@ def test_fused_component_path_must_stay_inside(parts, tmp_path) -> None:
     (fused_dir / "model.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="leaves the model"):
         load_model(fused_dir)
+
+
+def test_verify_fuse_cli_builds_the_model_and_refuses_bad_weights_leaving_out_untouched(parts, tmp_path, rng) -> None:
+    """`verify fuse` as a subprocess: the fused model scores like create_fused_model's; weights that do not sum
+    to 1 exit 2 with one line and leave an existing OUT as it was."""
+    import subprocess
+    import sys
+
+    learned, hog = parts
+    verify_bin = str(Path(sys.executable).parent / "verify")
+    out = tmp_path / "fused"
+    ok = subprocess.run([verify_bin, "fuse", "--model", f"{learned}:0.7", "--model", f"{hog}:0.3", "--out", str(out),
+                         "--json"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["dim"] == load_model(learned).dim + load_model(hog).dim
+    reference = load_model(create_fused_model(tmp_path / "ref", [("a", learned, 0.7), ("b", hog, 0.3)], name="r"))
+    images = _signatures(rng, 4)
+    e, r = load_model(out).embed(images), reference.embed(images)
+    np.testing.assert_allclose(e @ e.T, r @ r.T, atol=1e-6)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    bad = subprocess.run([verify_bin, "fuse", "--model", f"{learned}:0.7", "--model", f"{hog}:0.7", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "sum to 1" in bad.stderr and "Traceback" not in bad.stderr
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert not list(tmp_path.glob(".fused.*"))

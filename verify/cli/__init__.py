@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # The library's own subcommands: modules of this package.
-COMMANDS = ("batch", "embed", "enroll", "eval", "export", "gallery", "identify", "match", "synth")
+COMMANDS = ("batch", "embed", "enroll", "eval", "export", "fuse", "gallery", "identify", "match", "synth")
 # Subcommands of the parts on top of the library (command -> module), imported only when that part is installed.
 PLUGINS = {
     "app": "app.cli",

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -61,6 +62,19 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores{mem}, {gpu}; Python {platform.python_version()}, "
         f"torch {torch.__version__}, {platform.system()} {platform.release()}"
     )
+
+
+def write_results(out: Path, title: str, command: str, text: str, data: dict[str, Any], seconds: float) -> None:
+    """A bench script's results: OUT.json (date, machine, command + `data`) and OUT.md, the BENCHMARKS.md section
+    (title, command with its time and date, `text`)."""
+    from verify.fsutil import atomic_write_json
+
+    now = dt.datetime.now(dt.timezone.utc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stamp = {"date": now.isoformat(timespec="seconds"), "machine": machine(), "command": command}
+    atomic_write_json(out.with_suffix(".json"), {**stamp, **data})
+    header = f"## {title}\n\nCommand: `{command}` ({seconds:.0f} s, run {now:%Y-%m-%d %H:%M} UTC)"
+    out.with_suffix(".md").write_text(f"{header}\n\n{text}\n")
 
 
 def scripts(only: list[str] | None) -> list[str]:

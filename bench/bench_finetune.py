@@ -11,25 +11,18 @@ The real sample is never used.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from bench.__main__ import machine
-from bench.bench_fusion import fused
+from bench.__main__ import write_results
+from bench.bench_fusion import eers, fused
 from bench.bench_signature import _rel, embed, load_set
 from training.make_models import FUSED_WEIGHT
 from verify.data import load_signature_dataset
 from verify.data.splits import split_identities
-from verify.eval.multiref import single_reference_scores
-from verify.eval.roc import roc_summary
-from verify.fsutil import atomic_write_json
 from verify.models.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +40,6 @@ def link_writers(root: Path, writers: set[str], out: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.symlink_to(s.path.resolve())
     return out
-
-
-def eers(emb: np.ndarray, data: Any) -> dict[str, float]:
-    scores = single_reference_scores(emb, data)
-    return {k: float(roc_summary(scores["genuine"], scores[k])["eer"]) for k in ("skilled", "random")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,16 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         f"writers, single reference. Fused rows: {FUSED_WEIGHT} x teacher + {1 - FUSED_WEIGHT:.1f} x HOG cosine."
     )
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out.with_suffix(".json"), {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-        "command": command, "rows": rows, "train_writers": list(halves["train"]), "test_writers": list(halves["test"]),
-    })  # fmt: skip
-    when = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-    seconds = time.perf_counter() - start
-    args.out.with_suffix(".md").write_text(
-        f"## {TITLE}\n\nCommand: `{command}` ({seconds:.0f} s, run {when})\n\n{text}\n"
-    )
+    payload = {"rows": rows, "train_writers": list(halves["train"]), "test_writers": list(halves["test"])}
+    write_results(args.out, TITLE, command, text, payload, time.perf_counter() - start)
     return 0
 
 

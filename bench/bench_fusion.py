@@ -13,7 +13,6 @@ four EERs (two sets x two forgery kinds), ties to the larger learned share.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -21,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.__main__ import machine
+from bench.__main__ import write_results
 from bench.bench_signature import _default_synth, _rel, embed, load_set, synth_test_writers
 from verify.data import load_signature_dataset
-from verify.eval.multiref import single_reference_scores
+from verify.eval.multiref import WriterSet, single_reference_scores
 from verify.eval.roc import roc_summary
-from verify.fsutil import atomic_write_json
 from verify.models.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,15 +44,17 @@ def calibration_writers(root: Path) -> list[str]:
     return sorted({s.identity for s in load_signature_dataset(root, "cedar")} - test)
 
 
-def sweep(learned: Any, hog: Any, paths: list[Path], data: Any) -> dict[float, dict[str, float]]:
+def sweep(learned: Any, hog: Any, paths: list[Path], data: WriterSet) -> dict[float, dict[str, float]]:
     """EER skilled / random per learned share."""
     e_l, _ = embed(learned, paths)
     e_h, _ = embed(hog, paths)
-    out: dict[float, dict[str, float]] = {}
-    for w in WEIGHTS:
-        scores = single_reference_scores(fused(e_l, e_h, w), data)
-        out[w] = {k: float(roc_summary(scores["genuine"], scores[k])["eer"]) for k in ("skilled", "random")}
-    return out
+    return {w: eers(fused(e_l, e_h, w), data) for w in WEIGHTS}
+
+
+def eers(emb: np.ndarray, data: WriterSet) -> dict[str, float]:
+    """Single-reference EER of skilled and random forgeries."""
+    scores = single_reference_scores(emb, data)
+    return {k: float(roc_summary(scores["genuine"], scores[k])["eer"] or np.nan) for k in ("skilled", "random")}
 
 
 def choose(results: dict[str, dict[float, dict[str, float]]]) -> float:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     learned, hog = load_model(args.learned), load_model(args.hog)
     synth = args.synth or _default_synth()
-    sets = {"synth-calibration": (synth, calibration_writers(synth))}
+    sets: dict[str, tuple[Path, list[str] | None]] = {"synth-calibration": (synth, calibration_writers(synth))}
     if args.indep.is_dir():
         sets["indep"] = (args.indep, None)
     results: dict[str, dict[float, dict[str, float]]] = {}
@@ -102,17 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         + ". Single-reference EER, no threshold fitted. The real sample is not used for this choice."
     )
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out.with_suffix(".json"), {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-        "command": command, "chosen": chosen,
-        "results": {n: {str(w): r for w, r in res.items()} for n, res in results.items()},
-    })  # fmt: skip
-    when = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-    seconds = time.perf_counter() - start
-    args.out.with_suffix(".md").write_text(
-        f"## {TITLE}\n\nCommand: `{command}` ({seconds:.0f} s, run {when})\n\n{text}\n"
-    )
+    payload = {"chosen": chosen, "results": {n: {str(w): r for w, r in res.items()} for n, res in results.items()}}
+    write_results(args.out, TITLE, command, text, payload, time.perf_counter() - start)
     return 0
 
 

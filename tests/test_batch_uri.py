@@ -19,30 +19,19 @@ from verify.batch import BatchConfig, read_batch_input, run_batch, uri
 from verify.batch.runner import _meta
 from verify.cli import main
 from verify.errors import DatasetError
-from verify.models import new_card, save_model
-from verify.models.network import create_timm_network
 from verify.verifier import Verifier
 
-ARCH = {"kind": "timm", "backbone": "resnet18", "dim": 16, "in_chans": 1}
 NUMERIC = ["score", "p_match", "ood_score"]
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def job(tmp_path_factory: pytest.TempPathFactory, tiny_model_factory) -> dict:
     """A tiny signature model, 12 synthetic signatures and a pairs CSV (relative paths) with bad rows; the
     plain-path run's output as the reference."""
     from verify.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("batch_uri")
-    card = new_card(
-        name="tiny-sig",
-        modality="signature",
-        architecture=ARCH,
-        input={"height": 32, "width": 48, "channels": 1},
-        preprocessing={"kind": "signature"},
-        calibration={"threshold": 0.5, "source": "test"},
-    )
-    save_model(root / "model", create_timm_network(ARCH).eval(), card)
+    tiny_model_factory(root / "model", threshold=0.5)
     data = generate_dataset(root / "data", 2, 3, 2, seed=0, height=64, width=96, progress=False)
     cv2.imwrite(str(data / "blank.png"), np.full((64, 96), 255, np.uint8))
     images = sorted(str(p.relative_to(data)) for p in data.glob("full_*/*.png"))

@@ -114,3 +114,24 @@ def test_per_identity_thresholds():
     assert set(out) == {"low", "high"}
     assert out["low"] < 0.4 < 0.7 < out["high"]
     assert set(per_identity_thresholds(data, min_samples=5, target_far="eer")) == {"low", "high", "few_impostors"}
+
+
+def test_loading_a_model_and_scoring_needs_no_scikit_learn(tmp_path) -> None:
+    """scikit-learn (~1.8 s to import) is for fitting: a Verifier on a calibrated model with an OOD gate loads
+    and scores without importing it (CLI start-up, each Ray actor)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model = Path(__file__).resolve().parents[1] / "assets" / "models" / "signature-teacher-hog"
+    code = (
+        "import sys, numpy as np, verify\n"
+        "from verify.verifier import Verifier\n"
+        f"v = Verifier(verify.load_model({str(model)!r}))\n"
+        "page = np.full((90, 200), 240, np.uint8); page[40:44, 20:180] = 30; page[20:70, 60:64] = 30\n"
+        "v.match(page, page)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('sklearn')}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

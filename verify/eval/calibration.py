@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from verify.errors import ConfigError
 from verify.eval import metrics
@@ -114,6 +112,9 @@ class ScoreCalibrator:
 
     def fit(self, genuine: ArrayLike, impostor: ArrayLike) -> ScoreCalibrator:
         """Fit on calibration genuine [G] and impostor [I] scores. Returns self."""
+        from sklearn.isotonic import IsotonicRegression  # here, not at import: applying a calibrator needs none
+        from sklearn.linear_model import LogisticRegression
+
         g, i = metrics._scores(genuine, impostor)
         x = np.concatenate([g, i])
         y = np.concatenate([np.ones(g.size), np.zeros(i.size)])

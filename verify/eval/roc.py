@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_auc_score, roc_curve
 
 NOT_ENOUGH_IMPOSTORS = "not enough impostor pairs"
 
@@ -41,6 +40,8 @@ def roc(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray
     Returns:
         (far, tar, thresholds), each [T], thresholds decreasing; thresholds[0] is +inf (accept nothing).
     """
+    from sklearn.metrics import roc_curve  # here: loading a model imports this module, and needs no ROC
+
     labels, scores = _labelled(genuine, impostor)
     far, tar, thresholds = roc_curve(labels, scores, drop_intermediate=False)
     return far, tar, thresholds
@@ -54,6 +55,8 @@ def det(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray
 
 def auc(genuine: ArrayLike, impostor: ArrayLike) -> float:
     """Area under the ROC curve: P(genuine score > impostor score), ties counting half."""
+    from sklearn.metrics import roc_auc_score
+
     labels, scores = _labelled(genuine, impostor)
     return float(roc_auc_score(labels, scores))
 

@@ -27,7 +27,7 @@ from app.resources import (
     reliability,
     shared_verifier,
 )
-from app.wording import name_inputs
+from app.wording import name_inputs, reembed_refusal
 from verify.errors import (
     ConfigError,
     ImageTooLargeError,
@@ -116,6 +116,9 @@ class VerifyService(GalleryTabMixin):
                     try:
                         with self.lock(modality):  # the verifier's cache is not thread-safe
                             n = reembed_gallery(verifier, gallery)
+                    except VerifyError as exc:
+                        gallery.close()
+                        raise reembed_refusal(modality, exc) from exc
                     except BaseException:
                         gallery.close()
                         raise

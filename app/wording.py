@@ -84,3 +84,14 @@ def name_inputs(warning: str, sources: list[str]) -> str:
         warning,
     )
     return re.sub(r"\b(input|new sample) (\d+)(?: of '[^']*')?", name, warning)
+
+
+def reembed_refusal(modality: str, exc: Exception) -> Exception:
+    """The gallery's re-embed refusal (which tells a command-line user what to run) in words for the page: the
+    same error type, which samples were refused, and what the person running the app can do."""
+    listed = scrub_paths(clean_reason(str(exc).split("; nothing was re-embedded", 1)[0]))
+    return type(exc)(
+        f"the {modality} gallery was enrolled with another model, and the model in use refuses some of its samples "
+        f"({listed}), so the gallery was left as it was. Ask whoever runs this app to remove those samples or to "
+        "start it with a new gallery folder."
+    )

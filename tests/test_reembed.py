@@ -113,8 +113,10 @@ def test_app_reembeds_through_the_same_gate(tmp_path: Path, tiny_model_factory, 
     svc = VerifyService(tmp_path / "root", signature_model=model, work_dir=tmp_path / "w", reembed_on_mismatch=True)
     try:
         _gate(svc.verifier("signature"), [_sig(synth_signatures, 2, 1)])
-        with pytest.raises(OutOfDistributionError, match="sample 2 of 'writer 2'"):
+        with pytest.raises(OutOfDistributionError, match="sample 2 of 'writer 2'") as refused:
             svc.gallery_list("signature")
+        message = str(refused.value)  # for the page: what happened and who can act, no command to run
+        assert "enrolled with another model" in message and "verify gallery" not in message
         with FaissGallery.open(tmp_path / "root" / "signature") as g:
             assert g.fingerprint == "old-model" and g.stats()["samples"] == 3
     finally:

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 from bench.__main__ import write_results
-from bench.bench_fusion import eers, fused
+from bench.bench_fusion import eers
 from bench.bench_signature import _rel, embed, load_set
 from training.make_models import FUSED_WEIGHT
 from verify.data import load_signature_dataset
 from verify.data.splits import split_identities
+from verify.models.fused import fuse_embeddings
 from verify.models.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, model in (("teacher (bundled)", TEACHER), ("teacher fine-tuned", run)):
             emb, _ = embed(load_model(model), paths)
             rows[name] = eers(emb, data)
-            rows[f"{name} + HOG (fused, as the default)"] = eers(fused(emb, hog_emb, FUSED_WEIGHT), data)
+            default = fuse_embeddings([emb, hog_emb], [FUSED_WEIGHT, 1.0 - FUSED_WEIGHT])
+            rows[f"{name} + HOG (fused, as the default)"] = eers(default, data)
     command = "python -m bench.bench_finetune " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = ["| model | EER skilled | EER random |", "|---|---|---|"]
     lines += [f"| {name} | {r['skilled']:.3f} | {r['random']:.3f} |" for name, r in rows.items()]

@@ -25,17 +25,13 @@ from bench.bench_signature import _default_synth, _rel, embed, load_set, synth_t
 from verify.data import load_signature_dataset
 from verify.eval.multiref import WriterSet, single_reference_scores
 from verify.eval.roc import roc_summary
+from verify.models.fused import fuse_embeddings
 from verify.models.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_fusion"
 TITLE = "Fused signature score: learned share chosen on validation sets"
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
-
-
-def fused(learned: np.ndarray, hog: np.ndarray, w: float) -> np.ndarray:
-    """Concatenated unit embeddings whose inner product is w x learned cosine + (1 - w) x HOG cosine."""
-    return np.concatenate([np.sqrt(w) * learned, np.sqrt(1.0 - w) * hog], axis=1)
 
 
 def calibration_writers(root: Path) -> list[str]:
@@ -48,7 +44,7 @@ def sweep(learned: Any, hog: Any, paths: list[Path], data: WriterSet) -> dict[fl
     """EER skilled / random per learned share."""
     e_l, _ = embed(learned, paths)
     e_h, _ = embed(hog, paths)
-    return {w: eers(fused(e_l, e_h, w), data) for w in WEIGHTS}
+    return {w: eers(fuse_embeddings([e_l, e_h], [w, 1.0 - w]), data) for w in WEIGHTS}
 
 
 def eers(emb: np.ndarray, data: WriterSet) -> dict[str, float]:

@@ -44,6 +44,12 @@ def fused_fingerprint(components: Sequence[tuple[str, float]]) -> str:
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
 
+def fuse_embeddings(embs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Component embeddings (unit rows [N, D_i]) -> float32 [N, sum D_i], the rows `sqrt(w_i) * e_i` concatenated
+    (unit again): the inner product of two fused rows is the weighted mean of the components' cosines."""
+    return unit_rows(np.concatenate([math.sqrt(w) * e for w, e in zip(weights, embs, strict=True)], axis=1))
+
+
 def check_components(parts: Sequence[Embedder], weights: Sequence[float]) -> None:
     """Refuse components that cannot be fused: fewer than two, weights not summing to 1, or components that do
     not share modality, crop size and preprocessing (one crop must feed them all).
@@ -73,7 +79,6 @@ class FusedEmbedder(Embedder):
         self.card = ModelCard.coerce(card)
         self.parts = list(parts)
         self.weights = [float(w) for w in weights]
-        self._scales = [math.sqrt(w) for w in self.weights]
 
     def preprocess(self, image: np.ndarray) -> Crop:
         return self.parts[0].preprocess(image)
@@ -99,7 +104,7 @@ class FusedEmbedder(Embedder):
         return self._join(embs), feats
 
     def _join(self, embs: Sequence[np.ndarray]) -> np.ndarray:
-        return unit_rows(np.concatenate([s * e for s, e in zip(self._scales, embs, strict=True)], axis=1))
+        return fuse_embeddings(embs, self.weights)
 
 
 def load_fused(card: dict[str, Any], directory: Path) -> Embedder:

@@ -142,8 +142,8 @@ def reembed_gallery(verifier: Verifier, gallery: FaissGallery) -> int:
     Batched (`Verifier.probes`: concurrent preprocessing, one embedding pass per batch) and through the pipeline's
     gate, as enrollment (its quality checks are not repeated): an image it refuses (no face, blank page, out of
     distribution) is never embedded; the gallery then raises one typed error naming every refused sample and
-    changes nothing. The CLI (`verify gallery
-    reembed`) and the web app (a gallery of another model) both re-embed through here.
+    changes nothing. The CLI (`verify gallery reembed`) and the web app (a gallery of another model) both
+    re-embed through here.
 
     Returns:
         The number of samples re-embedded; the gallery then carries the model's fingerprint.

@@ -163,7 +163,7 @@ def source_path(path: str | os.PathLike[str]) -> Path | str:
             filesystem unreachable).
     """
     text = os.fspath(path)
-    local = uri.local_path(text) if uri.is_uri(text) else text
+    local = uri.as_local(text)
     if local is None:
         uri.open_uri(text)
         return text
@@ -176,7 +176,7 @@ def _base(src: Path | str, images_root: str | os.PathLike[str] | None) -> Path |
     if images_root is None:
         return src.parent if isinstance(src, Path) else uri.parent(src)
     text = os.fspath(images_root)
-    local = uri.local_path(text) if uri.is_uri(text) else text
+    local = uri.as_local(text)
     return Path(local) if local is not None else text.rstrip("/")
 
 
@@ -248,7 +248,7 @@ class _Resolver:
     def _resolve(self, text: str) -> tuple[str, bool]:
         if uri.is_remote(text):
             return text, not self.any and not (isinstance(self.base, str) and uri.is_under(text, self.base))
-        local = uri.local_path(text) if uri.is_uri(text) else text
+        local = uri.as_local(text)
         p = Path(local or text).expanduser()
         if isinstance(self.base, str) and not p.is_absolute():
             joined, outside = uri.join(self.base, local or text)

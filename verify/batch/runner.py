@@ -60,7 +60,7 @@ class BatchConfig:
                 f"need workers >= 0, batch size >= 1, chunk rows >= 1; got {self.workers}, {self.batch_size}, "
                 f"{self.chunk_rows}"
             )
-        local = uri.local_path(str(self.pairs)) if uri.is_uri(str(self.pairs)) else str(self.pairs)
+        local = uri.as_local(str(self.pairs))
         if local is not None and Path(self.out).resolve() == Path(local).resolve():
             raise ConfigError(f"--out {self.out} is the input file; choose another path")
 
@@ -164,7 +164,7 @@ def _meta(verifier: Verifier, config: BatchConfig, data: BatchInput) -> dict[str
 def _where(path: Path | str) -> str:
     """A local path resolved (a `file://` URI as its path), a remote URI as it is."""
     text = str(path)
-    local = uri.local_path(text) if uri.is_uri(text) else text
+    local = uri.as_local(text)
     return text if local is None else str(Path(local).resolve())
 
 

@@ -34,6 +34,11 @@ def local_path(text: str) -> str | None:
     return unquote(parts.path)
 
 
+def as_local(text: str) -> str | None:
+    """The local path a plain path or a `file://` URI names; None for a remote URI."""
+    return local_path(text) if is_uri(text) else text
+
+
 def is_remote(text: str) -> bool:
     """A URI that is not `file://`: read through pyarrow, not through the local filesystem."""
     return is_uri(text) and local_path(text) is None

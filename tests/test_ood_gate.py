@@ -15,7 +15,7 @@ from training.ood_material import KINDS, ood_material
 from verify.errors import ModelError
 from verify.ood import GaussianOODScorer
 from verify.ood_gate import GaussianGate, OutlierExposureGate, load_gate
-from verify.ood_ink import INK_FEATURES, ink_statistics
+from verify.ood_ink import ALL_FEATURES, INK_FEATURES, SHAPE_FEATURES, ink_statistics
 
 KIND_TEST = ("printed_text", "ruled", "shapes", "logos", "digits")
 
@@ -47,26 +47,85 @@ def test_ink_statistics_tell_a_box_from_a_scribble():
     assert np.array_equal(ink_statistics(scribble), ink_statistics(np.stack([scribble] * 3, -1)))
 
 
+def _naive_shape_statistics(mask: np.ndarray) -> dict[str, float]:
+    """A slow reference for the shape statistics of a one-piece mask: distances to the hull outline pixel by
+    pixel, holes by flood-filling the background from the border."""
+    pts = np.argwhere(mask > 0)[:, ::-1].astype(np.int32)
+    hull = cv2.convexHull(pts)
+    width = 2 * float(cv2.distanceTransform(mask, cv2.DIST_L2, 3)[mask > 0].mean())
+    reach = round(width + 2) / 2 + 0.5  # a line drawn `thickness` wide covers pixel centres this close
+    near = [abs(cv2.pointPolygonTest(hull, (float(x), float(y)), True)) <= reach for x, y in pts]
+    background = (mask == 0).astype(np.uint8)
+    outside = background.copy()
+    cv2.floodFill(outside, None, (0, 0), 2)
+    _, _, w, h = cv2.boundingRect(mask)
+    return {
+        "hull_outline_fraction": float(np.mean(near)),
+        "hull_fill": float(mask.sum() / cv2.contourArea(hull)),
+        "hole_area": float((outside == 1).sum() / (w * h)),
+    }
+
+
+@pytest.mark.parametrize("shape", ["frame", "disc", "scribble"])
+def test_shape_statistics_match_a_naive_reference(shape: str):
+    mask = np.zeros((64, 96), np.uint8)
+    if shape == "frame":
+        cv2.rectangle(mask, (10, 8), (85, 55), 1, 2)
+    elif shape == "disc":
+        cv2.circle(mask, (48, 32), 20, 1, -1)
+    else:
+        t = np.linspace(0, 4 * np.pi, 200)
+        pts = np.stack([48 + 40 * np.sin(t * 0.5) * np.cos(t), 32 + 20 * np.sin(t)], 1).astype(np.int32)
+        cv2.polylines(mask, [pts], False, 1, 2)
+    got = dict(zip(ALL_FEATURES, ink_statistics(mask * 255), strict=True))
+    ref = _naive_shape_statistics(mask)
+    assert got["hull_outline_fraction"] == pytest.approx(ref["hull_outline_fraction"], abs=0.05)
+    assert got["hull_fill"] == pytest.approx(ref["hull_fill"], rel=0.05)
+    # holes measured inside their contours (through the bordering ink pixels), so a little larger
+    assert ref["hole_area"] <= got["hole_area"] + 1e-9 and got["hole_area"] == pytest.approx(ref["hole_area"], rel=0.1)
+    if shape == "frame":  # all ink on the hull outline, one large hole
+        assert got["hull_outline_fraction"] > 0.95 and got["largest_hole"] > 0.8
+    if shape == "disc":  # filled
+        assert got["hull_fill"] > 0.95 and got["hole_area"] == 0
+    if shape == "scribble":
+        assert got["hull_outline_fraction"] < 0.7 and got["hull_fill"] < 0.4
+    assert len(SHAPE_FEATURES) == len(ALL_FEATURES) - len(INK_FEATURES)
+
+
 def _blobs(rng: np.random.Generator, n: int, centre: float, dim: int = 8) -> np.ndarray:
     return rng.standard_normal((n, dim)) + centre
 
 
-def _fitted(rng: np.random.Generator, classifier: str) -> tuple[OutlierExposureGate, np.ndarray, np.ndarray]:
+def _fitted(
+    rng: np.random.Generator, classifier: str, names: tuple[str, ...] = ALL_FEATURES
+) -> tuple[OutlierExposureGate, np.ndarray, np.ndarray]:
     writers = np.repeat(np.arange(8), 10)
     x_in = _blobs(rng, 80, 0.0) + writers[:, None] * 0.3
     x_out = np.vstack([_blobs(rng, 30, 6.0), _blobs(rng, 30, -6.0)])
     kinds = np.repeat(["printed_text", "ruled"], 30)
-    ink_in, ink_out = rng.random((80, len(INK_FEATURES))), rng.random((60, len(INK_FEATURES))) + 0.5
+    ink_in, ink_out = rng.random((80, len(names))), rng.random((60, len(names))) + 0.5
     gate = fit_exposure_gate(
-        x_in, writers, np.ones(80, bool), ink_in, x_out, kinds, ink_out, classifier=classifier, hidden=8
+        x_in,
+        writers,
+        np.ones(80, bool),
+        ink_in,
+        x_out,
+        kinds,
+        ink_out,
+        classifier=classifier,
+        hidden=8,
+        ink_features=names,
     )
     return gate, x_in, x_out
 
 
-@pytest.mark.parametrize("classifier", ["mlp", "logistic"])
-def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: str):
+@pytest.mark.parametrize(
+    ("classifier", "names"), [("mlp", ALL_FEATURES), ("logistic", ALL_FEATURES), ("mlp", INK_FEATURES)]
+)
+def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: str, names: tuple[str, ...]):
+    """Gates fitted before the shape statistics (INK_FEATURES only) still load and read just those."""
     rng = np.random.default_rng(0)
-    gate, x_in, x_out = _fitted(rng, classifier)
+    gate, x_in, x_out = _fitted(rng, classifier, names)
     crops = [np.zeros((32, 48), np.uint8)] * len(x_in)
     gate.threshold = float(np.quantile(gate.score(x_in, crops), 0.05))
     probs = gate.probabilities(x_out, crops[: len(x_out)])
@@ -78,6 +137,7 @@ def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: st
     section = {"threshold": gate.threshold}
     again = load_gate(tmp_path / "ood.safetensors", section)
     assert isinstance(again, OutlierExposureGate) and again.kinds == ["printed_text", "ruled"]
+    assert again.ink_features == names
     assert np.array_equal(again.score(x_out, crops[: len(x_out)]), gate.score(x_out, crops[: len(x_out)]))
     assert b"pickle" not in (tmp_path / "ood.safetensors").read_bytes()[:4000]
 

@@ -24,7 +24,7 @@ from verify.io import load_image
 from verify.models.base import Embedder
 from verify.ood import GaussianOODScorer
 from verify.ood_gate import OutlierExposureGate
-from verify.ood_ink import ink_statistics_batch
+from verify.ood_ink import ALL_FEATURES, ink_statistics_batch
 
 OOD_FILE = "ood.safetensors"
 
@@ -67,6 +67,7 @@ def fit_exposure_gate(
     seed: int = 0,
     classifier: str = "mlp",
     hidden: int = 64,
+    ink_features: Sequence[str] = ALL_FEATURES,
 ) -> OutlierExposureGate:
     """Fit the gate.
 
@@ -80,7 +81,12 @@ def fit_exposure_gate(
         max_dim: features wider than this are projected on their first principal components.
         c: inverse L2 strength of the logistic regression ("logistic"); the MLP's L2 penalty is 0.01 / c.
         classifier: "mlp" (one hidden ReLU layer of `hidden` units) or "logistic".
+        ink_features: the names of in_ink's and out_ink's columns (`verify.ood_ink.ALL_FEATURES` by default).
     """
+    if in_ink.shape[1] != len(ink_features) or out_ink.shape[1] != len(ink_features):
+        raise ConfigError(
+            f"ink statistics have {in_ink.shape[1]} and {out_ink.shape[1]} columns for {len(ink_features)} names"
+        )
     in_writer, out_kind, in_genuine = np.asarray(in_writer), np.asarray(out_kind), np.asarray(in_genuine, bool)
     writers, kinds = np.unique(in_writer[in_genuine]), np.unique(out_kind)
     if len(writers) < folds + 1 or len(kinds) < 2 or min(np.sum(out_kind == k) for k in kinds) < 2 * folds:
@@ -90,7 +96,9 @@ def fit_exposure_gate(
         )
     rng = np.random.default_rng(seed)
     projection = _projection(np.vstack([in_x[in_genuine], out_x]), max_dim)
-    gate = OutlierExposureGate(GaussianOODScorer(), GaussianOODScorer(), [], np.zeros(0), np.ones(0), projection)
+    gate = OutlierExposureGate(
+        GaussianOODScorer(), GaussianOODScorer(), [], np.zeros(0), np.ones(0), projection, ink_features=ink_features
+    )
     xi, xo = gate.project(in_x), gate.project(out_x)
     writer_fold = dict(zip(writers, rng.permutation(len(writers)) % folds, strict=True))
     in_fold = np.array([writer_fold.get(w, -1) for w in in_writer])
@@ -117,9 +125,8 @@ def fit_exposure_gate(
     centre, scale = _robust_scale(raw)
     design = np.clip((raw - centre) / scale, -8.0, 8.0)
     y = np.r_[np.zeros(len(xi), int), 1 + np.searchsorted(kinds, out_kind)]
-    return OutlierExposureGate(
-        inlier, outlier, _classifier(design, y, classifier, c, hidden, seed), centre, scale, projection
-    )
+    layers = _classifier(design, y, classifier, c, hidden, seed)
+    return OutlierExposureGate(inlier, outlier, layers, centre, scale, projection, ink_features=ink_features)
 
 
 def _classifier(

@@ -28,7 +28,7 @@ from safetensors.numpy import save_file
 from verify.errors import ConfigError, ModelError, ModelMismatchError
 from verify.fsutil import atomic_path
 from verify.ood import GaussianOODScorer
-from verify.ood_ink import INK_FEATURES, ink_statistics_batch
+from verify.ood_ink import ALL_FEATURES, INK_FEATURES, ink_statistics_batch
 
 FORMAT = "outlier_exposure_gate"
 _CLIP = 8.0
@@ -75,6 +75,8 @@ class OutlierExposureGate:
         centre, scale: [P] standardisation of the design matrix.
         projection: optional (mean [D], components [D, k]) applied to features before both Gaussians.
         threshold: the least p(signature) accepted.
+        ink_features: the ink statistics (`verify.ood_ink.ALL_FEATURES` names) in the design matrix; gates fitted
+            before the shape statistics existed name `INK_FEATURES` and keep reading just those.
     """
 
     def __init__(
@@ -86,8 +88,10 @@ class OutlierExposureGate:
         scale: np.ndarray,
         projection: tuple[np.ndarray, np.ndarray] | None = None,
         threshold: float | None = None,
+        ink_features: Sequence[str] = ALL_FEATURES,
     ) -> None:
         self.inlier, self.outlier = inlier, outlier
+        self.ink_features = tuple(ink_features)
         self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
         self.centre, self.scale = np.asarray(centre, np.float64), np.asarray(scale, np.float64)
         self.projection = projection
@@ -118,7 +122,10 @@ class OutlierExposureGate:
         if len(crops) != len(x):
             raise ConfigError(f"the OOD gate needs one crop per feature row; got {len(crops)} and {len(x)}")
         raw = self.raw_design(
-            self.inlier.score(x), self.outlier.class_scores(x), ink_statistics_batch(crops), x.shape[1]
+            self.inlier.score(x),
+            self.outlier.class_scores(x),
+            ink_statistics_batch(crops, self.ink_features),
+            x.shape[1],
         )
         return np.clip((raw - self.centre) / self.scale, -_CLIP, _CLIP)
 
@@ -176,7 +183,7 @@ class OutlierExposureGate:
             "threshold": json.dumps(self.threshold),
             "inlier": json.dumps(self.inlier.meta()),
             "outlier": json.dumps(self.outlier.meta()),
-            "ink_features": json.dumps(list(INK_FEATURES)),
+            "ink_features": json.dumps(list(self.ink_features)),
             "score": "p(signature | x), softmax classifier over [2 log N_in / D, 2 log N_kind / D, "
             "their difference, ink statistics]",
         }
@@ -185,7 +192,8 @@ class OutlierExposureGate:
 
     @classmethod
     def from_file(cls, meta: dict[str, str], tensors: dict[str, np.ndarray]) -> OutlierExposureGate:
-        if json.loads(meta.get("ink_features", "[]")) != list(INK_FEATURES):
+        names = json.loads(meta.get("ink_features", "[]"))
+        if not names or names not in (list(INK_FEATURES), list(ALL_FEATURES)):
             raise ModelError("the OOD gate was fitted on other ink statistics than this version computes; refit it")
         projection = None
         if "projection.mean" in tensors:
@@ -198,6 +206,7 @@ class OutlierExposureGate:
             tensors["scale"],
             projection,
             json.loads(meta["threshold"]),
+            names,
         )
 
 

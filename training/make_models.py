@@ -46,13 +46,14 @@ TEACHER = {
     "val_metric": "eer_mean",
     "preprocessing_params": "{ink: flat, remove_lines: true}",
 }
+# 24 epochs: at 6 the student was still improving (validation EER 0.144, cosine to the teacher 0.69).
 STUDENT = {
-    "epochs": 6,
+    "epochs": 24,
     "steps_per_epoch": 100,
     "p": 16,
     "k": 4,
     "lr": 2e-3,
-    "early_stopping": 3,
+    "early_stopping": 6,
     "val_metric": "eer_mean",
 }
 # Training writers: genuine, skilled (a forger copying the image) and simple (the name in the forger's own hand)

@@ -267,7 +267,7 @@ def fit_exposure_section(
     gate.threshold = float(np.quantile(h_scores, 1.0 - keep, method="lower"))
     check = {}
     for kind, images in ood_material(
-        max(h, 150), max(w, 220), n=max(material_n // 2, 10), seed=seed + 1, split="eval"
+        max(h, 150), max(w, 220), n=max(material_n, 10), seed=seed + 1, split="eval"
     ).items():
         got = _crops(model, images)
         rejected = len(images) - len(got)  # refused by preprocessing as blank

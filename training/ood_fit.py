@@ -81,7 +81,7 @@ def fit_ood_gate(
         features: "backbone" (default where the model has them) or "embedding": what the Gaussians model.
         keep: share of held-out inputs accepted (default 0.95 for "gaussian", 0.97 for "exposure").
         gate: "gaussian" or "exposure" (outlier exposure, `training.ood_exposure`).
-        material_n: outlier images per kind for "exposure" (and half as many, of the "eval" split, to check it).
+        material_n: outlier images per kind for "exposure" (and as many, of the "eval" split, to check it).
 
     Returns:
         The card's "ood" section: file, threshold, covariance, keep, sizes, the in-distribution scores' quantiles.

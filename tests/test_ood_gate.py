@@ -174,9 +174,15 @@ def test_verify_ood_fit_exposure_and_the_verifier(tmp_path: Path, tiny_model: Pa
     train = [s for s in samples if int(str(s.identity).split("_")[-1]) % 3]
     held = [s for s in samples if not int(str(s.identity).split("_")[-1]) % 3]
     model = load_model(model_dir)
-    section = fit_ood_gate(model, train, held, gate="exposure", material_n=12, features="embedding")
+    section = fit_ood_gate(
+        model, train, held, gate="exposure", material_n=12, features="embedding", classifier="logistic"
+    )
     card = json.loads((model_dir / "model.json").read_text())
     assert card["ood"]["kind"] == "outlier_exposure" and len(card["ood"]["sha256"]) == 64
+    assert (
+        card["ood"]["classifier"] == "logistic"
+        and len(load_gate(model_dir / "ood.safetensors", card["ood"]).layers) == 1
+    )
     assert set(section["eval_material_rejected"]) >= set(KIND_TEST)
     verifier = Verifier(load_model(model_dir))
     probes = verifier.probes([str(s.path) for s in held])

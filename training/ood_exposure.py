@@ -234,6 +234,7 @@ def fit_exposure_section(
     material_n: int,
     seed: int,
     cap: int = 900,
+    classifier: str = "mlp",
 ) -> dict[str, Any]:
     """Fit an `OutlierExposureGate` for `model`; returns the card's "ood" section with the gate under "_gate"."""
     from training.ood_fit import default_features
@@ -261,6 +262,7 @@ def fit_exposure_section(
         ink_statistics_batch(out_crops),
         covariance=covariance,
         seed=seed,
+        classifier=classifier,
     )
     h_crops, _, _, h_bw = _signatures(model, held_out, cap, rng)
     h_scores = gate.score(_embed(model, h_crops, features, batch_size, "OOD fit: held-out"), h_crops)
@@ -285,6 +287,7 @@ def fit_exposure_section(
         "covariance": covariance,
         "shrinkage": "ledoit_wolf",
         "features": features,
+        "classifier": classifier,
         "keep": keep,
         "kinds": gate.kinds,
         "n_train": len(crops),

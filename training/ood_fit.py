@@ -74,6 +74,7 @@ def fit_ood_gate(
     gate: str = "gaussian",
     material_n: int = 120,
     seed: int = 0,
+    classifier: str = "mlp",
 ) -> dict[str, Any]:
     """Fit the gate on `train` (genuine samples, class = identity), threshold on `held_out`, save beside the model.
 
@@ -81,6 +82,8 @@ def fit_ood_gate(
         features: "backbone" (default where the model has them) or "embedding": what the Gaussians model.
         keep: share of held-out inputs accepted (default 0.95 for "gaussian", 0.97 for "exposure").
         gate: "gaussian" or "exposure" (outlier exposure, `training.ood_exposure`).
+        classifier: the exposure gate's classifier, "mlp" (one hidden layer) or "logistic" (steadier on weaker
+            features: the distilled student's).
         material_n: outlier images per kind for "exposure" (and as many, of the "eval" split, to check it).
 
     Returns:
@@ -90,7 +93,16 @@ def fit_ood_gate(
         from training.ood_exposure import fit_exposure_section
 
         section = fit_exposure_section(
-            model, train, held_out, covariance, 0.97 if keep is None else keep, batch_size, features, material_n, seed
+            model,
+            train,
+            held_out,
+            covariance,
+            0.97 if keep is None else keep,
+            batch_size,
+            features,
+            material_n,
+            seed,
+            classifier=classifier,
         )
         if write:
             _store(model, section.pop("_gate"), section)

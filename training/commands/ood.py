@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--material", type=int, default=120, help="outlier images per kind for --gate exposure (default 120)"
     )
     fit.add_argument(
+        "--classifier",
+        choices=["mlp", "logistic"],
+        default="mlp",
+        help="--gate exposure: the classifier over the scores and ink statistics (default mlp; logistic is steadier "
+        "on a small model's features)",
+    )
+    fit.add_argument(
         "--keep",
         type=float,
         default=None,
@@ -92,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         gate=gate,
         material_n=args.material,
         seed=args.seed,
+        classifier=args.classifier,
     )
     if args.json:
         print_json(section)

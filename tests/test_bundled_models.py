@@ -64,3 +64,19 @@ def test_genuine_pairs_score_above_other_writers(verifier: Verifier) -> None:
     names = list(emb)
     other = [float(s) for i, a in enumerate(names) for b in names[i + 1 :] for s in (emb[a] @ emb[b].T).ravel()]
     assert np.mean(same) > np.mean(other) + 0.05
+
+
+@pytest.mark.parametrize(
+    ("name", "layers"),
+    [("signature-teacher-hog", 2), ("signature-teacher", 2), ("signature-student", 1), ("signature-student-hog", 1)],
+)
+def test_bundled_gates_read_the_shape_statistics(name: str, layers: int) -> None:
+    """The gates make models fits: shape statistics of the ink; the students' a logistic regression (one layer)."""
+    from verify.ood_gate import OutlierExposureGate, load_gate
+    from verify.ood_ink import ALL_FEATURES
+
+    directory = assets_dir() / "models" / name
+    section = json.loads((directory / "model.json").read_text())["ood"]
+    gate = load_gate(directory / section["file"], section)
+    assert isinstance(gate, OutlierExposureGate) and gate.ink_features == ALL_FEATURES
+    assert len(gate.layers) == layers and section.get("classifier", "mlp") == ("logistic" if layers == 1 else "mlp")

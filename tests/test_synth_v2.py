@@ -40,6 +40,24 @@ def test_writer_is_independent_of_other_writers_and_call_order() -> None:
     assert gen.writer(9) == gen.writer(9)
 
 
+def test_all_caps_writers_change_only_the_print_writers_they_pick() -> None:
+    from verify.synth.glyphs import PRINT_FONTS
+
+    plain, caps = NameSignatureGenerator(seed=4), NameSignatureGenerator(seed=4, all_caps_share=1.0)
+    picked = 0
+    for w in range(40):
+        a, b = plain.writer(w), caps.writer(w)
+        if a.hand.font in PRINT_FONTS:
+            assert b.words == tuple(x.upper() for x in a.words) and b.hand.caps_font == a.hand.font
+            picked += 1
+        else:
+            assert b == a and np.array_equal(plain.render(w, "genuine", 1), caps.render(w, "genuine", 1))
+    assert 5 <= picked <= 30  # about a third of writers have a print hand
+    assert NameSignatureGenerator(seed=4, all_caps_share=0.0).writer(3) == plain.writer(3)
+    with pytest.raises(ConfigError, match="all_caps_share"):
+        NameSignatureGenerator(all_caps_share=1.5)
+
+
 def test_signed_words_follow_the_layout() -> None:
     name = PersonName(given="Anna Maria", family="van der Berg")
     assert signed_words(name, "full", dots=False) == ["Anna", "van", "der", "Berg"]

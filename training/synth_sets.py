@@ -33,6 +33,7 @@ class SynthSetSpec:
     skilled: int  # skilled forgeries per writer
     simple: int = 0  # simple forgeries per writer
     seed: int = 0  # generator seed; sets with other seeds have other writers
+    all_caps_share: float = 0.0  # print-hand writers who sign in capitals (0: generator v2 as the models saw it)
 
     def __post_init__(self) -> None:
         if self.writers < 1 or self.genuine < 1 or self.skilled < 0 or self.simple < 0:
@@ -45,7 +46,7 @@ def _writer_rows(job: tuple[Path, SynthSetSpec, int]) -> list[tuple[str, int, st
     from verify.synth.generator import NameSignatureGenerator
 
     cv2.setNumThreads(1)
-    gen = NameSignatureGenerator(seed=spec.seed)
+    gen = NameSignatureGenerator(seed=spec.seed, all_caps_share=spec.all_caps_share)
     rows: list[tuple[str, int, str, str]] = []
     plan = [("genuine", i) for i in range(spec.genuine)]
     plan += [("skilled", i) for i in range(spec.skilled)] + [("simple", i) for i in range(spec.simple)]

@@ -20,6 +20,7 @@ import numpy as np
 
 from verify.errors import ConfigError
 from verify.synth.compose import compose
+from verify.synth.glyphs import PRINT_FONTS
 from verify.synth.hand import HandStyle, perturb_hand, sample_hand
 from verify.synth.motion import GENUINE, execute, forger_manner
 from verify.synth.names import Layout, PersonName, sample_layout, sample_name, signed_words
@@ -28,7 +29,7 @@ from verify.synth.writer import Trace
 
 Kind = Literal["genuine", "skilled", "simple"]
 KINDS: tuple[Kind, ...] = ("genuine", "skilled", "simple")
-_WRITER, _GENUINE, _SKILLED, _SIMPLE, _FORGER, _SCAN, _SESSION = range(7)
+_WRITER, _GENUINE, _SKILLED, _SIMPLE, _FORGER, _SCAN, _SESSION, _CAPS = range(8)
 _TAG = 2  # marks v2 seeds apart from v1's (seed, writer, purpose, index) sequences
 _WRITER_CACHE = 256  # writers kept drawn per generator
 
@@ -57,11 +58,19 @@ class NameSignatureGenerator:
         seed: dataset seed; (seed, writer id, kind, index) fixes every image.
         scan: framing (tight crops or a fixed canvas) and scan randomisation.
         forgers_per_writer: skilled (and simple) forgeries of one writer come from this many forgers in turn.
+        all_caps_share: share of print-hand writers who sign their name all in capitals ("KAFAEL QUINN"). Drawn
+            from its own random stream, so 0 (the default, as v2 was made) leaves every writer as it was, and a
+            larger share changes only the writers it picks.
     """
 
-    def __init__(self, seed: int = 0, scan: ScanConfig | None = None, forgers_per_writer: int = 3) -> None:
+    def __init__(
+        self, seed: int = 0, scan: ScanConfig | None = None, forgers_per_writer: int = 3, all_caps_share: float = 0.0
+    ) -> None:
         if forgers_per_writer < 1:
             raise ConfigError(f"forgers_per_writer must be >= 1, got {forgers_per_writer}")
+        if not 0.0 <= all_caps_share <= 1.0:
+            raise ConfigError(f"all_caps_share must be in [0, 1], got {all_caps_share}")
+        self.all_caps_share = float(all_caps_share)
         self.seed = int(seed)
         self.scan = scan or ScanConfig()
         self.forgers_per_writer = forgers_per_writer
@@ -90,6 +99,8 @@ class NameSignatureGenerator:
             layout == "initials" and hand.flourish == "none"
         ):  # bare initials are rare: a flourish makes them a signature
             hand = replace(hand, flourish=("paraph", "underline", "tail", "loop")[int(rng.integers(4))])
+        if hand.font in PRINT_FONTS and self._rng(writer_id, _CAPS).random() < self.all_caps_share:
+            words, hand = tuple(w.upper() for w in words), replace(hand, caps_font=hand.font, caps_scale=1.0)
         return SynthWriter(writer_id=writer_id, name=name, layout=layout, words=words, hand=hand)
 
     def _forger(self, writer: SynthWriter, k: int) -> _Forger:

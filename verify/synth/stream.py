@@ -49,6 +49,7 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
             tensor); needed to batch tight crops of different sizes. A sample it rejects (raises a
             `VerifyError`) or returns all zeros for is drawn again with another index (up to 4 tries).
         scan: framing and scan randomisation (`ScanConfig`).
+        all_caps_share: print-hand writers who sign in capitals (`NameSignatureGenerator`; 0 = v2 as before).
 
     Yields:
         (image, writer id, kind code) with kind code 0 genuine, 1 skilled, 2 simple (`KIND_CODES`); the writer
@@ -66,6 +67,7 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
         groups: int | None = None,
         transform: Callable[[np.ndarray], Any] | None = None,
         scan: ScanConfig | None = None,
+        all_caps_share: float = 0.0,
     ) -> None:
         super().__init__()
         if genuine < 1 or skilled < 0 or simple < 0 or (writers is not None and writers < 1) or first_writer < 0:
@@ -73,7 +75,7 @@ class SyntheticSignatureStream(IterableDataset):  # type: ignore[type-arg]
                 f"need genuine >= 1, skilled >= 0, simple >= 0, writers >= 1 or None, first_writer >= 0; got "
                 f"genuine={genuine}, skilled={skilled}, simple={simple}, writers={writers}, first_writer={first_writer}"
             )
-        self.generator = NameSignatureGenerator(seed=seed, scan=scan)
+        self.generator = NameSignatureGenerator(seed=seed, scan=scan, all_caps_share=all_caps_share)
         self.seed, self.counts = seed, {"genuine": genuine, "skilled": skilled, "simple": simple}
         self.writers, self.first_writer, self.groups = writers, first_writer, groups
         self.transform = transform

@@ -117,21 +117,22 @@ class OutlierExposureGate:
         s_in, s_out = inlier[:, None] / dim, outlier / dim
         return np.hstack([s_in, s_out, s_in - s_out.max(axis=1, keepdims=True), ink])
 
-    def design(self, features: np.ndarray, crops: Sequence[np.ndarray]) -> np.ndarray:
+    def design(self, features: np.ndarray, ink: np.ndarray) -> np.ndarray:
+        """Standardised design matrix [N, P] from features [N, D] and the crops' ink statistics [N, F]
+        (`ink_statistics_batch(crops, self.ink_features)`)."""
         x = self.project(features)
-        if len(crops) != len(x):
-            raise ConfigError(f"the OOD gate needs one crop per feature row; got {len(crops)} and {len(x)}")
-        raw = self.raw_design(
-            self.inlier.score(x),
-            self.outlier.class_scores(x),
-            ink_statistics_batch(crops, self.ink_features),
-            x.shape[1],
-        )
+        if len(ink) != len(x):
+            raise ConfigError(f"the OOD gate needs one crop per feature row; got {len(ink)} and {len(x)}")
+        raw = self.raw_design(self.inlier.score(x), self.outlier.class_scores(x), np.asarray(ink), x.shape[1])
         return np.clip((raw - self.centre) / self.scale, -_CLIP, _CLIP)
 
     def probabilities(self, features: np.ndarray, crops: Sequence[np.ndarray]) -> np.ndarray:
         """[N, K + 1]: p(signature), p(kind_1), ... for each input."""
-        logits = self.design(features, crops)
+        return self.probabilities_from_ink(features, ink_statistics_batch(crops, self.ink_features))
+
+    def probabilities_from_ink(self, features: np.ndarray, ink: np.ndarray) -> np.ndarray:
+        """`probabilities` with the crops' ink statistics already computed (columns `self.ink_features`)."""
+        logits = self.design(features, ink)
         for i, (weight, bias) in enumerate(self.layers):
             logits = logits @ weight + bias
             if i < len(self.layers) - 1:

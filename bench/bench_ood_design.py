@@ -1,0 +1,146 @@
+"""The signature OOD gate's ink statistics, and how much its classifier's seed matters.
+
+One model's features are computed once: signatures of `verify ood fit`'s seeded identity sample of the training
+set (its train and held-out writers, binarised and ruled copies included), the "fit" split of the outlier
+material, a third material set (the "eval" split with another seed, never fitted on) and the independent set's
+genuine signatures (data/indep; never the real sample). Gates are then refitted on those features with the
+11 older ink statistics (`INK_FEATURES`) and with the shape statistics added (`ALL_FEATURES`), for several
+classifier seeds, and for the mean of the seeds' probabilities. Each gate's threshold keeps `--keep` of the
+held-out signatures (as `verify ood fit`); reported: each material kind's rejection (a crop the preprocessing
+calls blank counts as rejected) and the share of the independent set's genuine signatures refused.
+
+    python -m bench.bench_ood_design [--model DIR] [--data DIR] [--indep DIR] [--seeds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.__main__ import write_results
+from training.ood_exposure import _crops, _embed, _signatures, fit_exposure_gate
+from training.ood_fit import default_features
+from training.ood_material import ood_material
+from verify.data import load_signature_dataset
+from verify.data.splits import split_identities, split_samples
+from verify.io import load_image
+from verify.models.loading import load_model
+from verify.ood_gate import OutlierExposureGate
+from verify.ood_ink import ALL_FEATURES, INK_FEATURES, ink_statistics_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "bench_ood_design"
+TITLE = "Signature OOD gate: ink statistics and classifier seed"
+VARIANTS = {"11 ink statistics": INK_FEATURES, "+ shape statistics": ALL_FEATURES}
+
+
+def _features(model: Any, crops: list[np.ndarray], features: str, desc: str) -> dict[str, np.ndarray]:
+    return {"x": _embed(model, crops, features, 32, desc), "ink": ink_statistics_batch(crops, ALL_FEATURES)}
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """Features and ink statistics of every set (computed once)."""
+    model = load_model(args.model)
+    features = default_features(model)
+    samples = load_signature_dataset(args.data, "cedar")
+    ids = sorted({s.identity for s in samples})
+    if 0 < args.max_identities < len(ids):  # the identities `verify ood fit --max-identities` picks
+        pick = np.random.default_rng(0).choice(len(ids), args.max_identities, replace=False)
+        ids = sorted(ids[i] for i in pick)
+    chosen = set(ids)
+    split = split_identities(ids, {"train": 0.7, "held_out": 0.3}, seed=0)
+    parts = split_samples([s for s in samples if s.identity in chosen], split)
+    rng = np.random.default_rng(0)
+    crops, writers, genuine, _ = _signatures(model, parts["train"], 900, rng)
+    held, _, _, _ = _signatures(model, parts["held_out"], 900, rng)
+    signatures = _features(model, crops, features, "signatures")
+    out: dict[str, Any] = {
+        "in": {**signatures, "writer": np.array(writers), "genuine": np.array(genuine)},
+        "held": _features(model, held, features, "held-out signatures"),
+    }
+    for name, split, n, seed in (("fit", "fit", args.material, 0), ("eval", "eval", args.eval_material, 11)):
+        got, kinds, totals = [], [], {}
+        for kind, images in ood_material(150, 220, n=n, seed=seed, split=split).items():
+            kept = _crops(model, images)
+            got += kept
+            kinds += [kind] * len(kept)
+            totals[kind] = len(images)
+        out[name] = {**_features(model, got, features, f"{name} material"), "kind": np.array(kinds), "n": totals}
+    indep = [s for s in load_signature_dataset(args.indep, "cedar") if s.kind == "genuine"]
+    mode = "gray" if int(model.card["input"]["channels"]) == 1 else "rgb"
+    indep_crops = [model.preprocess(load_image(s.path, mode=mode)).image for s in indep]
+    out["indep"] = _features(model, indep_crops, features, "indep")
+    return out
+
+
+def judge(gates: list[OutlierExposureGate], sets: dict[str, Any], cols: int, keep: float) -> dict[str, Any]:
+    """Rejection per material kind and independent-set refusals of the mean of `gates`' p(signature)."""
+
+    def p(name: str) -> np.ndarray:
+        x, ink = sets[name]["x"], sets[name]["ink"][:, :cols]
+        return np.mean([g.probabilities_from_ink(x, ink)[:, 0] for g in gates], axis=0)
+
+    threshold = float(np.quantile(p("held"), 1.0 - keep, method="lower"))
+    scores, kinds, totals = p("eval"), sets["eval"]["kind"], sets["eval"]["n"]
+    rejected = {k: (n - np.sum(kinds == k) + np.sum(scores[kinds == k] < threshold)) / n for k, n in totals.items()}
+    return {"rejected": rejected, "indep_refused": float(np.mean(p("indep") < threshold))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_ood_design", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "assets" / "models" / "signature-teacher")
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "runs" / "make_models" / "data" / "train", help="training set"
+    )
+    parser.add_argument("--indep", type=Path, default=ROOT / "data" / "indep", help="independent set (make_indep_set)")
+    parser.add_argument("--max-identities", type=int, default=400, help="as make models' `verify ood fit`")
+    parser.add_argument("--material", type=int, default=120, help="outlier images per kind to fit on")
+    parser.add_argument("--eval-material", type=int, default=200, help="outlier images per kind to judge on")
+    parser.add_argument("--seeds", type=int, default=5, help="classifier seeds")
+    parser.add_argument("--keep", type=float, default=0.97, help="share of held-out signatures kept")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    sets = collect(args)
+    rows = []
+    for label, names in VARIANTS.items():
+        cols = len(names)
+        gates = [
+            fit_exposure_gate(sets["in"]["x"], sets["in"]["writer"], sets["in"]["genuine"], sets["in"]["ink"][:, :cols],
+                              sets["fit"]["x"], sets["fit"]["kind"], sets["fit"]["ink"][:, :cols], seed=seed,
+                              ink_features=names)
+            for seed in range(args.seeds)
+        ]  # fmt: skip
+        for seed, gate in enumerate(gates):
+            rows.append({"variant": label, "seed": str(seed), **judge([gate], sets, cols, args.keep)})
+        rows.append({"variant": label, "seed": "mean of seeds", **judge(gates, sets, cols, args.keep)})
+    kinds = list(sets["eval"]["n"])
+    lines = [
+        f"Model {args.model.name}, features of {args.max_identities} training writers ({args.data.name}), keep "
+        f"{args.keep:.0%} of held-out signatures; material: {args.material} per kind to fit, {args.eval_material} "
+        "per kind (eval split, seed 11) to judge; independent set: its genuine signatures. All synthetic.",
+        "",
+        "| ink statistics | classifier seed | independent genuine refused | worst kind | "
+        + " | ".join(kinds) + " |",
+        "|---|---|---|---|" + "---|" * len(kinds),
+    ]  # fmt: skip
+    for r in rows:
+        worst = min(r["rejected"], key=r["rejected"].get)
+        cells = " | ".join(f"{r['rejected'][k]:.0%}" for k in kinds)
+        head = f"| {r['variant']} | {r['seed']} | {r['indep_refused']:.1%} | {worst} {r['rejected'][worst]:.0%}"
+        lines.append(f"{head} | {cells} |")
+    text = "\n".join(lines)
+    print(text)
+    command = "python -m bench.bench_ood_design " + " ".join(argv if argv is not None else sys.argv[1:])
+    payload = {"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}
+    write_results(args.out, TITLE, command.strip(), text, payload, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

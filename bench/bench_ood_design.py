@@ -24,10 +24,9 @@ import numpy as np
 
 from bench.__main__ import write_results
 from training.ood_exposure import _crops, _embed, _signatures, fit_exposure_gate
-from training.ood_fit import default_features
+from training.ood_fit import default_features, gate_split
 from training.ood_material import ood_material
 from verify.data import load_signature_dataset
-from verify.data.splits import split_identities, split_samples
 from verify.io import load_image
 from verify.models.loading import load_model
 from verify.ood_gate import OutlierExposureGate
@@ -48,13 +47,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.model)
     features = default_features(model)
     samples = load_signature_dataset(args.data, "cedar")
-    ids = sorted({s.identity for s in samples})
-    if 0 < args.max_identities < len(ids):  # the identities `verify ood fit --max-identities` picks
-        pick = np.random.default_rng(0).choice(len(ids), args.max_identities, replace=False)
-        ids = sorted(ids[i] for i in pick)
-    chosen = set(ids)
-    split = split_identities(ids, {"train": 0.7, "held_out": 0.3}, seed=0)
-    parts = split_samples([s for s in samples if s.identity in chosen], split)
+    parts = gate_split(samples, args.max_identities)  # as `verify ood fit --max-identities`
     rng = np.random.default_rng(0)
     crops, writers, genuine, _ = _signatures(model, parts["train"], 900, rng)
     held, _, _, _ = _signatures(model, parts["held_out"], 900, rng)

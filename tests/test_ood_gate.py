@@ -190,3 +190,18 @@ def test_verify_ood_fit_exposure_and_the_verifier(tmp_path: Path, tiny_model: Pa
     table = ood_material(150, 220, n=6, seed=5, split="eval", kinds=("ruled",))["ruled"]
     for p in verifier.probes(table):
         assert p.rejected is None or p.rejected.startswith("not a signature")
+
+
+def test_gate_split_samples_identities_and_keeps_them_apart():
+    from training.ood_fit import gate_split
+    from verify.data import Sample
+
+    samples = [
+        Sample(path=Path(f"w{w}_{i}.png"), identity=f"w{w:02d}", kind="genuine") for w in range(20) for i in range(3)
+    ]
+    parts = gate_split(samples, max_identities=10, held_out=0.3, seed=1)
+    train, held = {s.identity for s in parts["train"]}, {s.identity for s in parts["held_out"]}
+    assert len(train | held) == 10 and not train & held and len(held) == 3
+    assert parts == gate_split(samples, max_identities=10, held_out=0.3, seed=1)  # seeded
+    everyone = gate_split(samples, held_out=0.3, seed=1)
+    assert len({s.identity for part in everyone.values() for s in part}) == 20

@@ -79,6 +79,11 @@ def synth(data: Path, train_spec: SynthSetSpec, heldout_spec: SynthSetSpec) -> t
     return train, heldout
 
 
+def fit_gate(model: Path, train: Path, ood: tuple[str, ...] = ()) -> None:
+    """`verify ood fit` on the training writers (OOD_FIT, plus `ood`), into the model directory."""
+    run_verify(["ood", "fit", "--model", str(model), "--data", str(train), "--protocol", "cedar", *OOD_FIT, *ood])
+
+
 def package(
     run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, Any], ood: tuple[str, ...] = ()
 ) -> None:
@@ -94,7 +99,7 @@ def package(
     if dest.exists():
         shutil.rmtree(dest)
     save_model(dest, net, card, dtype="float16")
-    run_verify(["ood", "fit", "--model", str(dest), "--data", str(train), "--protocol", "cedar", *OOD_FIT, *ood])
+    fit_gate(dest, train, ood)
     keep_report(report, dest, run)
 
 
@@ -119,7 +124,7 @@ def package_fused(
         shutil.rmtree(dest)
     shutil.copytree(raw, dest, ignore=shutil.ignore_patterns("report"))
     write_card(dest, card)
-    run_verify(["ood", "fit", "--model", str(dest), "--data", str(train), "--protocol", "cedar", *OOD_FIT, *ood])
+    fit_gate(dest, train, ood)
     keep_report(report, dest)
 
 

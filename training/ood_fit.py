@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from verify.data import Sample
+from verify.data.splits import split_identities, split_samples
 from verify.errors import ConfigError
 from verify.io import load_image
 from verify.models.base import Embedder
@@ -60,6 +61,21 @@ def embed_samples(
         images = [load_image(s.path, mode=mode) for s in samples[start : start + batch_size]]
         out.append(embed_images(model, images, batch_size, features=features))
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
+
+
+def gate_split(
+    samples: Sequence[Sample], max_identities: int = 0, held_out: float = 0.3, seed: int = 0
+) -> dict[str, list[Sample]]:
+    """The samples `verify ood fit` fits on ("train") and sets the threshold on ("held_out"): a seeded sample of
+    `max_identities` identities (0: all), split by identity."""
+    identities = sorted({s.identity for s in samples})
+    if 0 < max_identities < len(identities):
+        pick = np.random.default_rng(seed).choice(len(identities), max_identities, replace=False)
+        identities = sorted(identities[i] for i in pick)
+        chosen = set(identities)
+        samples = [s for s in samples if s.identity in chosen]
+    split = split_identities(identities, {"train": 1 - held_out, "held_out": held_out}, seed=seed)
+    return split_samples(samples, split)
 
 
 def fit_ood_gate(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from verify.cli.common import add_json_flag, print_json
 from verify.data.protocols import FOLDER_LAYOUTS
 
@@ -66,9 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import verify
-    from training.ood_fit import fit_ood_gate
+    from training.ood_fit import fit_ood_gate, gate_split
     from verify.data import load_identity_folders, load_signature_dataset
-    from verify.data.splits import split_identities, split_samples
 
     model = verify.load_model(args.model)
     samples = (
@@ -76,18 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if args.protocol == "folders"
         else load_signature_dataset(args.data, args.protocol)
     )
-    identities = sorted({s.identity for s in samples})
-    if 0 < args.max_identities < len(identities):
-        pick = np.random.default_rng(args.seed).choice(len(identities), args.max_identities, replace=False)
-        identities = sorted(identities[i] for i in pick)
-        chosen = set(identities)
-        samples = [s for s in samples if s.identity in chosen]
-    split = split_identities(
-        identities,
-        {"train": 1 - args.held_out, "held_out": args.held_out},
-        seed=args.seed,
-    )
-    parts = split_samples(samples, split)
+    parts = gate_split(samples, args.max_identities, args.held_out, args.seed)
     gate = args.gate or ("exposure" if model.modality == "signature" else "gaussian")
     section = fit_ood_gate(
         model,

@@ -91,11 +91,12 @@ def ink_statistics(crop: np.ndarray, names: Sequence[str] = ALL_FEATURES) -> np.
     unknown = set(names) - set(ALL_FEATURES)
     if unknown:
         raise ValueError(f"unknown ink statistics {sorted(unknown)}")
-    full = _all_statistics(crop)
+    full = _all_statistics(crop, shapes=not set(SHAPE_FEATURES).isdisjoint(names))
     return full[[ALL_FEATURES.index(n) for n in names]]
 
 
-def _all_statistics(crop: np.ndarray) -> np.ndarray:
+def _all_statistics(crop: np.ndarray, shapes: bool) -> np.ndarray:
+    """ALL_FEATURES of one crop; the SHAPE_FEATURES stay 0 unless `shapes` (gates fitted before them skip them)."""
     grey = _grey(crop)
     out = np.zeros(len(ALL_FEATURES))
     if not grey.any():
@@ -128,7 +129,8 @@ def _all_statistics(crop: np.ndarray) -> np.ndarray:
         axis_lines,
         mag[near_axis].sum() / max(float(mag.sum()), 1e-9),
     ]
-    out[len(INK_FEATURES) :] = _shape_statistics(mask, 2 * float(dist.mean()))
+    if shapes:
+        out[len(INK_FEATURES) :] = _shape_statistics(mask, 2 * float(dist.mean()))
     return out
 
 

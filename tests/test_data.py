@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from training.config import TrainConfig
+from training.runs import _split
 from verify.data import (
     Sample,
     load_identity_folders,
@@ -332,3 +334,10 @@ def test_synthetic_generator_layout_matches_manifest(tmp_path: Path) -> None:
     by_manifest = load_signature_dataset(tmp_path, "manifest")
     assert len(by_layout) == 6
     assert sorted(by_layout, key=str) == sorted(by_manifest, key=str)
+
+
+def test_split_seed_keeps_a_continued_runs_split() -> None:
+    samples = [Sample(Path(f"/x/{i}.png"), f"w{i}") for i in range(40)]
+    first = _split(samples, TrainConfig(seed=0), ("train", "val"))
+    assert _split(samples, TrainConfig(seed=1, split_seed=0), ("train", "val")) == first
+    assert _split(samples, TrainConfig(seed=1), ("train", "val")) != first

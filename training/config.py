@@ -77,6 +77,7 @@ class TrainConfig:
     early_stopping: int = 5  # stop after this many epochs without val improvement; 0 disables
     replay_fraction: float = 0.0  # share of each batch's identities drawn from --replay data
     seed: int = 0  # seeds the split, the sampler, augmentation, mining and the weights
+    split_seed: int | None = None  # seeds the identity split instead of `seed` (a continued run keeps its split)
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     name: str = ""  # model name in the card; "" = "<modality>-<backbone>"
 

@@ -65,7 +65,8 @@ def _load(root: Path, config: TrainConfig, prefix: str = "") -> list[Sample]:
 
 def _split(samples: list[Sample], config: TrainConfig, names: tuple[str, str]) -> dict[str, list[str]]:
     ids = sorted({s.identity for s in samples})
-    split = split_identities(ids, {names[0]: 1.0 - config.val_fraction, names[1]: config.val_fraction}, config.seed)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    split = split_identities(ids, {names[0]: 1.0 - config.val_fraction, names[1]: config.val_fraction}, split_seed)
     if len(split[names[1]]) < 2 or len(split[names[0]]) < 2:
         raise DatasetError(
             f"{len(ids)} identities are too few to hold out {config.val_fraction:.0%} for validation "

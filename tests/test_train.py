@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -286,3 +287,50 @@ def test_ood_fit_on_a_sample_of_identities(tmp_path: Path, tiny_model: Path) -> 
         assert proc.returncode == 0, proc.stderr
         counts[n] = json.loads((model / "model.json").read_text())["ood"]["n_classes"]
     assert counts == {0: 4, 6: 3}
+
+
+def test_synth_writers_join_each_epochs_training_identities(sig_data, tmp_path, monkeypatch):
+    """`synth_writers=N`: N new generator-v2 writers per epoch (K genuine + K forgeries each) are trained on
+    beside the data's writers; an epoch's writers are the same on every run and differ between epochs."""
+    from training import trainer
+    from training.synth_stream import stream_crop_set, with_stream_writers
+    from verify.models.card import new_card
+
+    config = _tiny_config(synth_writers=2, seed=5, device="cpu", epochs=2)
+    card = new_card("t", "signature", {}, {"height": 32, "width": 48, "channels": 1}, {"kind": "signature"})
+    first, again, second = (stream_crop_set(config, card, e) for e in (0, 0, 1))
+    assert [s.identity for s in first.samples] == [s.identity for s in again.samples]
+    assert all(np.array_equal(a, b) for a, b in zip(first.crops, again.crops, strict=True))
+    assert len(first) == 2 * 6 and first.crops[0].shape == (32, 48)
+    names = lambda crops: {s.identity.split("#")[0] for s in crops.samples}  # noqa: E731
+    assert len(names(first)) == 2 and not names(first) & names(second)
+
+    seen: list[tuple[int, int, set[int]]] = []
+    real = trainer.train_one_epoch
+
+    def spy(ctx, epoch):
+        seen.append((epoch, len(ctx.crops), {i for b in ctx.batches(epoch) for i in b}))
+        return real(ctx, epoch)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", spy)
+    trainer.train(config, sig_data, tmp_path / "run", progress=False)
+    base = seen[0][1] - len(first)  # the data's own training crops
+    assert [n for _, n, _ in seen] == [base + 12, base + 12]
+    assert all(max(idx) >= base for _, _, idx in seen)  # stream crops are in the batches
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["data"]["synth_stream"]["writers_per_epoch"] == 2
+
+    from training.runs import RunData
+
+    data = RunData(first, np.zeros(len(first), bool), {}, first, None, {}, Path("."), None, "")
+    data = dataclasses.replace(data, train=dataclasses.replace(first, labels=np.zeros(len(first), np.int64)))
+    joined = with_stream_writers(data, second)
+    added = joined.train.labels[len(first) :]
+    assert added.min() == 1 and len(set(added)) == 4 and len(joined.forgery_of) == 2
+    for writer, rows in joined.forgery_of.items():
+        assert all(joined.train.samples[r].identity.endswith("#skilled") for r in rows)
+        genuine = joined.train.samples[int(np.flatnonzero(joined.train.labels == writer)[0])]
+        assert joined.train.samples[rows[0]].identity == genuine.identity + "#skilled"
+
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        _tiny_config(synth_writers=2, steps_per_epoch=0)

@@ -45,6 +45,10 @@ class TrainConfig:
     # signatures: each batch holds P/2 writers with K genuine samples and K of their skilled forgeries (a class of
     # their own, so a writer's forgeries are its negatives, as Siamese SigNet trains on genuine-forgery pairs)
     train_forgeries: bool = True
+    # signatures: this many writers the synthetic generator (v2) has never drawn before join each epoch's training
+    # identities, rendered on the fly (seeded by seed and epoch; K genuine and K forgeries each); 0 = none
+    synth_writers: int = 0
+    synth_all_caps_share: float = 0.0  # share of those writers' print hands that sign in block capitals
     # --- network
     backbone: str = "resnet18"  # any timm model name
     dim: int = 128  # embedding size D
@@ -109,6 +113,19 @@ class TrainConfig:
         _check(self.simclr_weight == 0 or self.augment, "simclr_weight > 0 needs augment=true (two augmented views)")
         _check(self.early_stopping >= 0, f"early_stopping must be >= 0, got {self.early_stopping}")
         _check(0.0 <= self.replay_fraction < 1.0, f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
+        _check(self.synth_writers >= 0, f"synth_writers must be >= 0, got {self.synth_writers}")
+        _check(
+            self.synth_writers == 0 or (self.modality == "signature" and self.steps_per_epoch > 0),
+            "synth_writers needs modality=signature and a fixed steps_per_epoch (> 0)",
+        )
+        _check(
+            self.synth_writers == 0 or not self.loss_params.get("per_class_beta"),
+            "synth_writers adds classes every epoch; the margin loss's per_class_beta needs a fixed set",
+        )
+        _check(
+            0.0 <= self.synth_all_caps_share <= 1.0,
+            f"synth_all_caps_share must be in [0, 1], got {self.synth_all_caps_share}",
+        )
         _check(self.max_impostor_pairs >= 1000, "max_impostor_pairs must be >= 1000 (TAR@FAR=1e-3 needs it)")
         _check(self.val_metric in _VAL_METRICS, f"val_metric must be one of {_VAL_METRICS}, got {self.val_metric!r}")
         for key in ("loss_params", "miner_params", "preprocessing_params"):

@@ -25,6 +25,7 @@ from training.config import TrainConfig
 from training.loop import EpochContext, create_optimizer, create_scheduler, train_one_epoch
 from training.plots import plot_curves
 from training.runs import RunData, prepare_data, write_json, write_metrics_csv, write_run_info
+from training.synth_stream import stream_crop_set, stream_section, with_stream_writers
 from training.validation import validate
 from verify.data.sampler import PKBatchSampler
 from verify.errors import ConfigError
@@ -113,6 +114,8 @@ def _card_for(model: Model, config: TrainConfig, data: RunData, metrics: dict[st
     card = copy.deepcopy(model.card)
     card["training"] = {"config": config.to_dict(), "init": model.init, "task": "embedding"}
     card["data"] = data.card_section()
+    if (stream := stream_section(config)) is not None:
+        card["data"]["synth_stream"] = stream
     card["metrics"] = metrics
     return card
 
@@ -187,6 +190,10 @@ def _train(config, data_root, out, init, resume, replay, progress, info) -> dict
         if config.augment:
             ctx.augment = create_augment(config.modality, np.random.default_rng([config.seed, info.rank, epoch]))
         t0 = time.perf_counter()
+        if config.synth_writers:  # this epoch's new synthetic writers join the data's training identities
+            epoch_data = with_stream_writers(data, stream_crop_set(config, model.card, epoch, ctx.progress))
+            ctx.batches, _ = _batches(config, epoch_data, info)
+            ctx.crops, ctx.labels = epoch_data.train.crops, epoch_data.train.labels
         stats = train_one_epoch(ctx, epoch)
         val = _validate_all(net, data, model.card, config, info.device) if info.is_main else None
         score = distributed.broadcast_float(val["new"]["val_eer"] if val else None, info)

@@ -12,7 +12,7 @@ import pytest
 
 from training.ood_exposure import binarised, fit_exposure_gate
 from training.ood_material import KINDS, ood_material
-from verify.errors import ModelError
+from verify.errors import ConfigError, ModelError
 from verify.ood import GaussianOODScorer
 from verify.ood_gate import GaussianGate, OutlierExposureGate, load_gate
 from verify.ood_ink import ALL_FEATURES, INK_FEATURES, SHAPE_FEATURES, ink_statistics
@@ -97,7 +97,7 @@ def _blobs(rng: np.random.Generator, n: int, centre: float, dim: int = 8) -> np.
 
 
 def _fitted(
-    rng: np.random.Generator, classifier: str, names: tuple[str, ...] = ALL_FEATURES
+    rng: np.random.Generator, classifier: str, names: tuple[str, ...] = ALL_FEATURES, members: int = 1
 ) -> tuple[OutlierExposureGate, np.ndarray, np.ndarray]:
     writers = np.repeat(np.arange(8), 10)
     x_in = _blobs(rng, 80, 0.0) + writers[:, None] * 0.3
@@ -115,6 +115,7 @@ def _fitted(
         classifier=classifier,
         hidden=8,
         ink_features=names,
+        members=members,
     )
     return gate, x_in, x_out
 
@@ -140,6 +141,28 @@ def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: st
     assert again.ink_features == names
     assert np.array_equal(again.score(x_out, crops[: len(x_out)]), gate.score(x_out, crops[: len(x_out)]))
     assert b"pickle" not in (tmp_path / "ood.safetensors").read_bytes()[:4000]
+
+
+def test_gate_of_several_classifiers_averages_them_and_round_trips(tmp_path: Path):
+    """members=3: three MLPs (seeds 0, 1, 2) on one design; p is the mean of the gates each would be alone."""
+    gate, x_in, x_out = _fitted(np.random.default_rng(0), "mlp", members=3)
+    assert len(gate.members) == 3 and not np.array_equal(gate.members[0][0][0], gate.members[1][0][0])
+    crops = [np.zeros((32, 48), np.uint8)] * len(x_out)
+    alone = []
+    for m in range(3):
+        single, _, _ = _fitted(np.random.default_rng(0), "mlp")
+        single.members, single.layers = [gate.members[m]], gate.members[m]  # the same design, one classifier
+        alone.append(single.probabilities(x_out, crops))
+    np.testing.assert_allclose(gate.probabilities(x_out, crops), np.mean(alone, axis=0), atol=1e-12)
+    first, _, _ = _fitted(np.random.default_rng(0), "mlp")
+    np.testing.assert_allclose(first.probabilities(x_out, crops), alone[0])  # member 0 is the seed-0 classifier
+    gate.threshold = 0.5
+    gate.save(tmp_path / "ood.safetensors")
+    again = load_gate(tmp_path / "ood.safetensors", {})
+    assert isinstance(again, OutlierExposureGate) and len(again.members) == 3
+    assert np.array_equal(again.probabilities(x_out, crops), gate.probabilities(x_out, crops))
+    with pytest.raises(ConfigError, match="members"):
+        _fitted(np.random.default_rng(0), "mlp", members=0)
 
 
 def test_load_gate_keeps_old_gaussian_files_and_checks_the_hash(tmp_path: Path):

@@ -27,6 +27,7 @@ from verify.ood_gate import OutlierExposureGate
 from verify.ood_ink import ALL_FEATURES, ink_statistics_batch
 
 OOD_FILE = "ood.safetensors"
+_CLASSIFIER_WORDS = {"mlp": "a one-hidden-layer network", "logistic": "logistic regression"}
 
 
 def _projection(x: np.ndarray, max_dim: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -68,6 +69,7 @@ def fit_exposure_gate(
     classifier: str = "mlp",
     hidden: int = 64,
     ink_features: Sequence[str] = ALL_FEATURES,
+    members: int = 1,
 ) -> OutlierExposureGate:
     """Fit the gate.
 
@@ -82,7 +84,11 @@ def fit_exposure_gate(
         c: inverse L2 strength of the logistic regression ("logistic"); the MLP's L2 penalty is 0.01 / c.
         classifier: "mlp" (one hidden ReLU layer of `hidden` units) or "logistic".
         ink_features: the names of in_ink's and out_ink's columns (`verify.ood_ink.ALL_FEATURES` by default).
+        members: classifiers fitted with seeds seed, seed + 1, ... on the same design; the gate averages their
+            probabilities (the MLP's answer near the threshold depends on its seed; the mean is steadier).
     """
+    if members < 1:
+        raise ConfigError(f"members must be >= 1, got {members}")
     if in_ink.shape[1] != len(ink_features) or out_ink.shape[1] != len(ink_features):
         raise ConfigError(
             f"ink statistics have {in_ink.shape[1]} and {out_ink.shape[1]} columns for {len(ink_features)} names"
@@ -125,8 +131,10 @@ def fit_exposure_gate(
     centre, scale = _robust_scale(raw)
     design = np.clip((raw - centre) / scale, -8.0, 8.0)
     y = np.r_[np.zeros(len(xi), int), 1 + np.searchsorted(kinds, out_kind)]
-    layers = _classifier(design, y, classifier, c, hidden, seed)
-    return OutlierExposureGate(inlier, outlier, layers, centre, scale, projection, ink_features=ink_features)
+    stacks = [_classifier(design, y, classifier, c, hidden, seed + m) for m in range(members)]
+    return OutlierExposureGate(
+        inlier, outlier, stacks[0], centre, scale, projection, ink_features=ink_features, members=stacks[1:]
+    )
 
 
 def _classifier(
@@ -235,6 +243,7 @@ def fit_exposure_section(
     seed: int,
     cap: int = 900,
     classifier: str = "mlp",
+    members: int = 1,
 ) -> dict[str, Any]:
     """Fit an `OutlierExposureGate` for `model`; returns the card's "ood" section with the gate under "_gate"."""
     from training.ood_fit import default_features
@@ -263,6 +272,7 @@ def fit_exposure_section(
         covariance=covariance,
         seed=seed,
         classifier=classifier,
+        members=members,
     )
     h_crops, _, _, h_bw = _signatures(model, held_out, cap, rng)
     h_scores = gate.score(_embed(model, h_crops, features, batch_size, "OOD fit: held-out"), h_crops)
@@ -282,12 +292,13 @@ def fit_exposure_section(
         "file": OOD_FILE,
         "kind": "outlier_exposure",
         "threshold": gate.threshold,
-        "score": "p(signature | x): logistic regression over in-distribution Gaussians, per-kind outlier "
-        "Gaussians and ink statistics",
+        "score": f"p(signature | x): {_CLASSIFIER_WORDS[classifier]} over in-distribution Gaussians, per-kind "
+        "outlier Gaussians and ink statistics",
         "covariance": covariance,
         "shrinkage": "ledoit_wolf",
         "features": features,
         "classifier": classifier,
+        "members": members,
         "keep": keep,
         "kinds": gate.kinds,
         "n_train": len(crops),

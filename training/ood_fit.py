@@ -91,6 +91,7 @@ def fit_ood_gate(
     material_n: int = 120,
     seed: int = 0,
     classifier: str = "mlp",
+    members: int = 1,
 ) -> dict[str, Any]:
     """Fit the gate on `train` (genuine samples, class = identity), threshold on `held_out`, save beside the model.
 
@@ -100,6 +101,7 @@ def fit_ood_gate(
         gate: "gaussian" or "exposure" (outlier exposure, `training.ood_exposure`).
         classifier: the exposure gate's classifier, "mlp" (one hidden layer) or "logistic" (steadier on weaker
             features: the distilled student's).
+        members: the exposure gate's classifiers (seeds seed, seed + 1, ...); it averages their probabilities.
         material_n: outlier images per kind for "exposure" (and as many, of the "eval" split, to check it).
 
     Returns:
@@ -119,6 +121,7 @@ def fit_ood_gate(
             material_n,
             seed,
             classifier=classifier,
+            members=members,
         )
         if write:
             _store(model, section.pop("_gate"), section)

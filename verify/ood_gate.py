@@ -6,7 +6,7 @@
   in-distribution Gaussian score, plus one Gaussian per kind of known non-signature input (printed text, tables,
   stamps, ...) on the same features (a likelihood ratio), plus cheap ink statistics of the crop
   (`verify.ood_ink`), combined by a small softmax classifier (one hidden ReLU layer, or a multinomial logistic
-  regression) over {signature, kind_1, ..., kind_K}. The
+  regression) over {signature, kind_1, ..., kind_K}, or by the mean of several such classifiers (seeds). The
   score is p(signature | x); the threshold keeps a chosen share of held-out signatures; a rejected input is
   named by its most likely kind ("looks like printed text").
 
@@ -72,6 +72,7 @@ class OutlierExposureGate:
         layers: (weight [in, out], bias [out]) of the classifier over the design matrix (`design`), ReLU between
             layers, softmax over the last one's K + 1 outputs (output 0 = signature). One layer = logistic
             regression.
+        members: more classifiers of the same shape (other seeds); p(.) is the mean of all their softmaxes.
         centre, scale: [P] standardisation of the design matrix.
         projection: optional (mean [D], components [D, k]) applied to features before both Gaussians.
         threshold: the least p(signature) accepted.
@@ -89,10 +90,14 @@ class OutlierExposureGate:
         projection: tuple[np.ndarray, np.ndarray] | None = None,
         threshold: float | None = None,
         ink_features: Sequence[str] = ALL_FEATURES,
+        members: Sequence[list[tuple[np.ndarray, np.ndarray]]] = (),
     ) -> None:
         self.inlier, self.outlier = inlier, outlier
         self.ink_features = tuple(ink_features)
-        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+        self.members = [
+            [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in stack] for stack in (layers, *members)
+        ]
+        self.layers = self.members[0]
         self.centre, self.scale = np.asarray(centre, np.float64), np.asarray(scale, np.float64)
         self.projection = projection
         self.threshold = threshold
@@ -132,14 +137,8 @@ class OutlierExposureGate:
 
     def probabilities_from_ink(self, features: np.ndarray, ink: np.ndarray) -> np.ndarray:
         """`probabilities` with the crops' ink statistics already computed (columns `self.ink_features`)."""
-        logits = self.design(features, ink)
-        for i, (weight, bias) in enumerate(self.layers):
-            logits = logits @ weight + bias
-            if i < len(self.layers) - 1:
-                logits = np.maximum(logits, 0.0)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        design = self.design(features, ink)
+        return np.mean([_softmax(design, stack) for stack in self.members], axis=0)
 
     def score(self, features: np.ndarray, crops: Sequence[np.ndarray]) -> np.ndarray:
         """p(signature | x) [N]; larger = more in-distribution."""
@@ -171,8 +170,12 @@ class OutlierExposureGate:
         tensors = {
             **self.inlier.to_tensors("inlier."),
             **self.outlier.to_tensors("outlier."),
-            **{f"layer{i}.weight": w for i, (w, _) in enumerate(self.layers)},
-            **{f"layer{i}.bias": b for i, (_, b) in enumerate(self.layers)},
+            **{
+                f"{_member_prefix(m)}layer{i}.{part}": array
+                for m, stack in enumerate(self.members)
+                for i, (w, b) in enumerate(stack)
+                for part, array in (("weight", w), ("bias", b))
+            },
             "centre": self.centre,
             "scale": self.scale,
         }
@@ -185,8 +188,8 @@ class OutlierExposureGate:
             "inlier": json.dumps(self.inlier.meta()),
             "outlier": json.dumps(self.outlier.meta()),
             "ink_features": json.dumps(list(self.ink_features)),
-            "score": "p(signature | x), softmax classifier over [2 log N_in / D, 2 log N_kind / D, "
-            "their difference, ink statistics]",
+            "score": "p(signature | x), softmax classifier (mean over members) over [2 log N_in / D, "
+            "2 log N_kind / D, their difference, ink statistics]",
         }
         with atomic_path(Path(path)) as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), metadata=meta)
@@ -202,22 +205,46 @@ class OutlierExposureGate:
         return cls(
             GaussianOODScorer.from_tensors(json.loads(meta["inlier"]), tensors, "inlier."),
             GaussianOODScorer.from_tensors(json.loads(meta["outlier"]), tensors, "outlier."),
-            [(tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"]) for i in range(_count_layers(tensors))],
+            _stack(tensors, ""),
             tensors["centre"],
             tensors["scale"],
             projection,
             json.loads(meta["threshold"]),
             names,
+            [_stack(tensors, _member_prefix(m)) for m in range(1, _count(tensors, "member{}.layer0.weight", 1))],
         )
 
 
-def _count_layers(tensors: dict[str, np.ndarray]) -> int:
-    n = 0
-    while f"layer{n}.weight" in tensors:
+def _softmax(design: np.ndarray, stack: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """[N, K + 1] softmax of one classifier (ReLU between its layers) over the design matrix."""
+    logits = design
+    for i, (weight, bias) in enumerate(stack):
+        logits = logits @ weight + bias
+        if i < len(stack) - 1:
+            logits = np.maximum(logits, 0.0)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _member_prefix(m: int) -> str:
+    """Tensor name prefix of classifier m: none for the first (files with one classifier look as they always did)."""
+    return "" if m == 0 else f"member{m}."
+
+
+def _count(tensors: dict[str, np.ndarray], pattern: str, start: int = 0) -> int:
+    """The first n >= start for which pattern.format(n) is not a tensor name."""
+    n = start
+    while pattern.format(n) in tensors:
         n += 1
+    return n
+
+
+def _stack(tensors: dict[str, np.ndarray], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    n = _count(tensors, prefix + "layer{}.weight")
     if n == 0:
         raise ModelError("the OOD gate file has no classifier layers")
-    return n
+    return [(tensors[f"{prefix}layer{i}.weight"], tensors[f"{prefix}layer{i}.bias"]) for i in range(n)]
 
 
 def load_gate(path: str | Path, section: dict[str, Any]) -> GaussianGate | OutlierExposureGate:

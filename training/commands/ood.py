@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on a small model's features)",
     )
     fit.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="--gate exposure: classifiers fitted with consecutive seeds, their probabilities averaged (default 1)",
+    )
+    fit.add_argument(
         "--keep",
         type=float,
         default=None,
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         material_n=args.material,
         seed=args.seed,
         classifier=args.classifier,
+        members=args.members,
     )
     if args.json:
         print_json(section)

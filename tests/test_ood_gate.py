@@ -145,7 +145,7 @@ def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: st
 
 def test_gate_of_several_classifiers_averages_them_and_round_trips(tmp_path: Path):
     """members=3: three MLPs (seeds 0, 1, 2) on one design; p is the mean of the gates each would be alone."""
-    gate, x_in, x_out = _fitted(np.random.default_rng(0), "mlp", members=3)
+    gate, _, x_out = _fitted(np.random.default_rng(0), "mlp", members=3)
     assert len(gate.members) == 3 and not np.array_equal(gate.members[0][0][0], gate.members[1][0][0])
     crops = [np.zeros((32, 48), np.uint8)] * len(x_out)
     alone = []

@@ -9,7 +9,10 @@ classifier seeds, and for the mean of the seeds' probabilities. Each gate's thre
 held-out signatures (as `verify ood fit`); reported: each material kind's rejection (a crop the preprocessing
 calls blank counts as rejected) and the share of the independent set's genuine signatures refused.
 
-    python -m bench.bench_ood_design [--model DIR] [--data DIR] [--indep DIR] [--seeds 5]
+    python -m bench.bench_ood_design [--model DIR] [--data DIR] [--indep DIR] [--seeds 5] [--cache FILE.npz]
+
+`--cache` keeps the computed features in a file (and reads them from it when it exists), so other --keep or
+--seeds values are quick to compare; it is keyed by nothing, so use one file per model and data.
 """
 
 from __future__ import annotations
@@ -71,6 +74,27 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _save_cache(path: Path, sets: dict[str, Any]) -> None:
+    flat = {f"{name}/{key}": value for name, part in sets.items() for key, value in part.items() if key != "n"}
+    for name, part in sets.items():
+        flat.update({f"{name}/n/{kind}": np.array(n) for kind, n in part.get("n", {}).items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **flat)
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    sets: dict[str, Any] = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            name, _, rest = key.partition("/")
+            part = sets.setdefault(name, {})
+            if rest.startswith("n/"):
+                part.setdefault("n", {})[rest[2:]] = int(data[key])
+            else:
+                part[rest] = data[key]
+    return sets
+
+
 def judge(gates: list[OutlierExposureGate], sets: dict[str, Any], cols: int, keep: float) -> dict[str, Any]:
     """Rejection per material kind and independent-set refusals of the mean of `gates`' p(signature)."""
 
@@ -97,9 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="classifier seeds")
     parser.add_argument("--keep", type=float, default=0.97, help="share of held-out signatures kept")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
+    parser.add_argument("--cache", type=Path, help="feature cache (.npz): read when it exists, else written")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    sets = collect(args)
+    if args.cache is not None and args.cache.is_file():
+        sets = _load_cache(args.cache)
+    else:
+        sets = collect(args)
+        if args.cache is not None:
+            _save_cache(args.cache, sets)
     rows = []
     for label, names in VARIANTS.items():
         cols = len(names)

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--material", type=int, default=120, help="outlier images per kind to fit on")
     parser.add_argument("--eval-material", type=int, default=200, help="outlier images per kind to judge on")
     parser.add_argument("--seeds", type=int, default=5, help="classifier seeds")
+    parser.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp", help="as verify ood fit's")
     parser.add_argument("--keep", type=float, default=0.97, help="share of held-out signatures kept")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
     parser.add_argument("--cache", type=Path, help="feature cache (.npz): read when it exists, else written")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         gates = [
             fit_exposure_gate(sets["in"]["x"], sets["in"]["writer"], sets["in"]["genuine"], sets["in"]["ink"][:, :cols],
                               sets["fit"]["x"], sets["fit"]["kind"], sets["fit"]["ink"][:, :cols], seed=seed,
-                              ink_features=names)
+                              ink_features=names, classifier=args.classifier)
             for seed in range(args.seeds)
         ]  # fmt: skip
         for seed, gate in enumerate(gates):
@@ -144,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"variant": label, "seed": "mean of seeds", **judge(gates, sets, cols, args.keep)})
     kinds = list(sets["eval"]["n"])
     lines = [
-        f"Model {args.model.name}, features of {args.max_identities} training writers ({args.data.name}), keep "
-        f"{args.keep:.0%} of held-out signatures; material: {args.material} per kind to fit, {args.eval_material} "
-        "per kind (eval split, seed 11) to judge; independent set: its genuine signatures. All synthetic.",
+        f"Model {args.model.name} ({args.classifier} classifier), features of {args.max_identities} training "
+        f"writers ({args.data.name}), keep {args.keep:.0%} of held-out signatures; material: {args.material} per "
+        f"kind to fit, {args.eval_material} per kind (eval split, seed 11) to judge; independent set: its genuine "
+        "signatures. All synthetic.",
         "",
         "| ink statistics | classifier seed | independent genuine refused | worst kind | "
         + " | ".join(kinds) + " |",

@@ -5,14 +5,18 @@ set (its train and held-out writers, binarised and ruled copies included), the "
 material, a third material set (the "eval" split with another seed, never fitted on) and the independent set's
 genuine signatures (data/indep; never the real sample). Gates are then refitted on those features with the
 11 older ink statistics (`INK_FEATURES`) and with the shape statistics added (`ALL_FEATURES`), for several
-classifier seeds, and for the mean of the seeds' probabilities. Each gate's threshold keeps `--keep` of the
-held-out signatures (as `verify ood fit`); reported: each material kind's rejection (a crop the preprocessing
-calls blank counts as rejected) and the share of the independent set's genuine signatures refused.
+classifier seeds, and for the mean of the seeds' probabilities (what `verify ood fit --members N` stores). Each
+gate's threshold keeps `--keep` of the held-out signatures (as `verify ood fit`; the mean of seeds is judged at
+every --keep given); reported: each material kind's rejection (a crop the preprocessing calls blank counts as
+rejected) and the share of the independent set's genuine signatures refused. Several --data sets (e.g. the
+training set and one where some writers sign in block capitals) give one block of rows each.
 
-    python -m bench.bench_ood_design [--model DIR] [--data DIR] [--indep DIR] [--seeds 5] [--cache FILE.npz]
+    python -m bench.bench_ood_design [--model DIR] [--data DIR ...] [--keep 0.97 ...] [--seeds 5] [--cache DIR]
 
-`--cache` keeps the computed features in a file (and reads them from it when it exists), so other --keep or
---seeds values are quick to compare; it is keyed by nothing, so use one file per model and data.
+The committed table's second set is the training seed's first 600 writers with 30% of the print hands signing
+in block capitals: `python -m training.synth_sets --out runs/mm/data/gate --writers 600 --all-caps-share 0.3`.
+`--cache DIR` keeps each set's computed features in DIR/<model>-<data>.npz (and reads them from there when they
+exist), so other --keep or --seeds values are quick to compare.
 """
 
 from __future__ import annotations
@@ -45,11 +49,11 @@ def _features(model: Any, crops: list[np.ndarray], features: str, desc: str) -> 
     return {"x": _embed(model, crops, features, 32, desc), "ink": ink_statistics_batch(crops, ALL_FEATURES)}
 
 
-def collect(args: argparse.Namespace) -> dict[str, Any]:
+def collect(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     """Features and ink statistics of every set (computed once)."""
     model = load_model(args.model)
     features = default_features(model)
-    samples = load_signature_dataset(args.data, "cedar")
+    samples = load_signature_dataset(data, "cedar")
     parts = gate_split(samples, args.max_identities)  # as `verify ood fit --max-identities`
     rng = np.random.default_rng(0)
     crops, writers, genuine, _ = _signatures(model, parts["train"], 900, rng)
@@ -95,6 +99,36 @@ def _load_cache(path: Path) -> dict[str, Any]:
     return sets
 
 
+def _sets(args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """The features of one in-distribution set (from the cache folder when there)."""
+    cache = None if args.cache is None else args.cache / f"{args.model.name}-{data.name}.npz"
+    if cache is not None and cache.is_file():
+        return _load_cache(cache)
+    sets = collect(args, data)
+    if cache is not None:
+        _save_cache(cache, sets)
+    return sets
+
+
+def _rows(args: argparse.Namespace, sets: dict[str, Any], label: str, names: tuple[str, ...], data: str) -> list[dict]:
+    """Each seed's gate at the first keep, then the mean of the seeds' probabilities at every keep."""
+    cols = len(names)
+    gates = [
+        fit_exposure_gate(sets["in"]["x"], sets["in"]["writer"], sets["in"]["genuine"].astype(bool),
+                          sets["in"]["ink"][:, :cols], sets["fit"]["x"], sets["fit"]["kind"],
+                          sets["fit"]["ink"][:, :cols], seed=seed, ink_features=names, classifier=args.classifier)
+        for seed in range(args.seeds)
+    ]  # fmt: skip
+    head = {"data": data, "variant": label}
+    rows = [
+        {**head, "seed": str(seed), "keep": args.keep[0], **judge([gate], sets, cols, args.keep[0])}
+        for seed, gate in enumerate(gates)
+    ]
+    if len(gates) > 1:
+        rows += [{**head, "seed": "mean of seeds", "keep": k, **judge(gates, sets, cols, k)} for k in args.keep]
+    return rows
+
+
 def judge(gates: list[OutlierExposureGate], sets: dict[str, Any], cols: int, keep: float) -> dict[str, Any]:
     """Rejection per material kind and independent-set refusals of the mean of `gates`' p(signature)."""
 
@@ -112,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_ood_design", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "assets" / "models" / "signature-teacher")
     parser.add_argument(
-        "--data", type=Path, default=ROOT / "runs" / "make_models" / "data" / "train", help="training set"
+        "--data",
+        type=Path,
+        nargs="+",
+        default=[ROOT / "runs" / "make_models" / "data" / "train"],
+        help="in-distribution set(s)",
     )
     parser.add_argument("--indep", type=Path, default=ROOT / "data" / "indep", help="independent set (make_indep_set)")
     parser.add_argument("--max-identities", type=int, default=400, help="as make models' `verify ood fit`")
@@ -120,44 +158,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-material", type=int, default=200, help="outlier images per kind to judge on")
     parser.add_argument("--seeds", type=int, default=5, help="classifier seeds")
     parser.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp", help="as verify ood fit's")
-    parser.add_argument("--keep", type=float, default=0.97, help="share of held-out signatures kept")
+    parser.add_argument("--keep", type=float, nargs="+", default=[0.97], help="share(s) of held-out signatures kept")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
-    parser.add_argument("--cache", type=Path, help="feature cache (.npz): read when it exists, else written")
+    parser.add_argument("--cache", type=Path, help="feature cache folder: read when there, else written")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    if args.cache is not None and args.cache.is_file():
-        sets = _load_cache(args.cache)
-    else:
-        sets = collect(args)
-        if args.cache is not None:
-            _save_cache(args.cache, sets)
-    rows = []
-    for label, names in VARIANTS.items():
-        cols = len(names)
-        gates = [
-            fit_exposure_gate(sets["in"]["x"], sets["in"]["writer"], sets["in"]["genuine"], sets["in"]["ink"][:, :cols],
-                              sets["fit"]["x"], sets["fit"]["kind"], sets["fit"]["ink"][:, :cols], seed=seed,
-                              ink_features=names, classifier=args.classifier)
-            for seed in range(args.seeds)
-        ]  # fmt: skip
-        for seed, gate in enumerate(gates):
-            rows.append({"variant": label, "seed": str(seed), **judge([gate], sets, cols, args.keep)})
-        rows.append({"variant": label, "seed": "mean of seeds", **judge(gates, sets, cols, args.keep)})
-    kinds = list(sets["eval"]["n"])
+    rows, kinds = [], []
+    for data in args.data:
+        sets = _sets(args, data)
+        kinds = list(sets["eval"]["n"])
+        for label, names in VARIANTS.items():
+            rows += _rows(args, sets, label, names, data.name)
     lines = [
-        f"Model {args.model.name} ({args.classifier} classifier), features of {args.max_identities} training "
-        f"writers ({args.data.name}), keep {args.keep:.0%} of held-out signatures; material: {args.material} per "
-        f"kind to fit, {args.eval_material} per kind (eval split, seed 11) to judge; independent set: its genuine "
+        f"Model {args.model.name} ({args.classifier} classifier), features of {args.max_identities} writers of each "
+        f"in-distribution set; material: {args.material} per kind to fit, {args.eval_material} per kind (eval split, "
+        "seed 11) to judge; keep: share of the set's held-out signatures accepted; independent set: its genuine "
         "signatures. All synthetic.",
         "",
-        "| ink statistics | classifier seed | independent genuine refused | worst kind | "
+        "| in-distribution set | ink statistics | classifier seed | keep | independent genuine refused | worst kind | "
         + " | ".join(kinds) + " |",
-        "|---|---|---|---|" + "---|" * len(kinds),
+        "|---|---|---|---|---|---|" + "---|" * len(kinds),
     ]  # fmt: skip
     for r in rows:
         worst = min(r["rejected"], key=r["rejected"].get)
         cells = " | ".join(f"{r['rejected'][k]:.0%}" for k in kinds)
-        head = f"| {r['variant']} | {r['seed']} | {r['indep_refused']:.1%} | {worst} {r['rejected'][worst]:.0%}"
+        head = (
+            f"| {r['data']} | {r['variant']} | {r['seed']} | {r['keep']:.2f} | {r['indep_refused']:.1%} | "
+            f"{worst} {r['rejected'][worst]:.0%}"
+        )
         lines.append(f"{head} | {cells} |")
     text = "\n".join(lines)
     print(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -218,3 +219,21 @@ def test_stream_redraws_samples_the_transform_rejects_or_blanks() -> None:
     stream = SyntheticSignatureStream(seed=0, genuine=2, skilled=0, simple=0, groups=1, transform=flaky)
     out = list(stream)
     assert len(out) == 2 and all(float(x.max()) == 1.0 for x, _, _ in out) and calls["n"] == 6
+
+
+def test_synth_set_cli_writes_the_cedar_layout_as_the_generator_renders(tmp_path: Path) -> None:
+    """`python -m training.synth_sets`: genuine, then skilled and simple forgeries per writer, with a manifest;
+    the pixels are the generator's (with the same all-caps share)."""
+    out = tmp_path / "set"
+    cmd = [sys.executable, "-m", "training.synth_sets", "--out", str(out), "--writers", "2", "--genuine", "2"]
+    cmd += ["--skilled", "1", "--simple", "1", "--seed", "4", "--all-caps-share", "0.5", "--workers", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert [(r["writer"], r["kind"], r["forgery"]) for r in rows[:4]] == [
+        ("1", "genuine", ""), ("1", "genuine", ""), ("1", "skilled", "skilled"), ("1", "skilled", "simple"),
+    ]  # fmt: skip
+    assert len(rows) == 8 and all((out / r["path"]).is_file() for r in rows)
+    gen = NameSignatureGenerator(seed=4, all_caps_share=0.5)
+    image = cv2.cvtColor(cv2.imread(str(out / "full_forg" / "forgeries_2_2.png")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(image, gen.render(1, "simple", 0))

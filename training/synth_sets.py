@@ -95,3 +95,26 @@ def _run(jobs: list[tuple[Path, SynthSetSpec, int]], workers: int) -> Iterator[l
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield from pool.map(_writer_rows, jobs, chunksize=4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.synth_sets --out DIR ...`: write one set (as make models does, any spec)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.synth_sets", description=main.__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="set folder (kept when its manifest exists)")
+    parser.add_argument("--writers", type=int, required=True)
+    parser.add_argument("--genuine", type=int, default=8)
+    parser.add_argument("--skilled", type=int, default=4)
+    parser.add_argument("--simple", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all-caps-share", type=float, default=0.0, help="print hands that sign in capitals")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    spec = SynthSetSpec(args.writers, args.genuine, args.skilled, args.simple, args.seed, args.all_caps_share)
+    print(write_synth_set(args.out, spec, workers=args.workers))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -52,7 +52,7 @@ def _features(model: Any, crops: list[np.ndarray], features: str, desc: str) -> 
 def collect(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     """Features and ink statistics of every set (computed once)."""
     model = load_model(args.model)
-    features = default_features(model)
+    features = args.features or default_features(model)
     samples = load_signature_dataset(data, "cedar")
     parts = gate_split(samples, args.max_identities)  # as `verify ood fit --max-identities`
     rng = np.random.default_rng(0)
@@ -101,7 +101,8 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 def _sets(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     """The features of one in-distribution set (from the cache folder when there)."""
-    cache = None if args.cache is None else args.cache / f"{args.model.name}-{data.name}.npz"
+    name = f"{args.model.name}-{data.name}" + (f"-{args.features}" if args.features else "")
+    cache = None if args.cache is None else args.cache / f"{name}.npz"
     if cache is not None and cache.is_file():
         return _load_cache(cache)
     sets = collect(args, data)
@@ -111,7 +112,8 @@ def _sets(args: argparse.Namespace, data: Path) -> dict[str, Any]:
 
 
 def _rows(args: argparse.Namespace, sets: dict[str, Any], label: str, names: tuple[str, ...], data: str) -> list[dict]:
-    """Each seed's gate at the first keep, then the mean of the seeds' probabilities at every keep."""
+    """Each seed's gate at the first keep, then the mean of the seeds' probabilities at every keep (one seed: its
+    gate at every keep)."""
     cols = len(names)
     gates = [
         fit_exposure_gate(sets["in"]["x"], sets["in"]["writer"], sets["in"]["genuine"].astype(bool),
@@ -120,12 +122,13 @@ def _rows(args: argparse.Namespace, sets: dict[str, Any], label: str, names: tup
         for seed in range(args.seeds)
     ]  # fmt: skip
     head = {"data": data, "variant": label}
+    if len(gates) == 1:  # one seed (e.g. a logistic classifier): that gate at every keep
+        return [{**head, "seed": "0", "keep": k, **judge(gates, sets, cols, k)} for k in args.keep]
     rows = [
         {**head, "seed": str(seed), "keep": args.keep[0], **judge([gate], sets, cols, args.keep[0])}
         for seed, gate in enumerate(gates)
     ]
-    if len(gates) > 1:
-        rows += [{**head, "seed": "mean of seeds", "keep": k, **judge(gates, sets, cols, k)} for k in args.keep]
+    rows += [{**head, "seed": "mean of seeds", "keep": k, **judge(gates, sets, cols, k)} for k in args.keep]
     return rows
 
 
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-material", type=int, default=200, help="outlier images per kind to judge on")
     parser.add_argument("--seeds", type=int, default=5, help="classifier seeds")
     parser.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp", help="as verify ood fit's")
+    parser.add_argument("--features", choices=["backbone", "embedding"], help="as verify ood fit's")
     parser.add_argument("--keep", type=float, nargs="+", default=[0.97], help="share(s) of held-out signatures kept")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
     parser.add_argument("--cache", type=Path, help="feature cache folder: read when there, else written")
@@ -170,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         for label, names in VARIANTS.items():
             rows += _rows(args, sets, label, names, data.name)
     lines = [
-        f"Model {args.model.name} ({args.classifier} classifier), features of {args.max_identities} writers of each "
-        f"in-distribution set; material: {args.material} per kind to fit, {args.eval_material} per kind (eval split, "
-        "seed 11) to judge; keep: share of the set's held-out signatures accepted; independent set: its genuine "
-        "signatures. All synthetic.",
+        f"Model {args.model.name} ({args.classifier} classifier, {args.features or 'default'} features), features "
+        f"of {args.max_identities} writers of each in-distribution set; material: {args.material} per kind to fit, "
+        f"{args.eval_material} per kind (eval split, seed 11) to judge; keep: share of the set's held-out signatures "
+        "accepted; independent set: its genuine signatures. All synthetic.",
         "",
         "| in-distribution set | ink statistics | classifier seed | keep | independent genuine refused | worst kind | "
         + " | ".join(kinds) + " |",

@@ -31,6 +31,7 @@ SECTIONS = {
     "bench_distill": "Distilled students and CPU inference",
     "bench_ood": "Out-of-distribution rejection",
     "bench_ood_design": "Signature OOD gate: ink statistics and classifier seed",
+    "bench_gate_refusals": "Signature OOD gates: genuine signatures refused",
     "bench_face": "Face verification latency and face gate",
     "bench_face_port": "dlib face ResNet: PyTorch port vs dlib",
     "bench_gallery": "Gallery search (FAISS index types)",

@@ -205,3 +205,13 @@ def test_distill_cli_rejects_bad_objective(
     assert main([*argv[:-8], "--set", "temperature=-1"]) == 2
     assert "temperature" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_distill_refuses_on_the_fly_writers(tmp_path: Path) -> None:
+    """synth_writers is a `verify train` option; distillation says so instead of silently ignoring it."""
+    from training.config import load_config
+    from training.distill import DistillConfig, distill
+
+    config = load_config(None, ["synth_writers=4", "steps_per_epoch=2"])
+    with pytest.raises(ConfigError, match="synth_writers"):
+        distill(tmp_path / "no-teacher", config, DistillConfig(), tmp_path / "data", tmp_path / "out", progress=False)

@@ -230,6 +230,11 @@ def distill(
     ``compatible_with`` = teacher fingerprint when the student regresses the teacher's embedding at the same dim
     and that cosine reaches ``compatible_min_cosine`` (then its embeddings may share the teacher's gallery).
     """
+    if config.synth_writers:
+        raise ConfigError(
+            "verify distill does not take synth_writers (its teacher targets are computed for a fixed crop set); "
+            "write the writers to disk with `python -m training.synth_sets` and distil on that folder"
+        )
     teacher, out, device = Path(teacher), Path(out), resolve_device(config.device)
     t_net, t_card = load_network(teacher)
     t_net = t_net.to(device).eval().requires_grad_(False)

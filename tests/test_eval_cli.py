@@ -133,10 +133,11 @@ def test_cli_csv_with_a_broken_image(synth, model_dir, tmp_path, capsys):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     rows = ["path_a,path_b,label"]
-    for w in range(1, 7):
+    for w in range(1, 7):  # every reference image has genuine and impostor pairs: the split of the references
+        # (seeded by their full paths, so by pytest's temporary folder) always leaves both kinds in each part
         rows.append(f"{synth}/full_org/original_{w}_1.png,{synth}/full_org/original_{w}_2.png,1")
         rows.append(f"{synth}/full_org/original_{w}_1.png,{synth}/full_forg/forgeries_{w}_1.png,0")
-        rows.append(f"{synth}/full_org/original_{w}_3.png,{synth}/full_org/original_{w % 6 + 1}_3.png,0")
+        rows.append(f"{synth}/full_org/original_{w}_1.png,{synth}/full_org/original_{w % 6 + 1}_3.png,0")
     rows.append(f"{broken},{synth}/full_org/original_1_1.png,1")
     (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "rep"

@@ -151,7 +151,7 @@ def test_gate_of_several_classifiers_averages_them_and_round_trips(tmp_path: Pat
     alone = []
     for m in range(3):
         single, _, _ = _fitted(np.random.default_rng(0), "mlp")
-        single.members, single.layers = [gate.members[m]], gate.members[m]  # the same design, one classifier
+        single.members = [gate.members[m]]  # the same design, one classifier
         alone.append(single.probabilities(x_out, crops))
     np.testing.assert_allclose(gate.probabilities(x_out, crops), np.mean(alone, axis=0), atol=1e-12)
     first, _, _ = _fitted(np.random.default_rng(0), "mlp")

@@ -110,7 +110,7 @@ def prepare_data(
     if len(train) == 0:
         raise DatasetError(f"{root}: no usable training image (all {len(genuine)} failed to load)")
     is_replay = np.array([s.identity.startswith(REPLAY_PREFIX) for s in train.samples], dtype=bool)
-    forgery_of = _forgery_index(train, classes)
+    forgery_of = forgery_index(train, classes)
     empty = CropSet([], [], np.zeros(0, np.int64))
     val = build_crop_set(parts["val"], card, progress=progress, desc="preprocess val") if is_main else empty
     old_val = None
@@ -121,7 +121,8 @@ def prepare_data(
     return RunData(train, is_replay, forgery_of, val, old_val, split, root, replay_root, fingerprint)
 
 
-def _forgery_index(train: CropSet, classes: list[str]) -> dict[int, np.ndarray]:
+def forgery_index(train: CropSet, classes: list[str]) -> dict[int, np.ndarray]:
+    """Writer label (index in `classes`) -> rows of `train` holding that writer's forgery class."""
     index = {c: i for i, c in enumerate(classes)}
     out: dict[int, list[int]] = {}
     for i, s in enumerate(train.samples):

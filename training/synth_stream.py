@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from training.config import TrainConfig
 from training.data import CropSet, create_preprocessor
-from training.runs import FORGERY_SUFFIX, RunData
+from training.runs import FORGERY_SUFFIX, RunData, forgery_index
 from verify.data import Sample
 from verify.synth.stream import SyntheticSignatureStream
 
@@ -79,11 +79,8 @@ def with_stream_writers(data: RunData, stream: CropSet) -> RunData:
     label = {name: offset + i for i, name in enumerate(names)}
     labels = np.array([label[s.identity] for s in stream.samples], np.int64)
     start = len(data.train)
-    forgery_of = dict(data.forgery_of)
-    for name in names:
-        if name.endswith(FORGERY_SUFFIX):
-            rows = [start + i for i, s in enumerate(stream.samples) if s.identity == name]
-            forgery_of[label[name[: -len(FORGERY_SUFFIX)]]] = np.array(rows)
+    own = forgery_index(stream, names)  # stream labels and rows, before the offsets
+    forgery_of = {**data.forgery_of, **{offset + k: start + rows for k, rows in own.items()}}
     train = dataclasses.replace(
         data.train,
         samples=[*data.train.samples, *stream.samples],

@@ -97,11 +97,15 @@ class OutlierExposureGate:
         self.members = [
             [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in stack] for stack in (layers, *members)
         ]
-        self.layers = self.members[0]
         self.centre, self.scale = np.asarray(centre, np.float64), np.asarray(scale, np.float64)
         self.projection = projection
         self.threshold = threshold
         self.kinds = [str(k) for k in (outlier.classes_ if outlier.classes_ is not None else [])]
+
+    @property
+    def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The first classifier's layers (the only ones of a one-classifier gate)."""
+        return self.members[0]
 
     # --- scoring ------------------------------------------------------------------------------------------
     def project(self, features: np.ndarray) -> np.ndarray:

@@ -20,8 +20,10 @@ from typing import Any
 
 from bench.__main__ import write_results
 from verify.data import load_signature_dataset
+from verify.decision import Rejection
 from verify.io import load_image
 from verify.models.loading import load_model
+from verify.ood_gate import KIND_WORDS
 from verify.verifier import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +35,14 @@ MODELS = ("signature-teacher-hog", "signature-teacher", "signature-student", "si
 def refusals(verifier: Verifier, paths: list[Path]) -> dict[str, Any]:
     """How many of `paths` the verifier's gate refuses, and the kinds it names."""
     probes = verifier.probes([load_image(p, mode="gray") for p in paths])
-    kinds = Counter(str(p.rejected).split("looks like ")[-1].split(" (")[0] for p in probes if p.rejected)
+    kinds = Counter(_taken_for(r) for p in probes if (r := p.rejection) is not None)
     return {"n": len(paths), "refused": sum(kinds.values()), "kinds": dict(kinds.most_common())}
+
+
+def _taken_for(rejection: Rejection) -> str:
+    """What the refused input was taken for, in the gate's words ("printed text", "a blank page", ...)."""
+    kind = rejection.looks_like or ("blank" if rejection.kind == "blank_page" else rejection.kind)
+    return KIND_WORDS.get(kind, kind.replace("_", " "))
 
 
 def main(argv: list[str] | None = None) -> int:

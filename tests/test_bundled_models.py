@@ -54,6 +54,9 @@ def test_gate_rejects_a_blank_page_and_a_face_photo(verifier: Verifier, tmp_path
     result = verifier.match(genuine, face)
     assert result.decision == REJECTED and "input 2: not a signature" in result.reason, result.reason
     assert result.ood_scores[1] is not None and result.ood_scores[1] < verifier.ood_threshold
+    (probe,) = verifier.probes([face])
+    assert probe.rejection is not None and probe.rejection.kind == "out_of_distribution"
+    assert probe.rejection.looks_like in ("faces", "natural"), probe.rejection  # the gate names what it saw
 
 
 def test_genuine_pairs_score_above_other_writers(verifier: Verifier) -> None:

@@ -14,7 +14,7 @@ from training.ood_exposure import binarised, fit_exposure_gate
 from training.ood_material import KINDS, ood_material
 from verify.errors import ConfigError, ModelError
 from verify.ood import GaussianOODScorer
-from verify.ood_gate import GaussianGate, OutlierExposureGate, load_gate
+from verify.ood_gate import KIND_WORDS, GaussianGate, OutlierExposureGate, load_gate
 from verify.ood_ink import ALL_FEATURES, INK_FEATURES, SHAPE_FEATURES, ink_statistics
 
 KIND_TEST = ("printed_text", "ruled", "shapes", "logos", "digits")
@@ -133,7 +133,8 @@ def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: st
     np.testing.assert_allclose(probs.sum(1), 1.0)
     assert np.mean(probs[:, 0] < gate.threshold) > 0.9
     _scores, reasons = gate.check(x_out[:2], crops[:2], "not a signature")
-    assert reasons[0] is not None and "looks like" in reasons[0] and "%" in reasons[0]
+    assert reasons[0] is not None and "looks like" in reasons[0].message and "%" in reasons[0].message
+    assert reasons[0].looks_like in gate.kinds and KIND_WORDS[reasons[0].looks_like] in reasons[0].message
     gate.save(tmp_path / "ood.safetensors")
     section = {"threshold": gate.threshold}
     again = load_gate(tmp_path / "ood.safetensors", section)
@@ -173,7 +174,8 @@ def test_load_gate_keeps_old_gaussian_files_and_checks_the_hash(tmp_path: Path):
     gate = load_gate(tmp_path / "ood.safetensors", {"threshold": -20.0})
     assert isinstance(gate, GaussianGate)
     scores, reasons = gate.check(np.r_[x[:1], x[:1] + 100], None, "not a signature")
-    assert reasons[0] is None and reasons[1] == f"not a signature (OOD score {scores[1]:.1f} < -20.0)"
+    assert reasons[0] is None and reasons[1] is not None and reasons[1].looks_like is None
+    assert reasons[1].message == f"not a signature (OOD score {scores[1]:.1f} < -20.0)"
     with pytest.raises(ModelError, match="sha256"):
         load_gate(tmp_path / "ood.safetensors", {"threshold": -20.0, "sha256": "0" * 64})
 

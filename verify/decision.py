@@ -27,6 +27,7 @@ class Rejection:
 
     kind: RejectionKind
     message: str
+    looks_like: str | None = None  # out_of_distribution: the kind of non-signature the gate took it for, if named
 
     def error(self, name: str | None = None) -> VerifyError:
         """The typed error for this rejection (`NoFaceError` or `OutOfDistributionError`)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,18 @@ KIND_WORDS = {
 }
 
 
+@dataclass(frozen=True)
+class GateRefusal:
+    """Why a gate refused one input: the message a person reads and, when the gate names one, the kind of
+    non-signature it takes the input for (a `KIND_WORDS` key such as "printed_text")."""
+
+    message: str
+    looks_like: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -57,10 +70,10 @@ class GaussianGate:
 
     def check(
         self, features: np.ndarray, crops: Sequence[np.ndarray] | None, what: str
-    ) -> tuple[np.ndarray, list[str | None]]:
+    ) -> tuple[np.ndarray, list[GateRefusal | None]]:
         scores = np.asarray(self.scorer.score(np.asarray(features)), dtype=np.float64).ravel()
         t = self.threshold
-        return scores, [f"{what} (OOD score {s:.1f} < {t:.1f})" if s < t else None for s in scores]
+        return scores, [GateRefusal(f"{what} (OOD score {s:.1f} < {t:.1f})") if s < t else None for s in scores]
 
 
 class OutlierExposureGate:
@@ -150,23 +163,25 @@ class OutlierExposureGate:
 
     def check(
         self, features: np.ndarray, crops: Sequence[np.ndarray] | None, what: str
-    ) -> tuple[np.ndarray, list[str | None]]:
-        """Scores [N] and, per input, None (accepted) or a reason a person understands."""
+    ) -> tuple[np.ndarray, list[GateRefusal | None]]:
+        """Scores [N] and, per input, None (accepted) or why it was refused (the kind it looks like most)."""
         if crops is None:
             raise ConfigError("this OOD gate reads the preprocessed crops as well as the features; pass them")
         if self.threshold is None:
             raise ConfigError("the OOD gate has no threshold")
         p = self.probabilities(features, crops)
-        reasons: list[str | None] = []
+        reasons: list[GateRefusal | None] = []
         for row in p:
             if row[0] >= self.threshold:
                 reasons.append(None)
                 continue
             kind = self.kinds[int(np.argmax(row[1:]))]
-            reasons.append(
-                f"{what}: it looks like {KIND_WORDS.get(kind, kind.replace('_', ' '))} "
+            words = KIND_WORDS.get(kind, kind.replace("_", " "))
+            message = (
+                f"{what}: it looks like {words} "
                 f"(signature likeness {row[0]:.0%}; signatures are accepted from {self.threshold:.0%})"
             )
+            reasons.append(GateRefusal(message, looks_like=kind))
         return p[:, 0], reasons
 
     # --- storage ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from verify.decision import MATCH, NO_MATCH, REJECTED, UNKNOWN, Decision, Probe,
 from verify.errors import ConfigError, ModelError, NoFaceError, VerifyError
 from verify.io import image_sha256, load_image
 from verify.models.base import Embedder
+
+if TYPE_CHECKING:
+    from verify.ood_gate import GateRefusal
 
 _NOT_A = {"face": "not a face", "signature": "not a signature"}
 _T = TypeVar("_T")
@@ -111,8 +114,8 @@ class Verifier:
                 probe.timings["embed_ms"] = per
                 if scores is not None:
                     probe.ood_score = float(scores[j])
-                    if reasons[j]:
-                        probe.rejection = Rejection("out_of_distribution", str(reasons[j]))
+                    if (refusal := reasons[j]) is not None:
+                        probe.rejection = Rejection("out_of_distribution", refusal.message, refusal.looks_like)
                 self._remember(probe)
         return out
 
@@ -137,7 +140,7 @@ class Verifier:
 
     def embed_gated(
         self, crops: Sequence[np.ndarray], batch_size: int = 32
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
+    ) -> tuple[np.ndarray, np.ndarray | None, list[GateRefusal | None]]:
         """Embed crops and pass them through the OOD gate in one pass.
 
         Returns:
@@ -151,7 +154,7 @@ class Verifier:
 
     def ood_check(
         self, features: np.ndarray, crops: Sequence[np.ndarray] | None = None
-    ) -> tuple[np.ndarray | None, list[str | None]]:
+    ) -> tuple[np.ndarray | None, list[GateRefusal | None]]:
         """The OOD gate over a batch [N, F] of the features it was fitted on (`ood_features`: backbone features
         or embeddings) and their crops (the outlier-exposure gate reads their ink): scores [N] (None without a
         gate) and a rejection reason per row (None when accepted)."""

@@ -174,7 +174,7 @@ def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, b
     emb, scores, reasons = verifier.embed_gated([crop for crop, _ in todo], batch_size=batch_size)
     if scores is not None:
         for (_, result), score, reason in zip(todo, scores, reasons, strict=True):
-            result.ood_score, result.rejected = float(score), reason
+            result.ood_score, result.rejected = float(score), None if reason is None else reason.message
     share = 1e3 * (time.perf_counter() - t0) / len(todo)
     cache.embedded += len(todo)
     for (_, result), e in zip(todo, emb, strict=True):

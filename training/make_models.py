@@ -46,6 +46,9 @@ TEACHER = {
     "val_metric": "eer_mean",
     "preprocessing_params": "{ink: flat, remove_lines: true}",
 }
+# From scratch (no --teacher-init) the teacher gets the bundled teacher's whole history in one run: it was trained
+# 8 epochs at lr 1e-3 and then continued 14 at 5e-4 (its card's training.init names the earlier one).
+TEACHER_FROM_SCRATCH = {"epochs": 24, "lr": 1e-3, "warmup_epochs": 1.0}
 # 24 epochs: at 6 the student was still improving (validation EER 0.144, cosine to the teacher 0.69).
 STUDENT = {
     "epochs": 24,
@@ -71,6 +74,14 @@ STUDENT_OOD = ("--classifier", "logistic")
 STUDENT_HOG_OOD = (*STUDENT_OOD, "--features", "embedding")
 FUSED_WEIGHT = 0.5  # learned share of a fused score: the best of 0.0-1.0 by `python -m bench.bench_fusion` (indep set +
 # held-out calibration writers, never the real sample); equal weights were also the choice before any evaluation
+
+
+def teacher_recipe(init: str | None, epochs: int | None = None) -> dict[str, Any]:
+    """The teacher's `verify train` settings: TEACHER, with TEACHER_FROM_SCRATCH when it starts from nothing."""
+    recipe = {**TEACHER} if init else {**TEACHER, **TEACHER_FROM_SCRATCH}
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    return recipe
 
 
 def _sets(values: dict[str, Any]) -> list[str]:
@@ -174,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / "runs" / "make_models"), help="data and run folders")
     parser.add_argument("--writers", type=int, default=TRAIN_SET.writers, help="training writers (default 2000)")
     parser.add_argument("--teacher-init", help="start the teacher from this model directory instead of from scratch")
+    parser.add_argument(
+        "--teacher-epochs",
+        type=int,
+        help=f"teacher epochs of {TEACHER['steps_per_epoch']} steps (default {TEACHER_FROM_SCRATCH['epochs']} from "
+        f"scratch, {TEACHER['epochs']} with --teacher-init)",
+    )
     parser.add_argument("--heldout-writers", type=int, default=HELDOUT_SET.writers, help="calibration + test writers")
     parser.add_argument("--student", default="mobilenetv3_small_100", help="student backbone")
     parser.add_argument("--skip-student", action="store_true", help="build only the teacher (and its fused model)")
@@ -191,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     build_hog(heldout, work / "signature-hog", out / "signature-hog")
     teacher_run = work / "signature-teacher"
+    recipe = teacher_recipe(args.teacher_init, args.teacher_epochs)
     if (teacher_run / "run.json").is_file() and not (teacher_run / "summary.json").is_file():
-        run_verify(["train", "--out", str(teacher_run), "--resume", "--quiet", *_sets(TEACHER)])
+        run_verify(["train", "--out", str(teacher_run), "--resume", "--quiet", *_sets(recipe)])
     elif not (teacher_run / "summary.json").is_file():
         init = ["--init", args.teacher_init] if args.teacher_init else []
         run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(teacher_run), "--quiet", *init,
-              *_sets(SIZE), *_sets(TEACHER), "--set", "name=signature-teacher"])  # fmt: skip
+              *_sets(SIZE), *_sets(recipe), "--set", "name=signature-teacher"])  # fmt: skip
     package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")})
     package_fused(out / "signature-teacher", heldout, train, out / "signature-teacher-hog",
                   work / "signature-teacher-hog", {"provenance": _provenance(args, "fused teacher + HOG")})  # fmt: skip

@@ -43,7 +43,7 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
-# Retrain the bundled signature models on synthetic data (CPU, about an hour on 2 cores).
+# Retrain the bundled signature models on synthetic data (2 CPU cores: about 3 hours from scratch, see README).
 models: $(STAMP)
 	$(PY) -m training.make_models --out assets/models
 	$(PY) -m training.make_hog_model

@@ -64,7 +64,7 @@ STUDENT = {
 TRAIN_SET = SynthSetSpec(writers=2000, genuine=8, skilled=4, simple=2, seed=0)
 HELDOUT_SET = SynthSetSpec(writers=160, genuine=8, skilled=8, simple=0, seed=1)
 OOD_FIT = ("--max-identities", "400")  # the gate's Gaussians need a few hundred writers, not all 2,000
-# The student's features are weaker: its gate's one-hidden-layer classifier overfits (faces rejected 62-67% at
+# The student's features are weaker: its gate's one-hidden-layer classifier overfits (faces rejected 55-67% at
 # keep 0.97), a logistic regression does not (100%); measured on held-out material of another seed.
 STUDENT_OOD = ("--classifier", "logistic")
 # The fused student's gate reads its fused embedding (the student's + the HOG descriptor) rather than the student's

@@ -12,6 +12,7 @@ Stages (each skipped when its output exists, so an interrupted build resumes):
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -84,6 +85,14 @@ def teacher_recipe(init: str | None, epochs: int | None = None) -> dict[str, Any
     return recipe
 
 
+def _pairs(items: list[str]) -> dict[str, str]:
+    """["epochs=2", ...] -> {"epochs": "2", ...}; later keys win (they reach `verify` as `--set`, which checks them)."""
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise SystemExit(f"expected KEY=VALUE, got {bad[0]!r}")
+    return dict(item.split("=", 1) for item in items)
+
+
 def _sets(values: dict[str, Any]) -> list[str]:
     return [arg for k, v in values.items() for arg in ("--set", f"{k}={v}")]
 
@@ -100,10 +109,28 @@ def fit_gate(model: Path, train: Path, ood: tuple[str, ...] = ()) -> None:
     run_verify(["ood", "fit", "--model", str(model), "--data", str(train), "--protocol", "cedar", *OOD_FIT, *ood])
 
 
+def _packaged(source: Path, dest: Path, work: Path) -> Path | None:
+    """None when `dest` was built from `source` as it is now (a marker in `work` says so), else the marker to write
+    once it is. The marker names the source's fingerprint, so a retrained source is packaged again."""
+    marker = work / f"packaged-{dest.name}.json"
+    key = {"source": read_card(source).get("fingerprint"), "dest": str(dest.resolve())}
+    if marker.is_file() and (dest / "model.json").is_file() and json.loads(marker.read_text()) == key:
+        print(f"= {dest.name}: already built from {source.name} ({marker.name})", flush=True)
+        return None
+    marker.unlink(missing_ok=True)
+    return marker
+
+
+def _mark_packaged(source: Path, marker: Path, dest: Path) -> None:
+    marker.write_text(json.dumps({"source": read_card(source).get("fingerprint"), "dest": str(dest.resolve())}))
+
+
 def package(
     run: Path, heldout: Path, train: Path, dest: Path, extra: dict[str, Any], ood: tuple[str, ...] = ()
 ) -> None:
-    """Calibrate on held-out writers, store fp16 + card, fit the OOD gate, keep the report."""
+    """Calibrate on held-out writers, store fp16 + card, fit the OOD gate, keep the report (skipped when done)."""
+    if (marker := _packaged(run, dest, run)) is None:
+        return
     report = run / "heldout-eval"
     card, results = calibrate(run, heldout, report)
     net, _ = load_network(run)
@@ -117,6 +144,7 @@ def package(
     save_model(dest, net, card, dtype="float16")
     fit_gate(dest, train, ood)
     keep_report(report, dest, run)
+    _mark_packaged(run, marker, dest)
 
 
 def package_fused(
@@ -124,7 +152,11 @@ def package_fused(
 ) -> None:
     """learned + HOG with fixed weights -> a fused model, calibrated on held-out writers, with its OOD gate.
 
-    The HOG part reads the learned part's crop (same size and preprocessing), so one crop feeds both."""
+    The HOG part reads the learned part's crop (same size and preprocessing), so one crop feeds both. Skipped when
+    done from this `learned`."""
+    work.mkdir(parents=True, exist_ok=True)
+    if (marker := _packaged(learned, dest, work)) is None:
+        return
     raw, hog = work / "raw", work / "hog"
     spec = read_card(learned)
     hog.mkdir(parents=True, exist_ok=True)
@@ -142,6 +174,7 @@ def package_fused(
     write_card(dest, card)
     fit_gate(dest, train, ood)
     keep_report(report, dest)
+    _mark_packaged(learned, marker, dest)
 
 
 def _relative(obj: Any) -> Any:
@@ -192,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         f"scratch, {TEACHER['epochs']} with --teacher-init)",
     )
     parser.add_argument("--heldout-writers", type=int, default=HELDOUT_SET.writers, help="calibration + test writers")
+    parser.add_argument(
+        "--teacher-set", nargs="+", default=[], metavar="KEY=VALUE", help="more `verify train --set` for the teacher"
+    )
+    parser.add_argument(
+        "--student-set", nargs="+", default=[], metavar="KEY=VALUE", help="more `verify distill --set` for the student"
+    )
+    parser.add_argument("--ood-material", type=int, help="outlier images per kind for the OOD gates (verify's default)")
+    parser.add_argument(
+        "--demo-out", default=str(ROOT / "assets" / "demo" / "signatures"), help="demo signature writers (if missing)"
+    )
     parser.add_argument("--student", default="mobilenetv3_small_100", help="student backbone")
     parser.add_argument("--skip-student", action="store_true", help="build only the teacher (and its fused model)")
     parser.add_argument(
@@ -208,28 +251,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     build_hog(heldout, work / "signature-hog", out / "signature-hog")
     teacher_run = work / "signature-teacher"
-    recipe = teacher_recipe(args.teacher_init, args.teacher_epochs)
+    recipe = {**teacher_recipe(args.teacher_init, args.teacher_epochs), **_pairs(args.teacher_set)}
+    ood = ("--material", str(args.ood_material)) if args.ood_material else ()
     if (teacher_run / "run.json").is_file() and not (teacher_run / "summary.json").is_file():
         run_verify(["train", "--out", str(teacher_run), "--resume", "--quiet", *_sets(recipe)])
     elif not (teacher_run / "summary.json").is_file():
         init = ["--init", args.teacher_init] if args.teacher_init else []
         run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(teacher_run), "--quiet", *init,
               *_sets(SIZE), *_sets(recipe), "--set", "name=signature-teacher"])  # fmt: skip
-    package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")})
+    package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")}, ood)
+    extra = {"provenance": _provenance(args, "fused teacher + HOG")}
     package_fused(out / "signature-teacher", heldout, train, out / "signature-teacher-hog",
-                  work / "signature-teacher-hog", {"provenance": _provenance(args, "fused teacher + HOG")})  # fmt: skip
+                  work / "signature-teacher-hog", extra, ood)  # fmt: skip
     if not args.skip_student:
         student_run = work / "signature-student"
         if not (student_run / "summary.json").is_file():
             run_verify(["distill", "--teacher", str(out / "signature-teacher"), "--student", args.student, "--data",
-                  str(train), "--protocol", "cedar", "--out", str(student_run), "--quiet", *_sets(STUDENT),
+                  str(train), "--protocol", "cedar", "--out", str(student_run), "--quiet",
+                  *_sets({**STUDENT, **_pairs(args.student_set)}),
                   "--set", "name=signature-student"])  # fmt: skip
         package(student_run, heldout, train, out / "signature-student", {"provenance": _provenance(args, "student")},
-                STUDENT_OOD)  # fmt: skip
+                (*STUDENT_OOD, *ood))  # fmt: skip
         extra = {"provenance": _provenance(args, "fused student + HOG")}
         package_fused(out / "signature-student", heldout, train, out / "signature-student-hog",
-                      work / "signature-student-hog", extra, STUDENT_HOG_OOD)  # fmt: skip
-    demo_signatures(heldout, ROOT / "assets" / "demo" / "signatures")
+                      work / "signature-student-hog", extra, (*STUDENT_HOG_OOD, *ood))  # fmt: skip
+    demo_signatures(heldout, Path(args.demo_out))
     print(f"bundled models written to {out}")
     return 0
 

@@ -1,0 +1,63 @@
+"""`make models` end to end from scratch at a toy size: every stage runs, every model it writes loads and answers,
+and a second run finds every stage done (the build resumes instead of starting over)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from verify.decision import MATCH, NO_MATCH
+from verify.models.loading import load_model
+from verify.verifier import Verifier
+
+MODELS = ("signature-hog", "signature-teacher", "signature-teacher-hog", "signature-student", "signature-student-hog")
+TOY = [
+    "--writers", "10", "--heldout-writers", "8", "--ood-material", "8",
+    "--teacher-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2", "val_fraction=0.25",
+    "--student-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2",
+]  # fmt: skip
+
+
+def _make_models(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    out = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "models"), "--demo-out", str(tmp_path / "demo")]
+    return subprocess.run(
+        [sys.executable, "-m", "training.make_models", *out, *TOY, "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path) -> None:
+    first = _make_models(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    models = tmp_path / "models"
+    assert sorted(p.name for p in models.iterdir()) == sorted(MODELS)
+    teacher = json.loads((models / "signature-teacher" / "model.json").read_text())
+    assert teacher["training"]["config"]["epochs"] == 1 and teacher["training"].get("init") is None  # from scratch
+    assert teacher["training"]["config"]["lr"] == 1e-3  # the from-scratch recipe, not the continuation's
+    assert "teacher_init" not in teacher["provenance"] and "10 training writers" in teacher["provenance"]["data"]
+    student = json.loads((models / "signature-student" / "model.json").read_text())
+    assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]
+
+    writer = tmp_path / "demo" / "writer-01"
+    assert sorted(p.name for p in writer.iterdir())[:2] == ["forgery_1.png", "forgery_2.png"]
+    for name in MODELS:
+        model = load_model(models / name)
+        card = json.loads((models / name / "model.json").read_text())
+        assert card["calibration"]["threshold"] is not None and card["metrics"]["heldout_test"]["metrics"]
+        assert name == "signature-hog" or (models / name / card["ood"]["file"]).is_file(), name
+        result = Verifier(model).match(writer / "genuine_1.png", writer / "genuine_2.png")
+        assert result.decision in (MATCH, NO_MATCH) and 0.0 <= result.probability <= 1.0, (name, result.reason)
+
+    stamps = {name: (models / name / "model.json").stat().st_mtime_ns for name in MODELS[1:4]}
+    shutil.rmtree(models / "signature-student-hog")  # as if the build had stopped while writing it
+    again = _make_models(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "verify train" not in again.stdout and "verify distill" not in again.stdout  # nothing trained twice
+    assert {name: (models / name / "model.json").stat().st_mtime_ns for name in MODELS[1:4]} == stamps
+    assert load_model(models / "signature-student-hog").card.name == "signature-student-hog"  # only it was redone

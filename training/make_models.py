@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         init = ["--init", args.teacher_init] if args.teacher_init else []
         run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(teacher_run), "--quiet", *init,
               *_sets(SIZE), *_sets(recipe), "--set", "name=signature-teacher"])  # fmt: skip
-    package(teacher_run, heldout, train, out / "signature-teacher", {"provenance": _provenance(args, "teacher")}, ood)
-    extra = {"provenance": _provenance(args, "fused teacher + HOG")}
+    extra = {"provenance": _provenance(args, "teacher", teacher_run)}
+    package(teacher_run, heldout, train, out / "signature-teacher", extra, ood)
+    extra = {"provenance": _provenance(args, "fused teacher + HOG", teacher_run)}
     package_fused(out / "signature-teacher", heldout, train, out / "signature-teacher-hog",
                   work / "signature-teacher-hog", extra, ood)  # fmt: skip
     if not args.skip_student:
@@ -280,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _provenance(args: argparse.Namespace, role: str) -> dict[str, Any]:
+def _provenance(args: argparse.Namespace, role: str, teacher_run: Path | None = None) -> dict[str, Any]:
+    """The card's provenance; `teacher_run` (for the teacher and its fused model) adds its on-the-fly writers."""
     out = {
         "made_by": "python -m training.make_models (make models)",
         "role": role,
@@ -289,6 +291,13 @@ def _provenance(args: argparse.Namespace, role: str) -> dict[str, Any]:
         f"{args.heldout_writers} held-out writers seed 1 split into calibration and test writers",
         "licence": "MIT (trained by this project on synthetic data)",
     }
+    config = json.loads((teacher_run / "config.json").read_text()) if teacher_run else {}
+    if config.get("synth_writers"):
+        caps = float(config.get("synth_all_caps_share") or 0.0)
+        out["data"] += (
+            f"; plus {config['synth_writers']} writers the generator drew afresh for each training epoch "
+            f"({caps:.0%} of print hands signing in capitals; seeded, so the same for the same epoch)"
+        )
     if args.teacher_init:
         out["teacher_init"] = (
             f"the teacher started from {Path(args.teacher_init).name} (the previously bundled teacher, itself "

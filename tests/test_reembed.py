@@ -15,6 +15,7 @@ from verify.enroll import reembed_gallery
 from verify.errors import OutOfDistributionError
 from verify.gallery import FaissGallery
 from verify.io import load_image
+from verify.ood_gate import GateRefusal
 from verify.verifier import Verifier
 
 VERIFY_BIN = str(Path(sys.executable).parent / "verify")
@@ -30,9 +31,9 @@ class _RefuseCrops:
     def __init__(self, refused: list[np.ndarray]) -> None:
         self.refused = refused
 
-    def check(self, features: np.ndarray, crops: Any, what: str) -> tuple[np.ndarray, list[str | None]]:
+    def check(self, features: np.ndarray, crops: Any, what: str) -> tuple[np.ndarray, list[GateRefusal | None]]:
         scores = np.array([0.0 if any(np.array_equal(c, r) for r in self.refused) else 1.0 for c in crops])
-        return scores, [f"{what} (OOD score {s:.3f} < 0.500)" if s < 0.5 else None for s in scores]
+        return scores, [GateRefusal(f"{what} (OOD score {s:.3f} < 0.500)") if s < 0.5 else None for s in scores]
 
 
 def _gate(verifier: Verifier, refused: list[Path]) -> Verifier:

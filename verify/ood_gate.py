@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from safetensors import safe_open
@@ -56,6 +56,17 @@ class GateRefusal:
 
     def __str__(self) -> str:
         return self.message
+
+
+class OODGate(Protocol):
+    """What the Verifier asks of a gate: scores [N] and, per input, None (accepted) or why it was refused."""
+
+    @property
+    def threshold(self) -> float | None: ...
+
+    def check(
+        self, features: np.ndarray, crops: Sequence[np.ndarray] | None, what: str
+    ) -> tuple[np.ndarray, list[GateRefusal | None]]: ...
 
 
 def file_sha256(path: str | Path) -> str:

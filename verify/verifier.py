@@ -23,7 +23,7 @@ from verify.io import image_sha256, load_image
 from verify.models.base import Embedder
 
 if TYPE_CHECKING:
-    from verify.ood_gate import GateRefusal
+    from verify.ood_gate import GateRefusal, OODGate
 
 _NOT_A = {"face": "not a face", "signature": "not a signature"}
 _T = TypeVar("_T")
@@ -53,7 +53,7 @@ class Verifier:
         self.threshold: float = float(chosen)
         self.threshold_source = "given" if threshold is not None else str(cal.get("source", "model card"))
         self._calibrator = _load_calibrator(cal.get("calibrator"))
-        self.ood: Any = None
+        self.ood: OODGate | None = None
         self.ood_threshold: float | None = None
         self.ood_features = str((model.card.get("ood") or {}).get("features", "embedding"))
         if use_ood:
@@ -271,7 +271,7 @@ def _load_calibrator(section: dict[str, Any] | None) -> Any:
     return ScoreCalibrator.from_dict(section)
 
 
-def _load_ood(model: Embedder) -> tuple[Any, float | None]:
+def _load_ood(model: Embedder) -> tuple[OODGate | None, float | None]:
     section = model.card.get("ood") or {}
     if not section.get("file"):
         return None, None

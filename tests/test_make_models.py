@@ -16,7 +16,7 @@ from verify.verifier import Verifier
 MODELS = ("signature-hog", "signature-teacher", "signature-teacher-hog", "signature-student", "signature-student-hog")
 TOY = [
     "--writers", "10", "--heldout-writers", "8", "--ood-material", "8",
-    "--teacher-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2", "val_fraction=0.25",
+    "--teacher-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2", "val_fraction=0.25", "synth_writers=4",
     "--student-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2",
 ]  # fmt: skip
 
@@ -41,6 +41,7 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     assert teacher["training"]["config"]["epochs"] == 1 and teacher["training"].get("init") is None  # from scratch
     assert teacher["training"]["config"]["lr"] == 1e-3  # the from-scratch recipe, not the continuation's
     assert "teacher_init" not in teacher["provenance"] and "10 training writers" in teacher["provenance"]["data"]
+    assert "plus 4 writers the generator drew afresh" in teacher["provenance"]["data"]
     student = json.loads((models / "signature-student" / "model.json").read_text())
     assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]
 

@@ -23,7 +23,7 @@ from verify.data import load_signature_dataset
 from verify.decision import Rejection
 from verify.io import load_image
 from verify.models.loading import load_model
-from verify.ood_gate import KIND_WORDS
+from verify.ood_gate import kind_words
 from verify.verifier import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +41,7 @@ def refusals(verifier: Verifier, paths: list[Path]) -> dict[str, Any]:
 
 def _taken_for(rejection: Rejection) -> str:
     """What the refused input was taken for, in the gate's words ("printed text", "a blank page", ...)."""
-    kind = rejection.looks_like or ("blank" if rejection.kind == "blank_page" else rejection.kind)
-    return KIND_WORDS.get(kind, kind.replace("_", " "))
+    return kind_words(rejection.looks_like or ("blank" if rejection.kind == "blank_page" else rejection.kind))
 
 
 def main(argv: list[str] | None = None) -> int:

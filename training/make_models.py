@@ -113,8 +113,8 @@ def _packaged(source: Path, dest: Path, work: Path) -> Path | None:
     """None when `dest` was built from `source` as it is now (a marker in `work` says so), else the marker to write
     once it is. The marker names the source's fingerprint, so a retrained source is packaged again."""
     marker = work / f"packaged-{dest.name}.json"
-    key = {"source": read_card(source).get("fingerprint"), "dest": str(dest.resolve())}
-    if marker.is_file() and (dest / "model.json").is_file() and json.loads(marker.read_text()) == key:
+    done = marker.is_file() and (dest / "model.json").is_file()
+    if done and json.loads(marker.read_text()) == _package_key(source, dest):
         print(f"= {dest.name}: already built from {source.name} ({marker.name})", flush=True)
         return None
     marker.unlink(missing_ok=True)
@@ -122,7 +122,12 @@ def _packaged(source: Path, dest: Path, work: Path) -> Path | None:
 
 
 def _mark_packaged(source: Path, marker: Path, dest: Path) -> None:
-    marker.write_text(json.dumps({"source": read_card(source).get("fingerprint"), "dest": str(dest.resolve())}))
+    marker.write_text(json.dumps(_package_key(source, dest)))
+
+
+def _package_key(source: Path, dest: Path) -> dict[str, Any]:
+    """What a packaged model was built from: its source's fingerprint and where it went."""
+    return {"source": read_card(source).get("fingerprint"), "dest": str(dest.resolve())}
 
 
 def package(

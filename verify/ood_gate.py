@@ -54,8 +54,10 @@ class GateRefusal:
     message: str
     looks_like: str | None = None
 
-    def __str__(self) -> str:
-        return self.message
+
+def kind_words(kind: str) -> str:
+    """An outlier kind in a person's words ("printed_text" -> "printed text", "natural" -> "a photo")."""
+    return KIND_WORDS.get(kind, kind.replace("_", " "))
 
 
 class OODGate(Protocol):
@@ -187,9 +189,8 @@ class OutlierExposureGate:
                 reasons.append(None)
                 continue
             kind = self.kinds[int(np.argmax(row[1:]))]
-            words = KIND_WORDS.get(kind, kind.replace("_", " "))
             message = (
-                f"{what}: it looks like {words} "
+                f"{what}: it looks like {kind_words(kind)} "
                 f"(signature likeness {row[0]:.0%}; signatures are accepted from {self.threshold:.0%})"
             )
             reasons.append(GateRefusal(message, looks_like=kind))

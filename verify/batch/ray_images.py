@@ -156,7 +156,7 @@ class EmbedActor:
             for j, i in enumerate(todo):
                 emb[i], elapsed[i] = e[j], elapsed[i] + share
                 if scores is not None:
-                    ood[i], rejected[i] = float(scores[j]), str(reasons[j] or "")
+                    ood[i], rejected[i] = float(scores[j]), "" if (r := reasons[j]) is None else r.message
         has = np.zeros(n, bool)
         has[todo] = [not rejected[i] for i in todo]
         return {

@@ -38,9 +38,14 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     models = tmp_path / "models"
     assert sorted(p.name for p in models.iterdir()) == sorted(MODELS)
     teacher = json.loads((models / "signature-teacher" / "model.json").read_text())
-    assert teacher["training"]["config"]["epochs"] == 1 and teacher["training"].get("init") is None  # from scratch
-    assert teacher["training"]["config"]["lr"] == 1e-3  # the from-scratch recipe, not the continuation's
-    assert "teacher_init" not in teacher["provenance"] and "10 training writers" in teacher["provenance"]["data"]
+    assert teacher["training"]["config"]["epochs"] == 1 and teacher["training"]["config"]["lr"] == 3e-4
+    assert teacher["training"]["init"]["name"] == "signature-teacher-base"  # continued the base stage ...
+    base = json.loads((tmp_path / "work" / "signature-teacher-base" / "model.json").read_text())
+    assert base["training"].get("init") is None and base["training"]["config"]["lr"] == 1e-3  # ... from scratch
+    assert "teacher_init" not in teacher["provenance"] and "teacher_base" in teacher["provenance"]
+    assert "10 training writers" in teacher["provenance"]["data"]
+    assert "capitals" in teacher["provenance"]["ood_data"]
+    assert (tmp_path / "work" / "data" / "gate" / "manifest.csv").is_file()  # the gates' own writers
     assert "plus 4 writers the generator drew afresh" in teacher["provenance"]["data"]
     student = json.loads((models / "signature-student" / "model.json").read_text())
     assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]

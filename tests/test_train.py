@@ -289,6 +289,22 @@ def test_ood_fit_on_a_sample_of_identities(tmp_path: Path, tiny_model: Path) -> 
     assert counts == {0: 4, 6: 3}
 
 
+def test_ood_fit_pools_several_datasets_and_keeps_their_writers_apart(tmp_path: Path, tiny_model: Path) -> None:
+    """`verify ood fit --data A B`: both sets' writers are fitted on, and the same writer name in two sets is two
+    writers (two copies of one 8-writer set give 16, half of them held out)."""
+    import shutil
+
+    from verify.synth import generate_dataset
+
+    data = generate_dataset(tmp_path / "data", 8, 4, 2, seed=1, height=64, width=96, progress=False)
+    again = shutil.copytree(data, tmp_path / "again")
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    args = ["ood", "fit", "--model", str(model), "--data", str(data), str(again), "--gate", "gaussian"]
+    proc = _run([VERIFY_BIN, *args, "--held-out", "0.5", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((model / "model.json").read_text())["ood"]["n_classes"] == 8
+
+
 def test_synth_writers_join_each_epochs_training_identities(sig_data, tmp_path, monkeypatch):
     """`synth_writers=N`: N new generator-v2 writers per epoch (K genuine + K forgeries each) are trained on
     beside the data's writers; an epoch's writers are the same on every run and differ between epochs."""

@@ -13,7 +13,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="ood_command", metavar="ACTION", required=True)
     fit = sub.add_parser("fit", help="fit class-conditional Gaussians on training identities, threshold on held-out")
     fit.add_argument("--model", required=True, help="model directory (the gate is written into it)")
-    fit.add_argument("--data", required=True, help="in-distribution dataset folder")
+    fit.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="in-distribution dataset folder(s); several are pooled (their writers kept apart), e.g. the training "
+        "set and a set whose writers sign in other styles",
+    )
     fit.add_argument(
         "--protocol",
         default="cedar",
@@ -70,14 +76,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import verify
-    from training.ood_fit import fit_ood_gate, gate_split
+    from training.ood_fit import fit_ood_gate, gate_split, pool_datasets
     from verify.data import load_identity_folders, load_signature_dataset
 
     model = verify.load_model(args.model)
-    samples = (
-        load_identity_folders(args.data)
-        if args.protocol == "folders"
-        else load_signature_dataset(args.data, args.protocol)
+    samples = pool_datasets(
+        [
+            load_identity_folders(data) if args.protocol == "folders" else load_signature_dataset(data, args.protocol)
+            for data in args.data
+        ]
     )
     parts = gate_split(samples, args.max_identities, args.held_out, args.seed)
     gate = args.gate or ("exposure" if model.modality == "signature" else "gaussian")

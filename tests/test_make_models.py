@@ -67,3 +67,26 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     assert "verify train" not in again.stdout and "verify distill" not in again.stdout  # nothing trained twice
     assert {name: (models / name / "model.json").stat().st_mtime_ns for name in MODELS[1:4]} == stamps
     assert load_model(models / "signature-student-hog").card.name == "signature-student-hog"  # only it was redone
+
+
+def test_a_teacher_stage_stopped_before_its_first_checkpoint_starts_over(tmp_path: Path, monkeypatch) -> None:
+    """A run folder without a checkpoint (stopped during its first epoch) is trained afresh, not `--resume`d (which
+    would fail: nothing to resume); one with a checkpoint is resumed; a finished one is left alone."""
+    from training import make_models
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(make_models, "run_verify", calls.append)
+    run = tmp_path / "signature-teacher"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
+    assert "--resume" not in calls[-1] and "--data" in calls[-1] and not run.exists()
+
+    (run / "state").mkdir(parents=True)
+    (run / "state" / "last.json").write_text("{}")
+    make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
+    assert "--resume" in calls[-1]
+
+    (run / "summary.json").write_text("{}")
+    make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
+    assert len(calls) == 2

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from training.checkpointing import has_state
 from training.make_hog_model import build as build_hog
 from training.packaging import calibrate, keep_report, run_verify
 from training.synth_sets import SynthSetSpec, write_synth_set
@@ -344,9 +345,11 @@ def train_teacher(run: Path, train: Path, init: str | None, recipe: dict[str, An
     """`verify train` one teacher stage into `run` (resumed when interrupted, skipped when finished)."""
     if (run / "summary.json").is_file():
         return
-    if (run / "run.json").is_file():
+    if has_state(run):
         run_verify(["train", "--out", str(run), "--resume", "--quiet", *_sets(recipe)])
         return
+    if run.exists():  # stopped before its first checkpoint: nothing to resume
+        shutil.rmtree(run)
     start = ["--init", init] if init else []
     run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(run), "--quiet", *start,
                 *_sets(SIZE), *_sets(recipe), "--set", f"name={name}"])  # fmt: skip

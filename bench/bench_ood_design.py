@@ -13,8 +13,10 @@ training set and one where some writers sign in block capitals) give one block o
 
     python -m bench.bench_ood_design [--model DIR] [--data DIR ...] [--keep 0.97 ...] [--seeds 5] [--cache DIR]
 
-The committed table's second set is the training seed's first 600 writers with 30% of the print hands signing
-in block capitals: `python -m training.synth_sets --out runs/mm/data/gate --writers 600 --all-caps-share 0.3`.
+`--pooled A B` adds one set made of those folders pooled (what make models fits its gates on: the training set
+and the gate set). The gate set is the training seed's first 600 writers with 30% of the print hands signing in
+block capitals (make models' data/gate; by hand: `python -m training.synth_sets --out runs/mm/data/gate --writers
+600 --all-caps-share 0.3`).
 `--cache DIR` keeps each set's computed features in DIR/<model>-<data>.npz (and reads them from there when they
 exist), so other --keep or --seeds values are quick to compare.
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from bench.__main__ import write_results
 from training.ood_exposure import _crops, _embed, _signatures, fit_exposure_gate
-from training.ood_fit import default_features, gate_split
+from training.ood_fit import default_features, gate_split, pool_datasets
 from training.ood_material import ood_material
 from verify.data import load_signature_dataset
 from verify.io import load_image
@@ -49,11 +51,12 @@ def _features(model: Any, crops: list[np.ndarray], features: str, desc: str) -> 
     return {"x": _embed(model, crops, features, 32, desc), "ink": ink_statistics_batch(crops, ALL_FEATURES)}
 
 
-def collect(args: argparse.Namespace, data: Path) -> dict[str, Any]:
-    """Features and ink statistics of every set (computed once)."""
+def collect(args: argparse.Namespace, data: tuple[Path, ...]) -> dict[str, Any]:
+    """Features and ink statistics of every set (computed once); several `data` sets are pooled as `verify ood fit
+    --data A B` pools them."""
     model = load_model(args.model)
     features = args.features or default_features(model)
-    samples = load_signature_dataset(data, "cedar")
+    samples = pool_datasets([load_signature_dataset(d, "cedar") for d in data])
     parts = gate_split(samples, args.max_identities)  # as `verify ood fit --max-identities`
     rng = np.random.default_rng(0)
     crops, writers, genuine, _ = _signatures(model, parts["train"], 900, rng)
@@ -99,9 +102,9 @@ def _load_cache(path: Path) -> dict[str, Any]:
     return sets
 
 
-def _sets(args: argparse.Namespace, data: Path) -> dict[str, Any]:
-    """The features of one in-distribution set (from the cache folder when there)."""
-    name = f"{args.model.name}-{data.name}" + (f"-{args.features}" if args.features else "")
+def _sets(args: argparse.Namespace, data: tuple[Path, ...]) -> dict[str, Any]:
+    """The features of one in-distribution set, or of several pooled (from the cache folder when there)."""
+    name = f"{args.model.name}-{_label(data)}" + (f"-{args.features}" if args.features else "")
     cache = None if args.cache is None else args.cache / f"{name}.npz"
     if cache is not None and cache.is_file():
         return _load_cache(cache)
@@ -109,6 +112,10 @@ def _sets(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     if cache is not None:
         _save_cache(cache, sets)
     return sets
+
+
+def _label(data: tuple[Path, ...]) -> str:
+    return "+".join(d.name for d in data)
 
 
 def _rows(args: argparse.Namespace, sets: dict[str, Any], label: str, names: tuple[str, ...], data: str) -> list[dict]:
@@ -155,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[ROOT / "runs" / "make_models" / "data" / "train"],
         help="in-distribution set(s)",
     )
+    parser.add_argument(
+        "--pooled",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="one more in-distribution set: these folders pooled (as `verify ood fit --data A B` and make models do)",
+    )
     parser.add_argument("--indep", type=Path, default=ROOT / "data" / "indep", help="independent set (make_indep_set)")
     parser.add_argument("--max-identities", type=int, default=400, help="as make models' `verify ood fit`")
     parser.add_argument("--material", type=int, default=120, help="outlier images per kind to fit on")
@@ -168,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows, kinds = [], []
-    for data in args.data:
+    for data in [(d,) for d in args.data] + ([tuple(args.pooled)] if args.pooled else []):
         sets = _sets(args, data)
         kinds = list(sets["eval"]["n"])
         for label, names in VARIANTS.items():
-            rows += _rows(args, sets, label, names, data.name)
+            rows += _rows(args, sets, label, names, _label(data))
     lines = [
         f"Model {args.model.name} ({args.classifier} classifier, {args.features or 'default'} features), features "
         f"of {args.max_identities} writers of each in-distribution set; material: {args.material} per kind to fit, "

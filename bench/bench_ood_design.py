@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = min(r["rejected"], key=r["rejected"].get)
         cells = " | ".join(f"{r['rejected'][k]:.0%}" for k in kinds)
         head = (
-            f"| {r['data']} | {r['variant']} | {r['seed']} | {r['keep']:.2f} | {r['indep_refused']:.1%} | "
+            f"| {r['data']} | {r['variant']} | {r['seed']} | {r['keep']:.3g} | {r['indep_refused']:.1%} | "
             f"{worst} {r['rejected'][worst]:.0%}"
         )
         lines.append(f"{head} | {cells} |")

@@ -54,9 +54,11 @@ def test_gate_rejects_a_blank_page_and_a_face_photo(verifier: Verifier, tmp_path
     result = verifier.match(genuine, face)
     assert result.decision == REJECTED and "input 2: not a signature" in result.reason, result.reason
     assert result.ood_scores[1] is not None and result.ood_scores[1] < verifier.ood_threshold
-    (probe,) = verifier.probes([face])
-    assert probe.rejection is not None and probe.rejection.kind == "out_of_distribution"
-    assert probe.rejection.looks_like in ("faces", "natural"), probe.rejection  # the gate names what it saw
+    photos = sorted(p for p in (DEMO / "faces").iterdir() if p.suffix in (".jpg", ".png"))
+    kinds = json.loads((default_model_path("signature") / "model.json").read_text())["ood"]["kinds"]
+    for photo, probe in zip(photos, verifier.probes(photos), strict=True):  # every demo face photo is refused
+        assert probe.rejection is not None and probe.rejection.kind == "out_of_distribution", photo.name
+        assert probe.rejection.looks_like in kinds, probe.rejection  # the gate names one of its kinds
 
 
 def test_genuine_pairs_score_above_other_writers(verifier: Verifier) -> None:
@@ -74,7 +76,8 @@ def test_genuine_pairs_score_above_other_writers(verifier: Verifier) -> None:
     [("signature-teacher-hog", 2), ("signature-teacher", 2), ("signature-student", 1), ("signature-student-hog", 1)],
 )
 def test_bundled_gates_read_the_shape_statistics(name: str, layers: int) -> None:
-    """The gates make models fits: shape statistics of the ink; the students' a logistic regression (one layer)."""
+    """The gates make models fits: shape statistics of the ink; the teachers' the mean of five MLPs, the students' a
+    logistic regression (one layer) over their embeddings."""
     from verify.ood_gate import OutlierExposureGate, load_gate
     from verify.ood_ink import ALL_FEATURES
 
@@ -83,4 +86,5 @@ def test_bundled_gates_read_the_shape_statistics(name: str, layers: int) -> None
     gate = load_gate(directory / section["file"], section)
     assert isinstance(gate, OutlierExposureGate) and gate.ink_features == ALL_FEATURES
     assert len(gate.layers) == layers and section.get("classifier", "mlp") == ("logistic" if layers == 1 else "mlp")
-    assert section["features"] == ("embedding" if name == "signature-student-hog" else "backbone")
+    assert section["features"] == ("embedding" if "student" in name else "backbone")
+    assert section.get("members", 1) == (1 if "student" in name else 5) == len(gate.members)

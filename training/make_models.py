@@ -82,13 +82,14 @@ TRAIN_SET = SynthSetSpec(writers=2000, genuine=8, skilled=4, simple=2, seed=0)
 HELDOUT_SET = SynthSetSpec(writers=160, genuine=8, skilled=8, simple=0, seed=1)
 # The OOD gates' signatures: the training writers pooled with GATE_SET (the training seed's first 600 writers, 30%
 # of print hands signing in capitals, as the teacher's on-the-fly writers do), so that print-like signatures count
-# as signatures; a seeded 600 of the pooled writers (the Gaussians need a few hundred, not all 2,600), the mean of
-# 5 classifiers (one classifier's refusals of independent genuine signatures moved 13-27% with its seed), keeping
-# 97.5% of held-out signatures. Teacher's gate, against the training writers alone with one classifier at 97%:
-# every held-out material kind rejected >= 96% (ruled was 93%), independent genuine refused 69 of 400 (93)
-# (`python -m bench.bench_ood_design`, `python -m bench.bench_gate_refusals`; BENCHMARKS.md).
+# as signatures; a seeded 600 of the pooled writers (the Gaussians need a few hundred, not all 2,600), keeping
+# 97.5% of held-out signatures. The teachers' gates average 5 MLPs (TEACHER_OOD: one MLP's refusals of independent
+# genuine signatures moved 13-27% with its seed). The teacher's gate, against the training writers alone with one
+# MLP at 97%: every held-out material kind rejected >= 96% (ruled was 93%), independent genuine refused 69 of 400
+# (was 93) (`python -m bench.bench_ood_design --pooled ...`, `python -m bench.bench_gate_refusals`; BENCHMARKS.md).
 GATE_SET = SynthSetSpec(writers=600, genuine=8, skilled=4, simple=2, seed=0, all_caps_share=0.3)
-OOD_FIT = ("--max-identities", "600", "--members", "5", "--keep", "0.975")
+OOD_FIT = ("--max-identities", "600", "--keep", "0.975")
+TEACHER_OOD = ("--members", "5")
 # The student's features are weaker: its gate's one-hidden-layer classifier overfits (faces rejected 55-67% at
 # keep 0.97), a logistic regression does not (100%); measured on held-out material of another seed. The student
 # distilled from the two-stage teacher has backbone features that no gate separates from outliers (held-out printed
@@ -324,10 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     train_teacher(teacher_run, train, init, teacher_recipe("teacher", args.teacher_epochs, more), "signature-teacher")
     ood = ("--material", str(args.ood_material)) if args.ood_material else ()
     extra = {"provenance": _provenance(args, "teacher", teacher_run)}
-    package(teacher_run, heldout, signatures, out / "signature-teacher", extra, ood)
+    package(teacher_run, heldout, signatures, out / "signature-teacher", extra, (*TEACHER_OOD, *ood))
     extra = {"provenance": _provenance(args, "fused teacher + HOG", teacher_run)}
     package_fused(out / "signature-teacher", heldout, signatures, out / "signature-teacher-hog",
-                  work / "signature-teacher-hog", extra, ood)  # fmt: skip
+                  work / "signature-teacher-hog", extra, (*TEACHER_OOD, *ood))  # fmt: skip
     if not args.skip_student:
         student_run = work / "signature-student"
         if not (student_run / "summary.json").is_file():

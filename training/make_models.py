@@ -18,7 +18,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -106,12 +106,19 @@ FUSED_WEIGHT = 0.5  # learned share of a fused score: the best of 0.0-1.0 by `py
 # held-out calibration writers, never the real sample); equal weights were also the choice before any evaluation
 
 
-def teacher_recipe(stage: str, epochs: int | None = None, more: dict[str, str] | None = None) -> dict[str, Any]:
+def teacher_recipe(
+    stage: Literal["base", "teacher"], epochs: int | None = None, more: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One teacher stage's `verify train` settings ("base" or "teacher"), `epochs` and `more` overriding."""
     recipe: dict[str, Any] = {**(TEACHER_BASE if stage == "base" else TEACHER)}
     if epochs is not None:
         recipe["epochs"] = epochs
     return {**recipe, **(more or {})}
+
+
+def gate_set(writers: int) -> SynthSetSpec:
+    """GATE_SET for a build of `writers` training writers (never more gate writers than training writers)."""
+    return SynthSetSpec(**{**GATE_SET.__dict__, "writers": min(GATE_SET.writers, writers)})
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         work / "data",
         SynthSetSpec(**{**TRAIN_SET.__dict__, "writers": args.writers}),
         SynthSetSpec(**{**HELDOUT_SET.__dict__, "writers": args.heldout_writers}),
-        SynthSetSpec(**{**GATE_SET.__dict__, "writers": min(GATE_SET.writers, args.writers)}),
+        gate_set(args.writers),
     )
     signatures = (train, gate)
     build_hog(heldout, work / "signature-hog", out / "signature-hog")
@@ -371,7 +378,7 @@ def _provenance(args: argparse.Namespace, role: str, teacher_run: Path | None = 
         "licence": "MIT (trained by this project on synthetic data)",
     }
     out["ood_data"] = (
-        f"the OOD gate's signatures: the training writers pooled with {min(GATE_SET.writers, args.writers)} writers "
+        f"the OOD gate's signatures: the training writers pooled with {gate_set(args.writers).writers} writers "
         f"of seed 0, {GATE_SET.all_caps_share:.0%} of whose print hands sign in capitals; outlier material rendered "
         "by training/ood_material"
     )

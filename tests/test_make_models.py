@@ -49,6 +49,10 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     assert "plus 4 writers the generator drew afresh" in teacher["provenance"]["data"]
     student = json.loads((models / "signature-student" / "model.json").read_text())
     assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]
+    pooled = {row.split(",")[1].split("/")[0] for row in (tmp_path / "work" / "data" / "student" / "manifest.csv")
+              .read_text().splitlines()[1:]}  # fmt: skip
+    assert pooled == {"t", "x"}  # the student's writers: the training ones and the extra ones
+    assert "pooled with 5 writers of seed 2" in student["provenance"]["data"]
 
     writer = tmp_path / "demo" / "writer-01"
     assert sorted(p.name for p in writer.iterdir())[:2] == ["forgery_1.png", "forgery_2.png"]

@@ -237,3 +237,23 @@ def test_synth_set_cli_writes_the_cedar_layout_as_the_generator_renders(tmp_path
     gen = NameSignatureGenerator(seed=4, all_caps_share=0.5)
     image = cv2.cvtColor(cv2.imread(str(out / "full_forg" / "forgeries_2_2.png")), cv2.COLOR_BGR2RGB)
     assert np.array_equal(image, gen.render(1, "simple", 0))
+
+
+def test_a_pooled_manifest_keeps_each_sets_writers_apart_and_loads_as_a_dataset(tmp_path: Path) -> None:
+    """`write_pooled_manifest`: two sets' writer 1 are two writers ("t/1", "x/1"), every path resolves to the
+    set's own file (no copy), and `--protocol manifest` reads it with genuine and forgery kinds intact."""
+    from training.synth_sets import SynthSetSpec, write_pooled_manifest, write_synth_set
+    from verify.data.signatures import load_signature_dataset
+
+    a = write_synth_set(tmp_path / "a", SynthSetSpec(writers=2, genuine=2, skilled=1, simple=1, seed=0))
+    b = write_synth_set(tmp_path / "sets" / "b", SynthSetSpec(writers=1, genuine=2, skilled=1, simple=0, seed=2))
+    pooled = write_pooled_manifest(tmp_path / "pool", {"t": a, "x": b})
+    samples = load_signature_dataset(pooled, "manifest")
+    assert sorted({s.identity for s in samples}) == ["t/1", "t/2", "x/1"]
+    assert len(samples) == 8 + 3 and not list((tmp_path / "pool").glob("*.png"))
+    assert [s.kind for s in samples if s.identity == "x/1"] == ["genuine", "genuine", "skilled"]
+    first = samples[0].path.resolve()
+    assert first == (a / "full_org" / "original_1_1.png").resolve() and first.is_file()
+    assert all(s.path.is_file() for s in samples)
+    with pytest.raises(ConfigError):
+        write_pooled_manifest(tmp_path / "bad", {"t/x": a})

@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,26 @@ def write_synth_set(root: Path | str, spec: SynthSetSpec, workers: int = 1, prog
     out = csv.writer(text, lineterminator="\n")
     out.writerow(["path", "writer", "kind", "forgery"])
     out.writerows(rows)
+    atomic_write_bytes(root / "manifest.csv", text.getvalue().encode())
+    return root
+
+
+def write_pooled_manifest(root: Path | str, sets: Mapping[str, Path]) -> Path:
+    """A manifest-only set in `root` that pools written sets: {prefix: set folder}; each set's writers become
+    "<prefix>/<writer>" (two sets' writer 1 stay two writers) and paths point into the sets (relative to `root`).
+    Read with `--protocol manifest`. Rewritten each call (cheap; the images are not copied)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(["path", "writer", "kind", "forgery"])
+    for prefix, folder in sets.items():
+        if "/" in prefix or not prefix:
+            raise ConfigError(f"pooled set prefix {prefix!r}: expected a non-empty name without '/'")
+        with (Path(folder) / "manifest.csv").open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                path = Path(os.path.relpath(Path(folder) / row["path"], root)).as_posix()
+                out.writerow([path, f"{prefix}/{row['writer']}", row["kind"], row.get("forgery", "")])
     atomic_write_bytes(root / "manifest.csv", text.getvalue().encode())
     return root
 

@@ -13,6 +13,7 @@ from verify.decision import MATCH, NO_MATCH
 from verify.models.loading import load_model
 from verify.verifier import Verifier
 
+ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("signature-hog", "signature-teacher", "signature-teacher-hog", "signature-student", "signature-student-hog")
 TOY = [
     "--writers", "10", "--heldout-writers", "8", "--ood-material", "8",
@@ -28,7 +29,7 @@ def _make_models(tmp_path: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=900,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
     )
 
 
@@ -94,3 +95,37 @@ def test_a_teacher_stage_stopped_before_its_first_checkpoint_starts_over(tmp_pat
     (run / "summary.json").write_text("{}")
     make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
     assert len(calls) == 2
+
+
+def test_the_student_is_distilled_again_when_its_teacher_or_recipe_changed(tmp_path: Path, monkeypatch) -> None:
+    """A finished student run is kept only when it came from this teacher, data and recipe; otherwise (a rebuilt
+    teacher, an older recipe, no record) it is set aside as `<run>.stale` and distilled again."""
+    from training import make_models
+
+    calls: list[list[str]] = []
+
+    def distill(argv: list[str]) -> None:
+        calls.append(argv)
+        run = Path(argv[argv.index("--out") + 1])
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text("{}")
+
+    monkeypatch.setattr(make_models, "run_verify", distill)
+    teacher, run = tmp_path / "teacher", tmp_path / "signature-student"
+    teacher.mkdir()
+    card = json.loads((ROOT / "assets" / "models" / "signature-hog" / "model.json").read_text())
+    (teacher / "model.json").write_text(json.dumps({**card, "fingerprint": "aaaa"}))
+    recipe = {"epochs": 1, "name": "signature-student"}
+    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", recipe)
+    assert len(calls) == 1 and "--set" in calls[0] and "epochs=1" in calls[0]
+    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", recipe)
+    assert len(calls) == 1  # same teacher, data and recipe: kept
+
+    (teacher / "model.json").write_text(json.dumps({**card, "fingerprint": "bbbb"}))  # the teacher was rebuilt
+    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", recipe)
+    assert len(calls) == 2 and (tmp_path / "signature-student.stale" / "summary.json").is_file()
+    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", {**recipe, "epochs": 2})
+    assert len(calls) == 3
+    (run / "make_models.json").unlink()  # a run from before the record existed
+    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", {**recipe, "epochs": 2})
+    assert len(calls) == 4

@@ -161,10 +161,16 @@ def synth(
     return train, heldout, gate
 
 
+def gate_options(ood: tuple[str, ...] = ()) -> list[str]:
+    """`verify ood fit`'s settings for a model's gate: OOD_FIT plus the model's own (one list for the fit and
+    for the packaging marker, so a changed recipe refits the gate)."""
+    return [*OOD_FIT, *ood]
+
+
 def fit_gate(model: Path, signatures: tuple[Path, ...], ood: tuple[str, ...] = ()) -> None:
-    """`verify ood fit` on the pooled `signatures` sets (OOD_FIT, plus `ood`), into the model directory."""
+    """`verify ood fit` on the pooled `signatures` sets (`gate_options(ood)`), into the model directory."""
     data = [str(d) for d in signatures]
-    run_verify(["ood", "fit", "--model", str(model), "--data", *data, "--protocol", "cedar", *OOD_FIT, *ood])
+    run_verify(["ood", "fit", "--model", str(model), "--data", *data, "--protocol", "cedar", *gate_options(ood)])
 
 
 def _packaged(source: Path, dest: Path, work: Path, gate: list[str]) -> Path | None:
@@ -190,7 +196,7 @@ def _package_key(source: Path, dest: Path, gate: list[str]) -> dict[str, Any]:
 
 def _gate_recipe(signatures: tuple[Path, ...], ood: tuple[str, ...]) -> list[str]:
     """`verify ood fit`'s settings and data sets for a model (part of the packaging marker)."""
-    return [*OOD_FIT, *ood, *(d.name for d in signatures)]
+    return [*gate_options(ood), *(d.name for d in signatures)]
 
 
 def package(
@@ -356,12 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                   work / "signature-teacher-hog", extra, (*TEACHER_OOD, *ood))  # fmt: skip
     if not args.skip_student:
         student_run = work / "signature-student"
-        if not (student_run / "summary.json").is_file():
-            pooled = student_data(work / "data", train, args.writers)
-            run_verify(["distill", "--teacher", str(out / "signature-teacher"), "--student", args.student, "--data",
-                  str(pooled), "--protocol", "manifest", "--out", str(student_run), "--quiet",
-                  *_sets({**STUDENT, **_pairs(args.student_set)}),
-                  "--set", "name=signature-student"])  # fmt: skip
+        pooled = student_data(work / "data", train, args.writers)
+        recipe = {**STUDENT, **_pairs(args.student_set), "name": "signature-student"}
+        distill_student(student_run, out / "signature-teacher", pooled, args.student, recipe)
         package(student_run, heldout, signatures, out / "signature-student",
                 {"provenance": _provenance(args, "student")}, (*STUDENT_OOD, *ood))  # fmt: skip
         extra = {"provenance": _provenance(args, "fused student + HOG")}
@@ -384,6 +387,29 @@ def train_teacher(run: Path, train: Path, init: str | None, recipe: dict[str, An
     start = ["--init", init] if init else []
     run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(run), "--quiet", *start,
                 *_sets(SIZE), *_sets(recipe), "--set", f"name={name}"])  # fmt: skip
+
+
+def distill_student(run: Path, teacher: Path, data: Path, backbone: str, recipe: dict[str, Any]) -> None:
+    """`verify distill` the student into `run`, skipped when a finished run there came from this teacher, data and
+    recipe (`run`/make_models.json); a run from anything else (a rebuilt teacher, an older recipe) is set aside as
+    `<run>.stale` and distilled again (a distillation has no --resume: an unfinished run starts over)."""
+    key = {
+        "teacher": read_card(teacher).get("fingerprint"),
+        "data": data.name,
+        "backbone": backbone,
+        "recipe": {k: str(v) for k, v in recipe.items()},
+    }
+    marker = run / "make_models.json"
+    if (run / "summary.json").is_file() and marker.is_file() and json.loads(marker.read_text()) == key:
+        return
+    if run.exists():
+        stale = run.with_name(run.name + ".stale")
+        shutil.rmtree(stale, ignore_errors=True)
+        run.rename(stale)
+        print(f"{run.name}: not from this teacher, data and recipe (or unfinished); set aside as {stale.name}")
+    run_verify(["distill", "--teacher", str(teacher), "--student", backbone, "--data", str(data), "--protocol",
+                "manifest", "--out", str(run), "--quiet", *_sets(recipe)])  # fmt: skip
+    marker.write_text(json.dumps(key, indent=1))
 
 
 def _provenance(args: argparse.Namespace, role: str, teacher_run: Path | None = None) -> dict[str, Any]:

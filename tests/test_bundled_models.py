@@ -39,6 +39,8 @@ def test_student_names_its_teacher() -> None:
     student = json.loads((assets_dir() / "models" / "signature-student" / "model.json").read_text())
     teacher = json.loads((assets_dir() / "models" / "signature-teacher" / "model.json").read_text())
     assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]
+    assert "pooled with 1000 writers of seed 2" in student["provenance"]["data"]  # make models' student data
+    assert student["data"]["identities"]["train"] + student["data"]["identities"]["val"] == 3000
     assert default_model_path("signature").name == "signature-teacher-hog"
 
 

@@ -116,16 +116,22 @@ def test_the_student_is_distilled_again_when_its_teacher_or_recipe_changed(tmp_p
     card = json.loads((ROOT / "assets" / "models" / "signature-hog" / "model.json").read_text())
     (teacher / "model.json").write_text(json.dumps({**card, "fingerprint": "aaaa"}))
     recipe = {"epochs": 1, "name": "signature-student"}
-    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", recipe)
+    data = tmp_path / "student"
+    data.mkdir()
+    (data / "manifest.csv").write_text("path,writer,kind,forgery\n")
+    make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", recipe)
     assert len(calls) == 1 and "--set" in calls[0] and "epochs=1" in calls[0]
-    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", recipe)
+    make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", recipe)
     assert len(calls) == 1  # same teacher, data and recipe: kept
 
     (teacher / "model.json").write_text(json.dumps({**card, "fingerprint": "bbbb"}))  # the teacher was rebuilt
-    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", recipe)
+    make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", recipe)
     assert len(calls) == 2 and (tmp_path / "signature-student.stale" / "summary.json").is_file()
-    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", {**recipe, "epochs": 2})
+    make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", {**recipe, "epochs": 2})
     assert len(calls) == 3
-    (run / "make_models.json").unlink()  # a run from before the record existed
-    make_models.distill_student(run, teacher, tmp_path / "student", "mobilenetv3_small_100", {**recipe, "epochs": 2})
+    (data / "manifest.csv").write_text("path,writer,kind,forgery\na.png,t/1,genuine,\n")  # other writers
+    make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", {**recipe, "epochs": 2})
     assert len(calls) == 4
+    (run / "make_models.json").unlink()  # a run from before the record existed
+    make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", {**recipe, "epochs": 2})
+    assert len(calls) == 5

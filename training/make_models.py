@@ -15,6 +15,7 @@ Stages (each skipped when its output exists, so an interrupted build resumes):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -27,6 +28,7 @@ from training.checkpointing import has_state
 from training.make_hog_model import build as build_hog
 from training.packaging import calibrate, keep_report, run_verify
 from training.synth_sets import SynthSetSpec, write_pooled_manifest, write_synth_set
+from verify.fsutil import atomic_write_bytes
 from verify.models.card import load_network, read_card, save_model, write_card
 from verify.models.classical import new_hog_card
 from verify.models.fused import create_fused_model
@@ -392,12 +394,13 @@ def train_teacher(run: Path, train: Path, init: str | None, recipe: dict[str, An
 
 
 def distill_student(run: Path, teacher: Path, data: Path, backbone: str, recipe: dict[str, Any]) -> None:
-    """`verify distill` the student into `run`, skipped when a finished run there came from this teacher, data and
-    recipe (`run`/make_models.json); a run from anything else (a rebuilt teacher, an older recipe) is set aside as
-    `<run>.stale` and distilled again (a distillation has no --resume: an unfinished run starts over)."""
+    """`verify distill` the student into `run`, skipped when a finished run there came from this teacher, data
+    (its manifest's hash) and recipe (`run`/make_models.json); a run from anything else (a rebuilt teacher, an
+    older recipe) is set aside as `<run>.stale` and distilled again (a distillation has no --resume: an
+    unfinished run starts over)."""
     key = {
         "teacher": read_card(teacher).get("fingerprint"),
-        "data": data.name,
+        "data": hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest(),
         "backbone": backbone,
         "recipe": {k: str(v) for k, v in recipe.items()},
     }
@@ -411,7 +414,7 @@ def distill_student(run: Path, teacher: Path, data: Path, backbone: str, recipe:
         print(f"{run.name}: not from this teacher, data and recipe (or unfinished); set aside as {stale.name}")
     run_verify(["distill", "--teacher", str(teacher), "--student", backbone, "--data", str(data), "--protocol",
                 "manifest", "--out", str(run), "--quiet", *_sets(recipe)])  # fmt: skip
-    marker.write_text(json.dumps(key, indent=1))
+    atomic_write_bytes(marker, json.dumps(key, indent=1).encode())
 
 
 def _provenance(args: argparse.Namespace, role: str, teacher_run: Path | None = None) -> dict[str, Any]:

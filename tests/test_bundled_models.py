@@ -88,5 +88,5 @@ def test_bundled_gates_read_the_shape_statistics(name: str, layers: int) -> None
     gate = load_gate(directory / section["file"], section)
     assert isinstance(gate, OutlierExposureGate) and gate.ink_features == ALL_FEATURES
     assert len(gate.layers) == layers and section.get("classifier", "mlp") == ("logistic" if layers == 1 else "mlp")
-    assert section["features"] == ("embedding" if "student" in name else "backbone")
+    assert section["features"] == ("embedding" if name == "signature-student-hog" else "backbone")
     assert section.get("members", 1) == (1 if "student" in name else 5) == len(gate.members)

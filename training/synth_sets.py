@@ -13,7 +13,7 @@ import csv
 import io
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +82,17 @@ def write_synth_set(root: Path | str, spec: SynthSetSpec, workers: int = 1, prog
         rows.extend(chunk)
         bar.update(1)
     bar.close()
+    _write_manifest(root, rows)
+    return root
+
+
+def _write_manifest(root: Path, rows: Iterable[Sequence[object]]) -> None:
+    """`root`/manifest.csv (path, writer, kind, forgery), written atomically."""
     text = io.StringIO()
     out = csv.writer(text, lineterminator="\n")
     out.writerow(["path", "writer", "kind", "forgery"])
     out.writerows(rows)
     atomic_write_bytes(root / "manifest.csv", text.getvalue().encode())
-    return root
 
 
 def write_pooled_manifest(root: Path | str, sets: Mapping[str, Path]) -> Path:
@@ -96,17 +101,15 @@ def write_pooled_manifest(root: Path | str, sets: Mapping[str, Path]) -> Path:
     Read with `--protocol manifest`. Rewritten each call (cheap; the images are not copied)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    out = csv.writer(text, lineterminator="\n")
-    out.writerow(["path", "writer", "kind", "forgery"])
+    rows: list[list[str]] = []
     for prefix, folder in sets.items():
         if "/" in prefix or not prefix:
             raise ConfigError(f"pooled set prefix {prefix!r}: expected a non-empty name without '/'")
         with (Path(folder) / "manifest.csv").open(newline="") as fh:
             for row in csv.DictReader(fh):
                 path = Path(os.path.relpath(Path(folder) / row["path"], root)).as_posix()
-                out.writerow([path, f"{prefix}/{row['writer']}", row["kind"], row.get("forgery", "")])
-    atomic_write_bytes(root / "manifest.csv", text.getvalue().encode())
+                rows.append([path, f"{prefix}/{row['writer']}", row["kind"], row.get("forgery", "")])
+    _write_manifest(root, rows)
     return root
 
 

@@ -17,6 +17,8 @@ training set and one where some writers sign in block capitals) give one block o
 and the gate set). The gate set is the training seed's first 600 writers with 30% of the print hands signing in
 block capitals (make models' data/gate; by hand: `python -m training.synth_sets --out runs/mm/data/gate --writers
 600 --all-caps-share 0.3`).
+`--l2` scales each feature row to unit length before the Gaussians; `--c` sets the classifier's inverse
+regularisation strength.
 `--cache DIR` keeps each set's computed features in DIR/<model>-<data>.npz (and reads them from there when they
 exist), so other --keep or --seeds values are quick to compare.
 """
@@ -32,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from bench.__main__ import write_results
+from training.data import pool_datasets
 from training.ood_exposure import _crops, _embed, _signatures, fit_exposure_gate
-from training.ood_fit import default_features, gate_split, pool_datasets
+from training.ood_fit import default_features, gate_split
 from training.ood_material import ood_material
 from verify.data import load_signature_dataset
 from verify.io import load_image
@@ -103,14 +106,19 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 
 def _sets(args: argparse.Namespace, data: tuple[Path, ...]) -> dict[str, Any]:
-    """The features of one in-distribution set, or of several pooled (from the cache folder when there)."""
+    """The features of one in-distribution set, or of several pooled (from the cache folder when there); with
+    `--l2`, each row scaled to unit length."""
     name = f"{args.model.name}-{_label(data)}" + (f"-{args.features}" if args.features else "")
     cache = None if args.cache is None else args.cache / f"{name}.npz"
     if cache is not None and cache.is_file():
-        return _load_cache(cache)
-    sets = collect(args, data)
-    if cache is not None:
-        _save_cache(cache, sets)
+        sets = _load_cache(cache)
+    else:
+        sets = collect(args, data)
+        if cache is not None:
+            _save_cache(cache, sets)
+    if args.l2:
+        for part in sets.values():
+            part["x"] = part["x"] / np.maximum(np.linalg.norm(part["x"], axis=1, keepdims=True), 1e-12)
     return sets
 
 
@@ -125,7 +133,8 @@ def _rows(args: argparse.Namespace, sets: dict[str, Any], label: str, names: tup
     gates = [
         fit_exposure_gate(sets["in"]["x"], sets["in"]["writer"], sets["in"]["genuine"].astype(bool),
                           sets["in"]["ink"][:, :cols], sets["fit"]["x"], sets["fit"]["kind"],
-                          sets["fit"]["ink"][:, :cols], seed=seed, ink_features=names, classifier=args.classifier)
+                          sets["fit"]["ink"][:, :cols], seed=seed, ink_features=names, classifier=args.classifier,
+                          c=args.c)
         for seed in range(args.seeds)
     ]  # fmt: skip
     head = {"data": data, "variant": label}
@@ -176,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="classifier seeds")
     parser.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp", help="as verify ood fit's")
     parser.add_argument("--features", choices=["backbone", "embedding"], help="as verify ood fit's")
+    parser.add_argument("--l2", action="store_true", help="scale each feature row to unit length first")
+    parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength, as fit_exposure_gate's")
     parser.add_argument("--keep", type=float, nargs="+", default=[0.97], help="share(s) of held-out signatures kept")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
     parser.add_argument("--cache", type=Path, help="feature cache folder: read when there, else written")
@@ -188,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, names in VARIANTS.items():
             rows += _rows(args, sets, label, names, _label(data))
     lines = [
-        f"Model {args.model.name} ({args.classifier} classifier, {args.features or 'default'} features), features "
+        f"Model {args.model.name} ({args.classifier} classifier, C {args.c:g}, {args.features or 'default'} "
+        f"features{', L2-normalised' if args.l2 else ''}), features "
         f"of {args.max_identities} writers of each in-distribution set; material: {args.material} per kind to fit, "
         f"{args.eval_material} per kind (eval split, seed 11) to judge; keep: share of the set's held-out signatures "
         "accepted; independent set: its genuine signatures. All synthetic.",

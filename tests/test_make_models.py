@@ -50,9 +50,10 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     assert "plus 4 writers the generator drew afresh" in teacher["provenance"]["data"]
     student = json.loads((models / "signature-student" / "model.json").read_text())
     assert student["distillation"]["teacher"]["fingerprint"] == teacher["fingerprint"]
-    pooled = {row.split(",")[1].split("/")[0] for row in (tmp_path / "work" / "data" / "student" / "manifest.csv")
-              .read_text().splitlines()[1:]}  # fmt: skip
-    assert pooled == {"t", "x"}  # the student's writers: the training ones and the extra ones
+    split = json.loads((tmp_path / "work" / "signature-student" / "split.json").read_text())["splits"]
+    pooled = {writer.split("/")[0] for part in split.values() for writer in part}
+    assert pooled == {"0", "1"}  # `verify distill --data A B`: the training writers and the extra ones, kept apart
+    assert [Path(r).name for r in student["data"]["roots"]] == ["train", "student-extra"]
     assert "pooled with 5 writers of seed 2" in student["provenance"]["data"]
 
     writer = tmp_path / "demo" / "writer-01"
@@ -74,6 +75,19 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     assert load_model(models / "signature-student-hog").card.name == "signature-student-hog"  # only it was redone
 
 
+def _manifest(folder: Path, rows: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.csv").write_text("path,writer,kind,forgery\n" + rows)
+    return folder
+
+
+def _model(folder: Path, fingerprint: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    card = json.loads((ROOT / "assets" / "models" / "signature-hog" / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**card, "fingerprint": fingerprint}))
+    return folder
+
+
 def test_a_teacher_stage_stopped_before_its_first_checkpoint_starts_over(tmp_path: Path, monkeypatch) -> None:
     """A run folder without a checkpoint (stopped during its first epoch) is trained afresh, not `--resume`d (which
     would fail: nothing to resume); one with a checkpoint is resumed; a finished one is left alone."""
@@ -81,20 +95,78 @@ def test_a_teacher_stage_stopped_before_its_first_checkpoint_starts_over(tmp_pat
 
     calls: list[list[str]] = []
     monkeypatch.setattr(make_models, "run_verify", calls.append)
-    run = tmp_path / "signature-teacher"
+    run, train = tmp_path / "signature-teacher", _manifest(tmp_path / "train")
     run.mkdir()
     (run / "run.json").write_text("{}")
-    make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
-    assert "--resume" not in calls[-1] and "--data" in calls[-1] and not run.exists()
+    make_models.train_teacher(run, train, None, {"epochs": 1}, "signature-teacher")
+    assert "--resume" not in calls[-1] and "--data" in calls[-1] and not (run / "run.json").exists()
+    assert (run / make_models.RECORD).is_file()  # what the run is being built from, written before it starts
 
     (run / "state").mkdir(parents=True)
     (run / "state" / "last.json").write_text("{}")
-    make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
+    make_models.train_teacher(run, train, None, {"epochs": 1}, "signature-teacher")
     assert "--resume" in calls[-1]
 
     (run / "summary.json").write_text("{}")
-    make_models.train_teacher(run, tmp_path / "train", None, {"epochs": 1}, "signature-teacher")
+    make_models.train_teacher(run, train, None, {"epochs": 1}, "signature-teacher")
     assert len(calls) == 2
+
+
+def test_a_teacher_stage_is_trained_again_when_its_data_start_or_recipe_changed(tmp_path: Path, monkeypatch) -> None:
+    """A finished or interrupted teacher run is reused only when its record names this data, starting model and
+    recipe; otherwise (another recipe, a rebuilt base, other writers, no record) it is set aside as `<run>.stale`
+    and trained from the start, never resumed."""
+    from training import make_models
+
+    calls: list[list[str]] = []
+
+    def train(argv: list[str]) -> None:
+        calls.append(argv)
+        run = Path(argv[argv.index("--out") + 1])
+        (run / "summary.json").write_text("{}")
+
+    monkeypatch.setattr(make_models, "run_verify", train)
+    run, data, base = tmp_path / "signature-teacher", _manifest(tmp_path / "train"), _model(tmp_path / "base", "aaaa")
+    recipe = {"epochs": 2, "lr": 3e-4}
+    make_models.train_teacher(run, data, str(base), recipe, "signature-teacher")
+    make_models.train_teacher(run, data, str(base), recipe, "signature-teacher")
+    assert len(calls) == 1 and "--init" in calls[0]  # finished, from the same things: kept
+    changed = {**recipe, "lr": 1e-4}
+    for i, change in enumerate(["recipe", "base", "data"], start=2):
+        if change == "base":
+            _model(base, "bbbb")  # the base stage was rebuilt
+        if change == "data":
+            _manifest(data, "a.png,1,genuine,\n")  # other writers
+        make_models.train_teacher(run, data, str(base), changed, "signature-teacher")
+        assert len(calls) == i and "--resume" not in calls[-1], change
+        assert (tmp_path / "signature-teacher.stale" / "summary.json").is_file()
+    (run / "summary.json").unlink()
+    (run / "state").mkdir()
+    (run / make_models.RECORD).unlink()  # an interrupted run from before records existed: not resumed
+    make_models.train_teacher(run, data, str(base), changed, "signature-teacher")
+    assert len(calls) == 5 and "--resume" not in calls[-1] and not (run / "state").exists()
+
+
+def test_a_held_out_report_is_reused_only_for_the_model_it_evaluated(tmp_path: Path, monkeypatch) -> None:
+    """`calibrate` skips `verify eval` when the report's card has the model's fingerprint, and evaluates again when
+    the model was rebuilt (a fused model over a retrained teacher must not take the old model's threshold)."""
+    from training import packaging
+
+    calls: list[list[str]] = []
+
+    def evaluate(argv: list[str]) -> None:
+        calls.append(argv)
+        out, model = Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--model") + 1])
+        _model(out, json.loads((model / "model.json").read_text())["fingerprint"])
+        (out / "report.json").write_text("{}")
+
+    monkeypatch.setattr(packaging, "run_verify", evaluate)
+    model, report = _model(tmp_path / "raw", "aaaa"), tmp_path / "heldout-eval"
+    assert packaging.calibrate(model, tmp_path / "heldout", report)[0]["fingerprint"] == "aaaa"
+    packaging.calibrate(model, tmp_path / "heldout", report)
+    assert len(calls) == 1
+    _model(model, "bbbb")  # rebuilt
+    assert packaging.calibrate(model, tmp_path / "heldout", report)[0]["fingerprint"] == "bbbb" and len(calls) == 2
 
 
 def test_the_student_is_distilled_again_when_its_teacher_or_recipe_changed(tmp_path: Path, monkeypatch) -> None:
@@ -111,25 +183,21 @@ def test_the_student_is_distilled_again_when_its_teacher_or_recipe_changed(tmp_p
         (run / "summary.json").write_text("{}")
 
     monkeypatch.setattr(make_models, "run_verify", distill)
-    teacher, run = tmp_path / "teacher", tmp_path / "signature-student"
-    teacher.mkdir()
-    card = json.loads((ROOT / "assets" / "models" / "signature-hog" / "model.json").read_text())
-    (teacher / "model.json").write_text(json.dumps({**card, "fingerprint": "aaaa"}))
+    teacher, run = _model(tmp_path / "teacher", "aaaa"), tmp_path / "signature-student"
     recipe = {"epochs": 1, "name": "signature-student"}
-    data = tmp_path / "student"
-    data.mkdir()
-    (data / "manifest.csv").write_text("path,writer,kind,forgery\n")
+    data = [_manifest(tmp_path / "train"), _manifest(tmp_path / "student-extra")]
     make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", recipe)
     assert len(calls) == 1 and "--set" in calls[0] and "epochs=1" in calls[0]
+    assert calls[0][calls[0].index("--data") + 1 :][:2] == [str(d) for d in data]  # both sets, pooled by distill
     make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", recipe)
     assert len(calls) == 1  # same teacher, data and recipe: kept
 
-    (teacher / "model.json").write_text(json.dumps({**card, "fingerprint": "bbbb"}))  # the teacher was rebuilt
+    _model(teacher, "bbbb")  # the teacher was rebuilt
     make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", recipe)
     assert len(calls) == 2 and (tmp_path / "signature-student.stale" / "summary.json").is_file()
     make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", {**recipe, "epochs": 2})
     assert len(calls) == 3
-    (data / "manifest.csv").write_text("path,writer,kind,forgery\na.png,t/1,genuine,\n")  # other writers
+    _manifest(data[1], "a.png,1,genuine,\n")  # other extra writers
     make_models.distill_student(run, teacher, data, "mobilenetv3_small_100", {**recipe, "epochs": 2})
     assert len(calls) == 4
     (run / "make_models.json").unlink()  # a run from before the record existed

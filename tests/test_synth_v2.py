@@ -239,21 +239,20 @@ def test_synth_set_cli_writes_the_cedar_layout_as_the_generator_renders(tmp_path
     assert np.array_equal(image, gen.render(1, "simple", 0))
 
 
-def test_a_pooled_manifest_keeps_each_sets_writers_apart_and_loads_as_a_dataset(tmp_path: Path) -> None:
-    """`write_pooled_manifest`: two sets' writer 1 are two writers ("t/1", "x/1"), every path resolves to the
-    set's own file (no copy), and `--protocol manifest` reads it with genuine and forgery kinds intact."""
-    from training.synth_sets import SynthSetSpec, write_pooled_manifest, write_synth_set
-    from verify.data.signatures import load_signature_dataset
+def test_a_written_set_is_kept_only_for_the_spec_it_was_written_from(tmp_path: Path) -> None:
+    """`write_synth_set` skips a set written from the same spec, and writes it again (old images gone) for another
+    spec or when the set's spec is unknown (no spec.json, as from before the record)."""
+    from training.synth_sets import SPEC_FILE, SynthSetSpec, write_synth_set
 
-    a = write_synth_set(tmp_path / "a", SynthSetSpec(writers=2, genuine=2, skilled=1, simple=1, seed=0))
-    b = write_synth_set(tmp_path / "sets" / "b", SynthSetSpec(writers=1, genuine=2, skilled=1, simple=0, seed=2))
-    pooled = write_pooled_manifest(tmp_path / "pool", {"t": a, "x": b})
-    samples = load_signature_dataset(pooled, "manifest")
-    assert sorted({s.identity for s in samples}) == ["t/1", "t/2", "x/1"]
-    assert len(samples) == 8 + 3 and not list((tmp_path / "pool").glob("*.png"))
-    assert [s.kind for s in samples if s.identity == "x/1"] == ["genuine", "genuine", "skilled"]
-    first = samples[0].path.resolve()
-    assert first == (a / "full_org" / "original_1_1.png").resolve() and first.is_file()
-    assert all(s.path.is_file() for s in samples)
-    with pytest.raises(ConfigError):
-        write_pooled_manifest(tmp_path / "bad", {"t/x": a})
+    root = tmp_path / "set"
+    spec = SynthSetSpec(writers=2, genuine=1, skilled=1, simple=0, seed=0)
+    write_synth_set(root, spec, progress=False)
+    stamp = (root / "manifest.csv").stat().st_mtime_ns
+    write_synth_set(root, spec, progress=False)
+    assert (root / "manifest.csv").stat().st_mtime_ns == stamp  # same spec: kept
+    write_synth_set(root, SynthSetSpec(writers=1, genuine=1, skilled=1, simple=0, seed=0), progress=False)
+    assert sorted(p.name for p in (root / "full_org").iterdir()) == ["original_1_1.png"]  # writer 2's image gone
+    assert len((root / "manifest.csv").read_text().splitlines()) == 1 + 2
+    (root / SPEC_FILE).unlink()
+    write_synth_set(root, spec, progress=False)
+    assert len(list((root / "full_org").iterdir())) == 2 and (root / SPEC_FILE).is_file()

@@ -213,6 +213,58 @@ def test_resume_continues_from_saved_epoch(cli_run, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+def test_train_pools_several_data_folders_and_resumes_with_them(sig_data, tmp_path, capsys):
+    """`verify train --data A B`: both sets' writers train, kept apart by position ("0/1" and "1/1" are two
+    writers), and `--resume` without --data reads both folders back from run.json."""
+    from verify.cli import main
+    from verify.models.card import read_card
+    from verify.synth import generate_dataset
+
+    more = generate_dataset(tmp_path / "more", writers=6, genuine=5, forgeries=2, seed=1, height=64, width=96,
+                            progress=False)  # fmt: skip
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(sig_data), str(more), "--out", str(run), "--quiet", *_sets("epochs=1")]) == 0
+    split = json.loads((run / "split.json").read_text())["splits"]
+    writers = split["train"] + split["val"]
+    assert len(writers) == 10 + 6 and {w.split("/")[0] for w in writers} == {"0", "1"}
+    assert "0/1" in writers and "1/1" in writers  # the same writer name in both sets: two writers
+    assert json.loads((run / "run.json").read_text())["data"] == [str(sig_data), str(more)]
+    card = read_card(run)
+    assert card["data"]["roots"] == [str(sig_data), str(more)] and "root" not in card["data"]
+    assert card["data"]["identities"] == {"train": len(split["train"]), "val": len(split["val"])}
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--quiet", "--json", "--set", "epochs=2"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2
+    assert read_card(run)["data"]["fingerprint"] == card["data"]["fingerprint"]  # the same two folders again
+
+
+def test_data_fingerprint_of_pooled_folders_matches_a_naive_listing(sig_data, tmp_path):
+    """One folder: paths relative to it (as before pooling existed); several: relative to their own folder and
+    prefixed by its position, so a pooled set's fingerprint differs from either folder's alone."""
+    import hashlib
+    import shutil
+
+    from training.data import data_fingerprint, load_pooled_samples, load_samples
+
+    def naive(roots, samples):
+        lines = []
+        for s in samples:
+            i = next(i for i, r in enumerate(roots) if Path(s.path).is_relative_to(r))
+            rel = Path(s.path).relative_to(roots[i]).as_posix()
+            rel = rel if len(roots) == 1 else f"{i}/{rel}"
+            lines.append(f"{rel}\t{s.identity}\t{s.kind}\t{Path(s.path).stat().st_size}")
+        return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+    single = load_samples(sig_data, "signature")
+    assert data_fingerprint(sig_data, single) == data_fingerprint([sig_data], single) == naive([sig_data], single)
+    copy = tmp_path / "copy"
+    shutil.copytree(sig_data, copy)
+    pooled = load_pooled_samples((sig_data, copy), "signature")
+    assert len(pooled) == 2 * len(single) and len({s.identity for s in pooled}) == 2 * len({s.identity for s in single})
+    assert data_fingerprint((sig_data, copy), pooled) == naive((sig_data, copy), pooled)
+    assert data_fingerprint((sig_data, copy), pooled) != data_fingerprint(sig_data, single)
+
+
 def test_deterministic_with_seed_on_cpu(sig_data, tmp_path):
     from training.trainer import train
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,42 @@ def load_samples(root: str | Path, modality: str, protocol: str = "auto") -> lis
     return load_signature_dataset(root, protocol)
 
 
-def data_fingerprint(root: str | Path, samples: Sequence[Sample]) -> str:
-    """sha256 over the sorted (relative path, identity, kind, file size) of the samples."""
-    root = Path(root)
+def data_roots(data: str | Path | Sequence[str | Path]) -> tuple[Path, ...]:
+    """One dataset folder or several, as a tuple of paths (at least one)."""
+    roots = (Path(data),) if isinstance(data, str | Path) else tuple(Path(d) for d in data)
+    if not roots:
+        raise DatasetError("no dataset folder given")
+    return roots
+
+
+def pool_datasets(datasets: Sequence[Sequence[Sample]]) -> list[Sample]:
+    """Several datasets' samples as one; with more than one, identities are prefixed by the dataset's position
+    ("1/writer_007"), so two sets' writers of the same name stay apart."""
+    if len(datasets) == 1:
+        return list(datasets[0])
+    return [replace(s, identity=f"{i}/{s.identity}") for i, samples in enumerate(datasets) for s in samples]
+
+
+def load_pooled_samples(roots: Sequence[Path], modality: str, protocol: str = "auto") -> list[Sample]:
+    """`load_samples` of each folder (each auto-detected on its own under "auto"), pooled by `pool_datasets`."""
+    return pool_datasets([load_samples(root, modality, protocol) for root in roots])
+
+
+def data_fingerprint(roots: str | Path | Sequence[str | Path], samples: Sequence[Sample]) -> str:
+    """sha256 over the sorted (relative path, identity, kind, file size) of the samples. With several roots a
+    path is relative to the first root holding it and prefixed by that root's position (one root: no prefix)."""
+    bases = data_roots(roots)
     lines = []
     for s in samples:
         path = Path(s.path)
-        rel = path.relative_to(root) if path.is_relative_to(root) else path
+        rel = path.as_posix()
+        for i, base in enumerate(bases):
+            if path.is_relative_to(base):
+                rel = path.relative_to(base).as_posix()
+                rel = rel if len(bases) == 1 else f"{i}/{rel}"
+                break
         size = path.stat().st_size if path.exists() else -1
-        lines.append(f"{rel.as_posix()}\t{s.identity}\t{s.kind}\t{size}")
+        lines.append(f"{rel}\t{s.identity}\t{s.kind}\t{size}")
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 

@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from training.augment import create_augment
 from training.config import TrainConfig
+from training.data import data_roots
 from training.distributed import DistInfo, resolve_device
 from training.loop import create_optimizer, create_scheduler
 from training.plots import plot_curves
@@ -218,11 +219,12 @@ def distill(
     teacher: str | Path,
     config: TrainConfig,
     dc: DistillConfig,
-    data_root: str | Path,
+    folders: str | Path | Sequence[str | Path],
     out: str | Path,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Distill the model directory `teacher` into a `config.backbone` student; returns the run summary.
+    """Distill the model directory `teacher` into a `config.backbone` student on `folders` (one dataset folder,
+    or several pooled with their identities kept apart); returns the run summary.
 
     Writes into `out`: config.json, split.json, metrics.csv, curves.png, summary.json, and the best student
     (by validation EER) as model.safetensors + model.json, whose card names the teacher (name, fingerprint),
@@ -241,7 +243,7 @@ def distill(
     out.mkdir(parents=True, exist_ok=True)
     card = _student_card(t_card, config)
     (out / "config.json").write_text(json.dumps({**config.to_dict(), **dc.to_dict()}, indent=2) + "\n")
-    data = prepare_data(config, Path(data_root), out, card, None, False, True, progress)
+    data = prepare_data(config, data_roots(folders), out, card, None, False, True, progress)
     need_cache = dc.kd_weight > 0 or (dc.cache_teacher and not config.augment)
     t_emb = embed_crop_set(t_net, data.train.crops, card, device) if need_cache else None
     parts = _build_parts(t_net, t_emb, data, config, dc)

@@ -1,6 +1,7 @@
 """`make models`: rebuild the bundled signature models from synthetic data, reproducibly, on a CPU.
 
-Stages (each skipped when its output exists, so an interrupted build resumes):
+Stages (each skipped when its record says it was built from the same inputs, so an interrupted build
+resumes and a changed recipe rebuilds what depends on it; the data sets are kept once written):
   1. synthetic signatures: a training set and a held-out set of other writers (seeds 0 and 1), and the OOD gates'
      set (training writers, some signing in capitals);
   2. the teacher (`verify train`): a base trained from scratch, then continued with writers drawn afresh every
@@ -19,6 +20,7 @@ import hashlib
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +29,7 @@ import torch
 from training.checkpointing import has_state
 from training.make_hog_model import build as build_hog
 from training.packaging import calibrate, keep_report, run_verify
-from training.synth_sets import SynthSetSpec, write_pooled_manifest, write_synth_set
+from training.synth_sets import SynthSetSpec, write_synth_set
 from verify.fsutil import atomic_write_bytes
 from verify.models.card import load_network, read_card, save_model, write_card
 from verify.models.classical import new_hog_card
@@ -139,10 +141,10 @@ def student_extra_set(writers: int) -> SynthSetSpec:
     return SynthSetSpec(**{**STUDENT_EXTRA_SET.__dict__, "writers": size})
 
 
-def student_data(data: Path, train: Path, writers: int) -> Path:
-    """The student's distillation set: a manifest pooling the training writers ("t/") with the extra ones ("x/")."""
-    extra = write_synth_set(data / "student-extra", student_extra_set(writers), workers=2)
-    return write_pooled_manifest(data / "student", {"t": train, "x": extra})
+def student_data(data: Path, train: Path, writers: int) -> tuple[Path, Path]:
+    """The student's distillation sets: the training writers and the extra ones (`verify distill --data A B` pools
+    them, writers "0/..." and "1/...")."""
+    return train, write_synth_set(data / "student-extra", student_extra_set(writers), workers=2)
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -179,20 +181,46 @@ def fit_gate(model: Path, signatures: tuple[Path, ...], ood: tuple[str, ...] = (
     run_verify(["ood", "fit", "--model", str(model), "--data", *data, "--protocol", "cedar", *gate_options(ood)])
 
 
+RECORD = "make_models.json"  # in a training run: what the run was built from (see `_built_from`)
+
+
+def _built_from(record: Path, key: dict[str, Any]) -> bool:
+    """True when the record file says its stage's output was built from `key` (what that output depends on: data,
+    starting model, recipe). Every stage keeps one: a training run in RUN/make_models.json, a packaged model in
+    packaged-<name>.json beside its source; a stage whose record differs (or is missing) is built again."""
+    return record.is_file() and json.loads(record.read_text()) == key
+
+
+def _record(record: Path, key: dict[str, Any]) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(record, json.dumps(key, indent=1).encode())
+
+
+def _set_aside(run: Path, why: str) -> None:
+    """Move a run that cannot be reused to `<run>.stale` (replacing an older one), so its results stay readable."""
+    stale = run.with_name(run.name + ".stale")
+    shutil.rmtree(stale, ignore_errors=True)
+    run.rename(stale)
+    print(f"{run.name}: {why}; set aside as {stale.name}", flush=True)
+
+
+def _manifest_sha256(data: Path) -> str:
+    return hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest()
+
+
 def _packaged(source: Path, dest: Path, work: Path, gate: list[str]) -> Path | None:
-    """None when `dest` was built from `source` as it is now (a marker in `work` says so), else the marker to write
-    once it is. The marker names the source's fingerprint, so a retrained source is packaged again."""
-    marker = work / f"packaged-{dest.name}.json"
-    done = marker.is_file() and (dest / "model.json").is_file()
-    if done and json.loads(marker.read_text()) == _package_key(source, dest, gate):
-        print(f"= {dest.name}: already built from {source.name} ({marker.name})", flush=True)
+    """None when `dest` was built from `source` as it is now (its record in `work` says so), else the record to
+    write once it is. The record names the source's fingerprint, so a retrained source is packaged again."""
+    record = work / f"packaged-{dest.name}.json"
+    if (dest / "model.json").is_file() and _built_from(record, _package_key(source, dest, gate)):
+        print(f"= {dest.name}: already built from {source.name} ({record.name})", flush=True)
         return None
-    marker.unlink(missing_ok=True)
-    return marker
+    record.unlink(missing_ok=True)
+    return record
 
 
-def _mark_packaged(source: Path, marker: Path, dest: Path, gate: list[str]) -> None:
-    marker.write_text(json.dumps(_package_key(source, dest, gate)))
+def _mark_packaged(source: Path, record: Path, dest: Path, gate: list[str]) -> None:
+    _record(record, _package_key(source, dest, gate))
 
 
 def _package_key(source: Path, dest: Path, gate: list[str]) -> dict[str, Any]:
@@ -368,9 +396,9 @@ def main(argv: list[str] | None = None) -> int:
                   work / "signature-teacher-hog", extra, (*TEACHER_OOD, *ood))  # fmt: skip
     if not args.skip_student:
         student_run = work / "signature-student"
-        pooled = student_data(work / "data", train, args.writers)
+        folders = student_data(work / "data", train, args.writers)
         recipe = {**STUDENT, **_pairs(args.student_set), "name": "signature-student"}
-        distill_student(student_run, out / "signature-teacher", pooled, args.student, recipe)
+        distill_student(student_run, out / "signature-teacher", folders, args.student, recipe)
         package(student_run, heldout, signatures, out / "signature-student",
                 {"provenance": _provenance(args, "student")}, (*STUDENT_OOD, *ood))  # fmt: skip
         extra = {"provenance": _provenance(args, "fused student + HOG")}
@@ -381,42 +409,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def teacher_key(train: Path, init: str | None, recipe: dict[str, Any], name: str) -> dict[str, Any]:
+    """What a teacher stage is built from: its data (the set's manifest hash), the model it starts from (its
+    fingerprint; None from scratch) and its `verify train` settings."""
+    return {
+        "data": _manifest_sha256(train),
+        "init": None if init is None else read_card(init).get("fingerprint"),
+        "recipe": {k: str(v) for k, v in {**SIZE, **recipe, "name": name}.items()},
+    }
+
+
 def train_teacher(run: Path, train: Path, init: str | None, recipe: dict[str, Any], name: str) -> None:
-    """`verify train` one teacher stage into `run` (resumed when interrupted, skipped when finished)."""
-    if (run / "summary.json").is_file():
-        return
-    if has_state(run):
-        run_verify(["train", "--out", str(run), "--resume", "--quiet", *_sets(recipe)])
-        return
-    if run.exists():  # stopped before its first checkpoint: nothing to resume
+    """`verify train` one teacher stage into `run`: skipped when finished, resumed when interrupted, both only when
+    its record (RUN/make_models.json) says it was built from this data, starting model and recipe; a run from
+    anything else (another recipe, a rebuilt base, or no record) is set aside as `<run>.stale` and trained again."""
+    key = teacher_key(train, init, recipe, name)
+    if _built_from(run / RECORD, key):
+        if (run / "summary.json").is_file():
+            return
+        if has_state(run):
+            run_verify(["train", "--out", str(run), "--resume", "--quiet", *_sets(recipe)])
+            return
+    if has_state(run) or (run / "summary.json").is_file():
+        _set_aside(run, "not from this data, starting model and recipe")
+    elif run.exists():  # stopped before its first checkpoint: nothing to resume or keep
         shutil.rmtree(run)
+    _record(run / RECORD, key)
     start = ["--init", init] if init else []
     run_verify(["train", "--data", str(train), "--protocol", "cedar", "--out", str(run), "--quiet", *start,
                 *_sets(SIZE), *_sets(recipe), "--set", f"name={name}"])  # fmt: skip
 
 
-def distill_student(run: Path, teacher: Path, data: Path, backbone: str, recipe: dict[str, Any]) -> None:
-    """`verify distill` the student into `run`, skipped when a finished run there came from this teacher, data
-    (its manifest's hash) and recipe (`run`/make_models.json); a run from anything else (a rebuilt teacher, an
-    older recipe) is set aside as `<run>.stale` and distilled again (a distillation has no --resume: an
-    unfinished run starts over)."""
+def distill_student(run: Path, teacher: Path, data: Sequence[Path], backbone: str, recipe: dict[str, Any]) -> None:
+    """`verify distill` the student into `run` on the `data` sets pooled, skipped when a finished run there came
+    from this teacher, data (each set's manifest hash) and recipe (`run`/make_models.json); a run from anything
+    else (a rebuilt teacher, an older recipe) is set aside as `<run>.stale` and distilled again (a distillation has
+    no --resume: an unfinished run starts over)."""
     key = {
         "teacher": read_card(teacher).get("fingerprint"),
-        "data": hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest(),
+        "data": [_manifest_sha256(d) for d in data],
         "backbone": backbone,
         "recipe": {k: str(v) for k, v in recipe.items()},
     }
-    marker = run / "make_models.json"
-    if (run / "summary.json").is_file() and marker.is_file() and json.loads(marker.read_text()) == key:
+    if (run / "summary.json").is_file() and _built_from(run / RECORD, key):
         return
     if run.exists():
-        stale = run.with_name(run.name + ".stale")
-        shutil.rmtree(stale, ignore_errors=True)
-        run.rename(stale)
-        print(f"{run.name}: not from this teacher, data and recipe (or unfinished); set aside as {stale.name}")
-    run_verify(["distill", "--teacher", str(teacher), "--student", backbone, "--data", str(data), "--protocol",
+        _set_aside(run, "not from this teacher, data and recipe (or unfinished)")
+    run_verify(["distill", "--teacher", str(teacher), "--student", backbone, "--data", *map(str, data), "--protocol",
                 "manifest", "--out", str(run), "--quiet", *_sets(recipe)])  # fmt: skip
-    atomic_write_bytes(marker, json.dumps(key, indent=1).encode())
+    _record(run / RECORD, key)
 
 
 def _provenance(args: argparse.Namespace, role: str, teacher_run: Path | None = None) -> dict[str, Any]:

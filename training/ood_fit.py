@@ -11,7 +11,6 @@ card) and into its card (`card["ood"]`), where the `Verifier` finds it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -62,14 +61,6 @@ def embed_samples(
         images = [load_image(s.path, mode=mode) for s in samples[start : start + batch_size]]
         out.append(embed_images(model, images, batch_size, features=features))
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
-
-
-def pool_datasets(datasets: Sequence[Sequence[Sample]]) -> list[Sample]:
-    """Several datasets' samples as one; with more than one, identities are prefixed by the dataset's position
-    ("1/writer_007"), so two sets' writers of the same name stay apart."""
-    if len(datasets) == 1:
-        return list(datasets[0])
-    return [replace(s, identity=f"{i}/{s.identity}") for i, samples in enumerate(datasets) for s in samples]
 
 
 def gate_split(

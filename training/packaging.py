@@ -24,11 +24,22 @@ def run_verify(argv: list[str]) -> None:
 
 def calibrate(model: Path, heldout: Path, report: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """`verify eval --calibrate` (threshold at the EER) on a CEDAR-layout held-out set, skipped when `report`
-    already holds its output: the calibrated card and the report, as JSON objects."""
-    if not (report / "model.json").is_file():
+    already holds its output for this model (the report's card has the model's fingerprint; a report of a rebuilt
+    model is made again): the calibrated card and the report, as JSON objects."""
+    if _fingerprint(report) is None or _fingerprint(report) != _fingerprint(model):
+        shutil.rmtree(report, ignore_errors=True)
         run_verify(["eval", "--model", str(model), "--data", str(heldout), "--protocol", "cedar", "--out", str(report),
                     "--calibrate", "--target-far", "eer", "--bootstrap", "200", "--no-progress"])  # fmt: skip
     return json.loads((report / "model.json").read_text()), json.loads((report / "report.json").read_text())
+
+
+def _fingerprint(model: Path) -> str | None:
+    """The fingerprint in `model`/model.json, or None when there is none (or no readable card)."""
+    try:
+        value = json.loads((model / "model.json").read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+    return None if value is None else str(value)
 
 
 def keep_report(report: Path, dest: Path, run: Path | None = None) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from training.config import TrainConfig
-from training.data import CropSet, build_crop_set, data_fingerprint, load_samples
+from training.data import CropSet, build_crop_set, data_fingerprint, load_pooled_samples, load_samples
 from verify.data import Sample, load_split, save_split, split_fingerprint, split_identities, split_samples
 from verify.errors import ConfigError, DatasetError
 from verify.fsutil import atomic_path, atomic_write_json
@@ -33,6 +33,7 @@ class RunData:
         val: held-out new identities (genuine and skilled); empty on ranks other than 0.
         old_val: held-out replay identities, or None without --replay.
         split: part name -> identities ("train", "val", and "replay_train", "replay_val" with --replay).
+        roots: the dataset folder(s); several are pooled, their identities prefixed by position ("1/writer_007").
     """
 
     train: CropSet
@@ -41,14 +42,17 @@ class RunData:
     val: CropSet
     old_val: CropSet | None
     split: dict[str, list[str]]
-    root: Path
+    roots: tuple[Path, ...]
     replay_root: Path | None
     fingerprint: str
 
     def card_section(self) -> dict[str, Any]:
         """The card's "data" section: where the data came from and what exactly was used."""
+        where: dict[str, Any] = (
+            {"root": str(self.roots[0])} if len(self.roots) == 1 else {"roots": [str(r) for r in self.roots]}
+        )
         return {
-            "root": str(self.root),
+            **where,
             "replay": None if self.replay_root is None else str(self.replay_root),
             "fingerprint": self.fingerprint,
             "split_fingerprint": split_fingerprint(self.split),
@@ -61,6 +65,10 @@ class RunData:
 def _load(root: Path, config: TrainConfig, prefix: str = "") -> list[Sample]:
     samples = load_samples(root, config.modality, config.protocol if not prefix else "auto")
     return [dataclasses.replace(s, identity=prefix + s.identity) for s in samples] if prefix else samples
+
+
+def _names(roots: tuple[Path, ...]) -> str:
+    return " + ".join(str(r) for r in roots)
 
 
 def _split(samples: list[Sample], config: TrainConfig, names: tuple[str, str]) -> dict[str, list[str]]:
@@ -77,7 +85,7 @@ def _split(samples: list[Sample], config: TrainConfig, names: tuple[str, str]) -
 
 def prepare_data(
     config: TrainConfig,
-    root: Path,
+    roots: tuple[Path, ...],
     out: Path,
     card: dict[str, Any],
     replay: str | Path | None,
@@ -85,8 +93,9 @@ def prepare_data(
     is_main: bool,
     progress: bool,
 ) -> RunData:
-    """Load, split (or reload RUN/split.json when resuming) and preprocess the run's data."""
-    samples = _load(root, config)
+    """Load (several `roots` pooled), split (or reload RUN/split.json when resuming) and preprocess the run's
+    data."""
+    samples = load_pooled_samples(roots, config.modality, config.protocol)
     old = _load(Path(replay), config, REPLAY_PREFIX) if replay is not None else []
     split_path = out / "split.json"
     if resume and split_path.is_file():
@@ -108,7 +117,7 @@ def prepare_data(
     classes = [*split["train"], *split.get("replay_train", []), *sorted({s.identity for s in forgeries})]
     train = build_crop_set(genuine + forgeries, card, classes, progress, desc="preprocess train")
     if len(train) == 0:
-        raise DatasetError(f"{root}: no usable training image (all {len(genuine)} failed to load)")
+        raise DatasetError(f"{_names(roots)}: no usable training image (all {len(genuine)} failed to load)")
     is_replay = np.array([s.identity.startswith(REPLAY_PREFIX) for s in train.samples], dtype=bool)
     forgery_of = forgery_index(train, classes)
     empty = CropSet([], [], np.zeros(0, np.int64))
@@ -116,9 +125,9 @@ def prepare_data(
     old_val = None
     if old:
         old_val = build_crop_set(parts["replay_val"], card, desc="preprocess replay val") if is_main else empty
-    fingerprint = data_fingerprint(root, samples)
+    fingerprint = data_fingerprint(roots, samples)
     replay_root = None if replay is None else Path(replay)
-    return RunData(train, is_replay, forgery_of, val, old_val, split, root, replay_root, fingerprint)
+    return RunData(train, is_replay, forgery_of, val, old_val, split, roots, replay_root, fingerprint)
 
 
 def forgery_index(train: CropSet, classes: list[str]) -> dict[int, np.ndarray]:
@@ -136,17 +145,22 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj, indent=2)
 
 
-def write_run_info(out: Path, data: Path, init: str | Path | None, replay: str | Path | None) -> None:
-    """RUN/run.json: the paths `--resume` needs again."""
+def write_run_info(out: Path, data: tuple[Path, ...], init: str | Path | None, replay: str | Path | None) -> None:
+    """RUN/run.json: the paths `--resume` needs again ("data": one folder, or a list when several are pooled)."""
     opt = {"init": init, "replay": replay}
-    write_json(out / "run.json", {"data": str(data), **{k: None if v is None else str(v) for k, v in opt.items()}})
+    folders: str | list[str] = str(data[0]) if len(data) == 1 else [str(d) for d in data]
+    write_json(out / "run.json", {"data": folders, **{k: None if v is None else str(v) for k, v in opt.items()}})
 
 
 def read_run_info(out: Path) -> dict[str, Any]:
+    """RUN/run.json as written by `write_run_info`; its "data" is returned as a tuple of paths."""
     path = Path(out) / "run.json"
     if not path.is_file():
         raise ConfigError(f"{out}: not a training run folder (no run.json); start without --resume")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    data = info.get("data")
+    info["data"] = tuple(Path(d) for d in ([data] if isinstance(data, str) else data or []))
+    return info
 
 
 def write_metrics_csv(history: list[dict[str, Any]], path: Path) -> None:

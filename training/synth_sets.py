@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import multiprocessing
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,8 @@ from tqdm import tqdm
 
 from verify.errors import ConfigError
 from verify.fsutil import atomic_write_bytes
+
+SPEC_FILE = "spec.json"  # the SynthSetSpec a set was written from
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,17 @@ def _writer_rows(job: tuple[Path, SynthSetSpec, int]) -> list[tuple[str, int, st
 
 
 def write_synth_set(root: Path | str, spec: SynthSetSpec, workers: int = 1, progress: bool = True) -> Path:
-    """Write a v2 set into `root` (skipped when its manifest exists); returns `root`."""
+    """Write a v2 set into `root`; returns `root`. Skipped when the set there was written from this spec (its
+    manifest and `spec.json` exist and the spec matches); a set from another spec (or of unknown spec) is written
+    again, its old images, manifest and spec removed first."""
     root = Path(root)
-    if (root / "manifest.csv").is_file():
+    record = root / SPEC_FILE
+    if (root / "manifest.csv").is_file() and record.is_file() and json.loads(record.read_text()) == asdict(spec):
         return root
+    (root / "manifest.csv").unlink(missing_ok=True)  # first: a set stopped half-way never reads as written
+    record.unlink(missing_ok=True)
     for sub in ("full_org", "full_forg"):
+        shutil.rmtree(root / sub, ignore_errors=True)
         (root / sub).mkdir(parents=True, exist_ok=True)
     jobs = [(root, spec, w) for w in range(spec.writers)]
     rows: list[tuple[str, int, str, str]] = []
@@ -82,7 +91,8 @@ def write_synth_set(root: Path | str, spec: SynthSetSpec, workers: int = 1, prog
         rows.extend(chunk)
         bar.update(1)
     bar.close()
-    _write_manifest(root, rows)
+    atomic_write_bytes(record, json.dumps(asdict(spec), indent=1).encode())
+    _write_manifest(root, rows)  # last: the set counts as written once its manifest is there
     return root
 
 
@@ -93,24 +103,6 @@ def _write_manifest(root: Path, rows: Iterable[Sequence[object]]) -> None:
     out.writerow(["path", "writer", "kind", "forgery"])
     out.writerows(rows)
     atomic_write_bytes(root / "manifest.csv", text.getvalue().encode())
-
-
-def write_pooled_manifest(root: Path | str, sets: Mapping[str, Path]) -> Path:
-    """A manifest-only set in `root` that pools written sets: {prefix: set folder}; each set's writers become
-    "<prefix>/<writer>" (two sets' writer 1 stay two writers) and paths point into the sets (relative to `root`).
-    Read with `--protocol manifest`. Rewritten each call (cheap; the images are not copied)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    rows: list[list[str]] = []
-    for prefix, folder in sets.items():
-        if "/" in prefix or not prefix:
-            raise ConfigError(f"pooled set prefix {prefix!r}: expected a non-empty name without '/'")
-        with (Path(folder) / "manifest.csv").open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                path = Path(os.path.relpath(Path(folder) / row["path"], root)).as_posix()
-                rows.append([path, f"{prefix}/{row['writer']}", row["kind"], row.get("forgery", "")])
-    _write_manifest(root, rows)
-    return root
 
 
 def _run(jobs: list[tuple[Path, SynthSetSpec, int]], workers: int) -> Iterator[list[tuple[str, int, str, str]]]:
@@ -126,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m training.synth_sets", description=main.__doc__)
-    parser.add_argument("--out", type=Path, required=True, help="set folder (kept when its manifest exists)")
+    parser.add_argument("--out", type=Path, required=True, help="set folder (kept when written from the same spec)")
     parser.add_argument("--writers", type=int, required=True)
     parser.add_argument("--genuine", type=int, default=8)
     parser.add_argument("--skilled", type=int, default=4)

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from torch import nn
 from training import checkpointing, distributed
 from training.augment import create_augment
 from training.config import TrainConfig
+from training.data import data_roots
 from training.loop import EpochContext, create_optimizer, create_scheduler, train_one_epoch
 from training.plots import plot_curves
 from training.runs import RunData, prepare_data, write_json, write_metrics_csv, write_run_info
@@ -138,7 +140,7 @@ def _row(epoch: int, stats: dict[str, Any], val: dict[str, Any] | None, seconds:
 
 def train(
     config: TrainConfig,
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
     init: str | Path | None = None,
@@ -146,10 +148,11 @@ def train(
     replay: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run (or resume) a training run and return its summary (also written to RUN/summary.json)."""
+    """Run (or resume) a training run and return its summary (also written to RUN/summary.json). Several `data`
+    folders are pooled, their identities kept apart (`training.data.pool_datasets`)."""
     info = distributed.setup_distributed(config.device)
     try:
-        return _train(config, Path(data), Path(out), init, resume, replay, progress, info)
+        return _train(config, data_roots(data), Path(out), init, resume, replay, progress, info)
     finally:
         distributed.cleanup(info)
 

@@ -26,9 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--student", default=DEFAULT_STUDENT, help=f"student timm backbone name (default: {DEFAULT_STUDENT})"
     )
-    p.add_argument("--data", type=Path, required=True, help="dataset folder with identity labels")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="dataset folder(s) with identity labels; several are pooled, their identities kept apart",
+    )
     p.add_argument("--out", type=Path, required=True, help="run folder to create")
-    p.add_argument("--protocol", choices=_PROTOCOLS, help="dataset layout (default: auto-detect)")
+    p.add_argument(
+        "--protocol", choices=_PROTOCOLS, help="dataset layout of every --data folder (default: auto-detect each)"
+    )
     p.add_argument("--config", type=Path, help="YAML file of TrainConfig and DistillConfig keys")
     add_set_flag(p, "--set epochs=5 --set temperature=4")
     p.add_argument("--seed", type=int, help="random seed (split, sampling, weights)")

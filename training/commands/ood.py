@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import verify
-    from training.ood_fit import fit_ood_gate, gate_split, pool_datasets
+    from training.data import pool_datasets
+    from training.ood_fit import fit_ood_gate, gate_split
     from verify.data import load_identity_folders, load_signature_dataset
 
     model = verify.load_model(args.model)

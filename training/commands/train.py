@@ -26,7 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a Siamese embedder on identity-labelled images. Identities are split into disjoint "
         "train / validation sets (RUN/split.json); the best epoch by validation EER is the run's model.",
     )
-    p.add_argument("--data", type=Path, help="dataset folder (required unless --resume)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        help="dataset folder(s) (required unless --resume); several are pooled, their identities kept apart "
+        "(e.g. your own scans and synthetic writers)",
+    )
     p.add_argument("--out", type=Path, required=True, help="run folder to create (or resume)")
     p.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
     add_set_flag(p, "--set epochs=20 --set loss_params.margin=0.3")
@@ -39,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=MODALITIES,
         help="what the images show (default: the --init model's, else signature)",
     )
-    p.add_argument("--protocol", choices=_PROTOCOLS, help="dataset layout (default: auto-detect)")
+    p.add_argument(
+        "--protocol", choices=_PROTOCOLS, help="dataset layout of every --data folder (default: auto-detect each)"
+    )
     p.add_argument("--seed", type=int, help="random seed (split, sampling, weights); runs repeat on CPU")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         saved = read_run_info(args.out)
         base = json.loads((args.out / "config.json").read_text())
-        data = data or Path(saved["data"])
+        data = data or list(saved["data"])
         init = init or (Path(saved["init"]) if saved.get("init") else None)
         replay = replay or (Path(saved["replay"]) if saved.get("replay") else None)
     elif data is None:

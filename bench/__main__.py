@@ -1,8 +1,13 @@
-"""`python -m bench` (or `make bench`): run every benchmark script and regenerate BENCHMARKS.md.
+"""`python -m bench` (or `make bench`): run every benchmark script and update BENCHMARKS.md.
 
 Each script `bench/bench_*.py` prints a markdown table on stdout and writes `bench/results/<name>.json`. This
-runner calls them one after another as subprocesses (so each starts cold), keeps their tables, and writes
-BENCHMARKS.md with the machine, the date and, for each table, the command that made it.
+runner calls them one after another as subprocesses (so each starts cold) and puts each table, with the machine,
+the date and the command that made it, into BENCHMARKS.md between the markers `<!-- bench:<name> -->` and
+`<!-- /bench:<name> -->`. Only the text between a script's markers is replaced: what is written outside them
+(notes under a table, sections on one-off studies) stays as it is. A script with no block yet is appended at the
+end; `--fresh` writes the whole file anew from the tables alone. A script run by hand with arguments of its own
+(`python -m bench.bench_signature --synth DIR` writes bench/results/bench_signature.md) goes into its block with
+`python -m bench --saved bench_signature`.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from verify.fsutil import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -85,49 +93,97 @@ def scripts(only: list[str] | None) -> list[str]:
     return [s for s in ordered if not only or s in only]
 
 
+def block(name: str, text: str) -> str:
+    """`text` between the markers of block `name` (a script's name, or "header")."""
+    return f"<!-- bench:{name} -->\n{text.strip()}\n<!-- /bench:{name} -->\n"
+
+
+def update(report: str, blocks: dict[str, str]) -> str:
+    """`report` with each named block's text replaced by `blocks[name]` (blocks it lacks appended at its end);
+    everything outside the markers is kept as it is."""
+    for name, text in blocks.items():
+        pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->\n.*?<!-- /bench:{re.escape(name)} -->\n", re.S)
+        found = pattern.search(report)
+        if found:
+            report = report[: found.start()] + block(name, text) + report[found.end() :]
+        else:
+            report = report.rstrip("\n") + "\n\n" + block(name, text)
+    return report
+
+
+def _header() -> str:
+    return (
+        "# Benchmarks\n\n"
+        f"Machine: {machine()}.  \n"
+        f"Report made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC (each section gives when it ran). "
+        "Regenerate with `make bench` (`python -m bench`; text outside the `<!-- bench:... -->` markers is kept). "
+        "Signature data is **synthetic** (the project's generators) except rows marked real; face figures use the "
+        "bundled demo photos."
+    )
+
+
+def _run(name: str) -> tuple[str, bool]:
+    """Run one script; its section (title, command, time, table) and whether it succeeded."""
+    command = f"python -m bench.{name}"
+    print(f"== {command}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    sys.stderr.write(proc.stderr[-2000:])
+    body = proc.stdout.strip() if proc.returncode == 0 else f"**failed** (exit {proc.returncode}); see stderr."
+    when = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    section = f"## {SECTIONS.get(name, name)}\n\nCommand: `{command}` ({seconds:.0f} s, run {when})\n\n{body}\n"
+    print(body, flush=True)
+    return section, proc.returncode == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", nargs="*", help="run only these scripts (e.g. bench_gallery)")
     parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="write the report anew from the tables alone (drops every note written outside the markers)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
-        help="for scripts not run now, put their last saved table (bench/results/<name>.md) in the report",
+        help="with --fresh: for scripts not run now, put their last saved table (bench/results/<name>.md) in",
+    )
+    parser.add_argument(
+        "--saved",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="put these scripts' saved tables in their blocks without running them (after `python -m bench.NAME "
+        "ARGS` wrote bench/results/NAME.md with arguments of your own)",
     )
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="report file (default BENCHMARKS.md)")
     args = parser.parse_args(argv)
-    parts = [
-        "# Benchmarks\n",
-        f"Machine: {machine()}.  ",
-        f"Report made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC (each section gives when it ran). "
-        "Regenerate with `make bench` "
-        "(`python -m bench`). Signature data is **synthetic** (the project's generators) except rows marked real; "
-        "face figures use the bundled demo photos.\n",
-    ]
-    failed = 0
-    run_now = scripts(args.only)
-    for name in scripts(None if args.reuse else args.only):
-        command = f"python -m bench.{name}"
+    out = Path(args.out)
+    blocks, failed = {"header": _header()}, 0
+    for name in args.saved:
         saved = RESULTS / f"{name}.md"
-        if name not in run_now:
-            if saved.is_file():
-                parts.append(saved.read_text())
+        if not saved.is_file():
+            parser.error(f"no saved table for {name} (bench/results/{name}.md); run python -m bench.{name} first")
+        blocks[name] = saved.read_text()
+    run_now = [] if args.saved and args.only is None else scripts(args.only)
+    for name in scripts(None) if args.fresh and args.reuse else run_now:
+        saved = RESULTS / f"{name}.md"
+        if name in blocks:
             continue
-        print(f"== {command}", flush=True)
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, capture_output=True, text=True)
-        seconds = time.perf_counter() - t0
-        sys.stderr.write(proc.stderr[-2000:])
-        title = SECTIONS.get(name, name)
-        body = proc.stdout.strip() if proc.returncode == 0 else f"**failed** (exit {proc.returncode}); see stderr."
-        failed += proc.returncode != 0
-        when = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-        section = f"## {title}\n\nCommand: `{command}` ({seconds:.0f} s, run {when})\n\n{body}\n"
-        if proc.returncode == 0:
+        if name not in run_now:  # --fresh --reuse: the last saved table
+            if saved.is_file():
+                blocks[name] = saved.read_text()
+            continue
+        section, ok = _run(name)
+        failed += not ok
+        if ok:
             RESULTS.mkdir(parents=True, exist_ok=True)
             saved.write_text(section)
-        parts.append(section)
-        print(body, flush=True)
-    Path(args.out).write_text("\n".join(parts))
+        blocks[name] = section
+    existing = "" if args.fresh or not out.is_file() else out.read_text()
+    atomic_write_bytes(out, update(existing, blocks).lstrip("\n").encode())
     print(f"wrote {args.out}")
     return 1 if failed else 0
 

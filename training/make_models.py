@@ -1,7 +1,8 @@
 """`make models`: rebuild the bundled signature models from synthetic data, reproducibly, on a CPU.
 
-Stages (each skipped when its record says it was built from the same inputs, so an interrupted build
-resumes and a changed recipe rebuilds what depends on it; the data sets are kept once written):
+Stages (each skipped when its record says it was built from the same inputs: a data set from the same spec, a
+training run from the same data, starting model and settings, a packaged model from the same source and gate
+recipe; so an interrupted build resumes, and a changed recipe rebuilds what depends on it):
   1. synthetic signatures: a training set and a held-out set of other writers (seeds 0 and 1), and the OOD gates'
      set (training writers, some signing in capitals);
   2. the teacher (`verify train`): a base trained from scratch, then continued with writers drawn afresh every

@@ -7,7 +7,8 @@ the date and the command that made it, into BENCHMARKS.md between the markers `<
 (notes under a table, sections on one-off studies) stays as it is. A script with no block yet is appended at the
 end; `--fresh` writes the whole file anew from the tables alone. A script run by hand with arguments of its own
 (`python -m bench.bench_signature --synth DIR` writes bench/results/bench_signature.md) goes into its block with
-`python -m bench --saved bench_signature`.
+`python -m bench --saved bench_signature`; that works for the scripts that write their own section (title, command,
+table) through `write_results`.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="with --fresh: for scripts not run now, put their last saved table (bench/results/<name>.md) in",
+        help="with --fresh: for scripts not run now, put their last saved table (bench/results/<name>.md) into the "
+        "report",
     )
     parser.add_argument(
         "--saved",

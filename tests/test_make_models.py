@@ -147,10 +147,12 @@ def test_a_teacher_stage_is_trained_again_when_its_data_start_or_recipe_changed(
     assert len(calls) == 5 and "--resume" not in calls[-1] and not (run / "state").exists()
 
 
-def test_a_held_out_report_is_reused_only_for_the_model_it_evaluated(tmp_path: Path, monkeypatch) -> None:
-    """`calibrate` skips `verify eval` when the report's card has the model's fingerprint, and evaluates again when
-    the model was rebuilt (a fused model over a retrained teacher must not take the old model's threshold)."""
+def test_a_held_out_report_is_reused_only_for_the_model_and_writers_it_evaluated(tmp_path: Path, monkeypatch) -> None:
+    """`calibrate` skips `verify eval` when its report was made for this model (fingerprint) and this held-out set,
+    and evaluates again when either changed (a fused model over a retrained teacher must not take the old model's
+    threshold; nor a model calibrated on other writers)."""
     from training import packaging
+    from training.synth_sets import SynthSetSpec, write_synth_set
 
     calls: list[list[str]] = []
 
@@ -162,11 +164,15 @@ def test_a_held_out_report_is_reused_only_for_the_model_it_evaluated(tmp_path: P
 
     monkeypatch.setattr(packaging, "run_verify", evaluate)
     model, report = _model(tmp_path / "raw", "aaaa"), tmp_path / "heldout-eval"
-    assert packaging.calibrate(model, tmp_path / "heldout", report)[0]["fingerprint"] == "aaaa"
-    packaging.calibrate(model, tmp_path / "heldout", report)
+    heldout = write_synth_set(tmp_path / "heldout", SynthSetSpec(writers=2, genuine=1, skilled=1), progress=False)
+    assert packaging.calibrate(model, heldout, report)[0]["fingerprint"] == "aaaa"
+    packaging.calibrate(model, heldout, report)
     assert len(calls) == 1
     _model(model, "bbbb")  # rebuilt
-    assert packaging.calibrate(model, tmp_path / "heldout", report)[0]["fingerprint"] == "bbbb" and len(calls) == 2
+    assert packaging.calibrate(model, heldout, report)[0]["fingerprint"] == "bbbb" and len(calls) == 2
+    write_synth_set(heldout, SynthSetSpec(writers=3, genuine=1, skilled=1), progress=False)  # other writers
+    packaging.calibrate(model, heldout, report)
+    assert len(calls) == 3
 
 
 def test_the_student_is_distilled_again_when_its_teacher_or_recipe_changed(tmp_path: Path, monkeypatch) -> None:

@@ -30,7 +30,7 @@ import torch
 from training.checkpointing import has_state
 from training.make_hog_model import build as build_hog
 from training.packaging import calibrate, keep_report, run_verify
-from training.synth_sets import SynthSetSpec, write_synth_set
+from training.synth_sets import SPEC_FILE, SynthSetSpec, write_synth_set
 from verify.fsutil import atomic_write_bytes
 from verify.models.card import load_network, read_card, save_model, write_card
 from verify.models.classical import new_hog_card
@@ -163,7 +163,8 @@ def _sets(values: dict[str, Any]) -> list[str]:
 def synth(
     data: Path, train_spec: SynthSetSpec, heldout_spec: SynthSetSpec, gate_spec: SynthSetSpec
 ) -> tuple[Path, Path, Path]:
-    """The generator-v2 training, held-out and gate sets (each skipped when written)."""
+    """The generator-v2 training, held-out and gate sets (each kept when written from the same spec, else
+    written again)."""
     heldout = write_synth_set(data / "heldout", heldout_spec, workers=2)
     train = write_synth_set(data / "train", train_spec, workers=2)
     gate = write_synth_set(data / "gate", gate_spec, workers=2)
@@ -172,7 +173,7 @@ def synth(
 
 def gate_options(ood: tuple[str, ...] = ()) -> list[str]:
     """`verify ood fit`'s settings for a model's gate: OOD_FIT plus the model's own (one list for the fit and
-    for the packaging marker, so a changed recipe refits the gate)."""
+    for the packaging record, so a changed recipe refits the gate)."""
     return [*OOD_FIT, *ood]
 
 
@@ -187,8 +188,10 @@ RECORD = "make_models.json"  # in a training run: what the run was built from (s
 
 def _built_from(record: Path, key: dict[str, Any]) -> bool:
     """True when the record file says its stage's output was built from `key` (what that output depends on: data,
-    starting model, recipe). Every stage keeps one: a training run in RUN/make_models.json, a packaged model in
-    packaged-<name>.json beside its source; a stage whose record differs (or is missing) is built again."""
+    starting model, recipe). A training run keeps it in RUN/make_models.json, a packaged model in
+    packaged-<name>.json in its work folder, a data set in its spec.json (`write_synth_set`), a held-out report in
+    built_from.json (`calibrate`); a stage whose record differs (or is missing) is built again. The HOG model is
+    rebuilt on every run (seconds) and the demo writers are kept once written."""
     return record.is_file() and json.loads(record.read_text()) == key
 
 
@@ -205,33 +208,37 @@ def _set_aside(run: Path, why: str) -> None:
     print(f"{run.name}: {why}; set aside as {stale.name}", flush=True)
 
 
-def _manifest_sha256(data: Path) -> str:
-    return hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest()
+def _set_key(data: Path) -> dict[str, Any]:
+    """What identifies a written synthetic set: its manifest's hash and the spec it was written from (seed and
+    all-caps share do not show in the manifest)."""
+    spec = data / SPEC_FILE
+    return {
+        "manifest": hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest(),
+        "spec": json.loads(spec.read_text()) if spec.is_file() else None,
+    }
 
 
-def _packaged(source: Path, dest: Path, work: Path, gate: list[str]) -> Path | None:
-    """None when `dest` was built from `source` as it is now (its record in `work` says so), else the record to
-    write once it is. The record names the source's fingerprint, so a retrained source is packaged again."""
+def _packaged(dest: Path, work: Path, key: dict[str, Any]) -> Path | None:
+    """None when `dest` was built from `key` (its record in `work` says so), else the record to write once it is."""
     record = work / f"packaged-{dest.name}.json"
-    if (dest / "model.json").is_file() and _built_from(record, _package_key(source, dest, gate)):
-        print(f"= {dest.name}: already built from {source.name} ({record.name})", flush=True)
+    if (dest / "model.json").is_file() and _built_from(record, key):
+        print(f"= {dest.name}: already built from the same model, held-out writers and gate ({record.name})")
         return None
     record.unlink(missing_ok=True)
     return record
 
 
-def _mark_packaged(source: Path, record: Path, dest: Path, gate: list[str]) -> None:
-    _record(record, _package_key(source, dest, gate))
-
-
-def _package_key(source: Path, dest: Path, gate: list[str]) -> dict[str, Any]:
-    """What a packaged model was built from: its source's fingerprint, where it went and its gate's recipe."""
-    return {"source": read_card(source).get("fingerprint"), "dest": str(dest.resolve()), "gate": gate}
-
-
-def _gate_recipe(signatures: tuple[Path, ...], ood: tuple[str, ...]) -> list[str]:
-    """`verify ood fit`'s settings and data sets for a model (part of the packaging marker)."""
-    return [*gate_options(ood), *(d.name for d in signatures)]
+def _package_key(
+    source: Path, dest: Path, heldout: Path, signatures: tuple[Path, ...], ood: tuple[str, ...]
+) -> dict[str, Any]:
+    """What a packaged model is built from: its source's fingerprint, where it goes, the held-out set it is
+    calibrated on, and its gate's settings and signature sets."""
+    return {
+        "source": read_card(source).get("fingerprint"),
+        "dest": str(dest.resolve()),
+        "heldout": _set_key(heldout),
+        "gate": {"options": gate_options(ood), "data": [_set_key(d) for d in signatures]},
+    }
 
 
 def package(
@@ -243,23 +250,23 @@ def package(
     ood: tuple[str, ...] = (),
 ) -> None:
     """Calibrate on held-out writers, store fp16 + card, fit the OOD gate, keep the report (skipped when done)."""
-    gate = _gate_recipe(signatures, ood)
-    if (marker := _packaged(run, dest, run, gate)) is None:
+    key = _package_key(run, dest, heldout, signatures, ood)
+    if (record := _packaged(dest, run, key)) is None:
         return
     report = run / "heldout-eval"
     card, results = calibrate(run, heldout, report)
     net, _ = load_network(run)
     card["metrics"] = {"heldout_test": _headline(results), "report": "report/report.md"}
     card.update(extra)
-    for key in ("weights", "fingerprint"):
-        card.pop(key, None)
+    for field in ("weights", "fingerprint"):
+        card.pop(field, None)
     card = _relative(card)
     if dest.exists():
         shutil.rmtree(dest)
     save_model(dest, net, card, dtype="float16")
     fit_gate(dest, signatures, ood)
     keep_report(report, dest, run)
-    _mark_packaged(run, marker, dest, gate)
+    _record(record, key)
 
 
 def package_fused(
@@ -276,8 +283,8 @@ def package_fused(
     The HOG part reads the learned part's crop (same size and preprocessing), so one crop feeds both. Skipped when
     done from this `learned`."""
     work.mkdir(parents=True, exist_ok=True)
-    gate = _gate_recipe(signatures, ood)
-    if (marker := _packaged(learned, dest, work, gate)) is None:
+    key = _package_key(learned, dest, heldout, signatures, ood)
+    if (record := _packaged(dest, work, key)) is None:
         return
     raw, hog = work / "raw", work / "hog"
     spec = read_card(learned)
@@ -296,7 +303,7 @@ def package_fused(
     write_card(dest, card)
     fit_gate(dest, signatures, ood)
     keep_report(report, dest)
-    _mark_packaged(learned, marker, dest, gate)
+    _record(record, key)
 
 
 def _relative(obj: Any) -> Any:
@@ -411,10 +418,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def teacher_key(train: Path, init: str | None, recipe: dict[str, Any], name: str) -> dict[str, Any]:
-    """What a teacher stage is built from: its data (the set's manifest hash), the model it starts from (its
+    """What a teacher stage is built from: its data (`_set_key`), the model it starts from (its
     fingerprint; None from scratch) and its `verify train` settings."""
     return {
-        "data": _manifest_sha256(train),
+        "data": _set_key(train),
         "init": None if init is None else read_card(init).get("fingerprint"),
         "recipe": {k: str(v) for k, v in {**SIZE, **recipe, "name": name}.items()},
     }
@@ -443,12 +450,12 @@ def train_teacher(run: Path, train: Path, init: str | None, recipe: dict[str, An
 
 def distill_student(run: Path, teacher: Path, data: Sequence[Path], backbone: str, recipe: dict[str, Any]) -> None:
     """`verify distill` the student into `run` on the `data` sets pooled, skipped when a finished run there came
-    from this teacher, data (each set's manifest hash) and recipe (`run`/make_models.json); a run from anything
+    from this teacher, data (each set's `_set_key`) and recipe (`run`/make_models.json); a run from anything
     else (a rebuilt teacher, an older recipe) is set aside as `<run>.stale` and distilled again (a distillation has
     no --resume: an unfinished run starts over)."""
     key = {
         "teacher": read_card(teacher).get("fingerprint"),
-        "data": [_manifest_sha256(d) for d in data],
+        "data": [_set_key(d) for d in data],
         "backbone": backbone,
         "recipe": {k: str(v) for k, v in recipe.items()},
     }

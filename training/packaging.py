@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from verify.cli import main as verify_main
+from verify.fsutil import atomic_write_json
 
 REPORT_FILES = ("report.md", "report.json", "roc.png", "det.png", "scores.png")
 RUN_FILES = ("metrics.csv", "curves.png")
@@ -24,12 +25,23 @@ def run_verify(argv: list[str]) -> None:
 
 def calibrate(model: Path, heldout: Path, report: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """`verify eval --calibrate` (threshold at the EER) on a CEDAR-layout held-out set, skipped when `report`
-    already holds its output for this model (the report's card has the model's fingerprint; a report of a rebuilt
-    model is made again): the calibrated card and the report, as JSON objects."""
-    if _fingerprint(report) is None or _fingerprint(report) != _fingerprint(model):
+    already holds its output for this model and this held-out set (`report`/built_from.json: the model's
+    fingerprint and the set's data fingerprint; a rebuilt model or another set is evaluated again): the calibrated
+    card and the report, as JSON objects."""
+    from training.data import data_fingerprint
+    from verify.data import load_signature_dataset
+
+    key = {
+        "model": _fingerprint(model),
+        "heldout": data_fingerprint(heldout, load_signature_dataset(heldout, "cedar")),
+    }
+    record = report / "built_from.json"
+    done = (report / "model.json").is_file() and record.is_file() and json.loads(record.read_text()) == key
+    if not done:
         shutil.rmtree(report, ignore_errors=True)
         run_verify(["eval", "--model", str(model), "--data", str(heldout), "--protocol", "cedar", "--out", str(report),
                     "--calibrate", "--target-far", "eer", "--bootstrap", "200", "--no-progress"])  # fmt: skip
+        atomic_write_json(record, key)
     return json.loads((report / "model.json").read_text()), json.loads((report / "report.json").read_text())
 
 

@@ -118,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m training.synth_sets", description=main.__doc__)
-    parser.add_argument("--out", type=Path, required=True, help="set folder (kept when written from the same spec)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="set folder: kept when written from the same spec (its spec.json); otherwise its images are "
+        "deleted and the set written again",
+    )
     parser.add_argument("--writers", type=int, required=True)
     parser.add_argument("--genuine", type=int, default=8)
     parser.add_argument("--skilled", type=int, default=4)

@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "distill",
         help="distill a teacher model into a small student (KD, embedding, RKD, metric loss); writes RUN/model.*",
         description="Train a student embedder from a frozen teacher on the teacher's input size and "
-        "preprocessing. Objectives and their weights: --set kd_weight=1 embedding_weight=1 "
-        "rkd_distance_weight=1 rkd_angle_weight=0 metric_weight=0 (plus every `verify train` config key).",
+        "preprocessing. Objectives and their default weights: kd_weight=1 embedding_weight=1 "
+        "rkd_distance_weight=1 rkd_angle_weight=0 metric_weight=0, each changed with its own --set (e.g. --set "
+        "kd_weight=0 --set metric_weight=1; every `verify train` config key too).",
     )
     p.add_argument("--teacher", type=Path, required=True, help="teacher model directory (model.json + weights)")
     p.add_argument(

@@ -32,6 +32,7 @@ RESULTS = BENCH / "results"
 # Order and titles; scripts not listed here run after these, titled by name.
 SECTIONS = {
     "bench_signature": "Signature accuracy: real scans, independent set, synthetic test writers",
+    "bench_scan_sessions": "Synthetic skilled forgeries: scan variation or forger?",
     "bench_fusion": "Fused signature score: learned share chosen on validation sets",
     "bench_finetune": "Fine-tuning the signature teacher on a user's writers",
     "bench_synth": "Synthetic signature generation",
@@ -115,8 +116,8 @@ def update(report: str, blocks: dict[str, str]) -> str:
 def _header() -> str:
     return (
         "# Benchmarks\n\n"
-        f"Machine: {machine()}.  \n"
-        f"Report made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC (each section gives when it ran). "
+        f"Last updated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}. Each section gives "
+        "when it ran; its JSON in bench/results/ names the machine it ran on.  \n"
         "Regenerate with `make bench` (`python -m bench`; text outside the `<!-- bench:... -->` markers is kept). "
         "Signature data is **synthetic** (the project's generators) except rows marked real; face figures use the "
         "bundled demo photos."

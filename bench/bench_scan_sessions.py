@@ -17,14 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-
 from bench.__main__ import write_results
 from bench.bench_fusion import eers
 from bench.bench_signature import embed, load_set
+from training.synth_sets import SynthSetSpec, write_synth_set
 from verify.models.loading import load_model
-from verify.synth.generator import NameSignatureGenerator
-from verify.synth.scan import ScanConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_scan_sessions"
@@ -33,33 +30,25 @@ MODELS = ("signature-hog", "signature-teacher", "signature-teacher-hog")
 SHARES = {"as generated (share 0.5)": 0.5, "one session per writer (share 1.0)": 1.0}
 
 
-def render_set(root: Path, writers: int, share: float, genuine: int = 8, skilled: int = 8) -> Path:
-    """Held-out writers (seed 1) in CEDAR layout with `session_share` = `share` (kept when already written)."""
-    if (root / "done").is_file():
-        return root
-    for sub in ("full_org", "full_forg"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    gen = NameSignatureGenerator(seed=1, scan=ScanConfig(session_share=share))
-    for w in range(writers):
-        plan = [("genuine", "full_org/original", i) for i in range(genuine)]
-        plan += [("skilled", "full_forg/forgeries", i) for i in range(skilled)]
-        for kind, stem, i in plan:
-            image = gen.render(w, kind, i)  # type: ignore[arg-type]
-            cv2.imwrite(str(root / f"{stem}_{w + 1}_{i + 1}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    (root / "done").write_text(f"writers={writers} share={share}\n")
-    return root
+def held_out(writers: int, share: float) -> SynthSetSpec:
+    """`writers` held-out writers (seed 1), 8 genuine + 8 skilled each, with `session_share` = `share`."""
+    return SynthSetSpec(writers=writers, genuine=8, skilled=8, simple=0, seed=1, session_share=share)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_scan_sessions", description=__doc__.split("\n\n")[0])
     parser.add_argument("--writers", type=int, default=80, help="held-out writers (seed 1) per set")
     parser.add_argument("--model", type=Path, nargs="+", default=[ROOT / "assets" / "models" / m for m in MODELS])
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_scan_sessions", help="rendered sets")
+    parser.add_argument(
+        "--work", type=Path, default=ROOT / "runs" / "bench_scan_sessions", help="rendered sets (kept per spec)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results path without extension")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    sets = {label: load_set(render_set(args.work / f"share-{share}-w{args.writers}", args.writers, share))
-            for label, share in SHARES.items()}  # fmt: skip
+    sets = {
+        label: load_set(write_synth_set(args.work / f"share-{share}", held_out(args.writers, share), workers=2))
+        for label, share in SHARES.items()
+    }
     rows = []
     for path in args.model:
         model = load_model(path)

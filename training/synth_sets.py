@@ -38,9 +38,11 @@ class SynthSetSpec:
     simple: int = 0  # simple forgeries per writer
     seed: int = 0  # generator seed; sets with other seeds have other writers
     all_caps_share: float = 0.0  # print-hand writers who sign in capitals (0: generator v2 as the models saw it)
+    session_share: float = 0.5  # a writer's images scanned in the writer's own session (`ScanConfig.session_share`)
 
     def __post_init__(self) -> None:
-        if self.writers < 1 or self.genuine < 1 or self.skilled < 0 or self.simple < 0:
+        counts_ok = self.writers >= 1 and self.genuine >= 1 and self.skilled >= 0 and self.simple >= 0
+        if not counts_ok or not 0 <= self.session_share <= 1:
             raise ConfigError(f"invalid synthetic set: {self}")
 
 
@@ -48,9 +50,11 @@ def _writer_rows(job: tuple[Path, SynthSetSpec, int]) -> list[tuple[str, int, st
     """Render and write one writer's images (runs in a worker process); returns its manifest rows."""
     root, spec, w = job
     from verify.synth.generator import NameSignatureGenerator
+    from verify.synth.scan import ScanConfig
 
     cv2.setNumThreads(1)
-    gen = NameSignatureGenerator(seed=spec.seed, all_caps_share=spec.all_caps_share)
+    scan = ScanConfig(session_share=spec.session_share)
+    gen = NameSignatureGenerator(seed=spec.seed, scan=scan, all_caps_share=spec.all_caps_share)
     rows: list[tuple[str, int, str, str]] = []
     plan = [("genuine", i) for i in range(spec.genuine)]
     plan += [("skilled", i) for i in range(spec.skilled)] + [("simple", i) for i in range(spec.simple)]

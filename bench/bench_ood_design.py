@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.__main__ import write_results
-from training.data import pool_datasets
+from training.data import load_pooled_samples
 from training.ood_exposure import _crops, _embed, _signatures, fit_exposure_gate
 from training.ood_fit import default_features, gate_split
 from training.ood_material import ood_material
@@ -59,7 +59,7 @@ def collect(args: argparse.Namespace, data: tuple[Path, ...]) -> dict[str, Any]:
     --data A B` pools them."""
     model = load_model(args.model)
     features = args.features or default_features(model)
-    samples = pool_datasets([load_signature_dataset(d, "cedar") for d in data])
+    samples = load_pooled_samples(data, "signature", "cedar")
     parts = gate_split(samples, args.max_identities)  # as `verify ood fit --max-identities`
     rng = np.random.default_rng(0)
     crops, writers, genuine, _ = _signatures(model, parts["train"], 900, rng)

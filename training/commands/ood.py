@@ -76,17 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import verify
-    from training.data import pool_datasets
+    from training.data import data_roots, load_pooled_samples
     from training.ood_fit import fit_ood_gate, gate_split
-    from verify.data import load_identity_folders, load_signature_dataset
 
     model = verify.load_model(args.model)
-    samples = pool_datasets(
-        [
-            load_identity_folders(data) if args.protocol == "folders" else load_signature_dataset(data, args.protocol)
-            for data in args.data
-        ]
-    )
+    samples = load_pooled_samples(data_roots(args.data), model.modality, args.protocol)
     parts = gate_split(samples, args.max_identities, args.held_out, args.seed)
     gate = args.gate or ("exposure" if model.modality == "signature" else "gaussian")
     section = fit_ood_gate(

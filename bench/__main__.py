@@ -76,6 +76,11 @@ def machine() -> str:
     )
 
 
+def command_line(module: str, argv: list[str] | None) -> str:
+    """How a bench script was run: `python -m MODULE ARGS` (its own argv, else the process's)."""
+    return " ".join(["python -m", module, *(argv if argv is not None else sys.argv[1:])])
+
+
 def write_results(out: Path, title: str, command: str, text: str, data: dict[str, Any], seconds: float) -> None:
     """A bench script's results: OUT.json (date, machine, command + `data`) and OUT.md, the BENCHMARKS.md section
     (title, command with its time and date, `text`)."""

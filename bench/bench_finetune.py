@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.__main__ import write_results
+from bench.__main__ import command_line, write_results
 from bench.bench_fusion import eers
 from bench.bench_signature import _rel, embed, load_set
 from training.make_models import FUSED_WEIGHT
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[name] = eers(emb, data)
             default = fuse_embeddings([emb, hog_emb], [FUSED_WEIGHT, 1.0 - FUSED_WEIGHT])
             rows[f"{name} + HOG (fused, as the default)"] = eers(default, data)
-    command = "python -m bench.bench_finetune " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.bench_finetune", argv)
     lines = ["| model | EER skilled | EER random |", "|---|---|---|"]
     lines += [f"| {name} | {r['skilled']:.3f} | {r['random']:.3f} |" for name, r in rows.items()]
     text = "\n".join(lines) + (

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.__main__ import write_results
+from bench.__main__ import command_line, write_results
 from bench.bench_signature import _default_synth, _rel, embed, load_set, synth_test_writers
 from verify.data import load_signature_dataset
 from verify.eval.multiref import WriterSet, single_reference_scores
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = sweep(learned, hog, paths, data)
         print(f"{name}: done", file=sys.stderr, flush=True)
     chosen = choose(results)
-    command = "python -m bench.bench_fusion " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.bench_fusion", argv)
     text = table(results, chosen) + (
         f"\n\nLearned model: {_rel(args.learned)}; HOG: {_rel(args.hog)}. Sets: "
         + "; ".join(f"{n} ({_rel(r)}{', calibration half of the writers' if w else ''})" for n, (r, w) in sets.items())

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import write_results
+from bench.__main__ import command_line, write_results
 from verify.data import load_signature_dataset
 from verify.decision import Rejection
 from verify.io import load_image
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['model']} | {r['set']} | {r['refused']} of {r['n']} | {kinds} |")
     text = "\n".join(lines)
     print(text)
-    command = "python -m bench.bench_gate_refusals " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_results(args.out, TITLE, command.strip(), text, {"rows": rows}, time.perf_counter() - start)
+    command = command_line("bench.bench_gate_refusals", argv)
+    write_results(args.out, TITLE, command, text, {"rows": rows}, time.perf_counter() - start)
     return 0
 
 

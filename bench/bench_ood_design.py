@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.__main__ import write_results
+from bench.__main__ import command_line, write_results
 from training.data import load_pooled_samples
 from training.ood_exposure import _crops, _embed, _signatures, fit_exposure_gate
 from training.ood_fit import default_features, gate_split
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"{head} | {cells} |")
     text = "\n".join(lines)
     print(text)
-    command = "python -m bench.bench_ood_design " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.bench_ood_design", argv)
     payload = {"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}
-    write_results(args.out, TITLE, command.strip(), text, payload, time.perf_counter() - start)
+    write_results(args.out, TITLE, command, text, payload, time.perf_counter() - start)
     return 0
 
 

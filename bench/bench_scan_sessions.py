@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.__main__ import write_results
+from bench.__main__ import command_line, write_results
 from bench.bench_fusion import eers
 from bench.bench_signature import embed, load_set
 from training.synth_sets import SynthSetSpec, write_synth_set
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    command = "python -m bench.bench_scan_sessions " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_results(args.out, TITLE, command.strip(), text, {"rows": rows}, time.perf_counter() - start)
+    command = command_line("bench.bench_scan_sessions", argv)
+    write_results(args.out, TITLE, command, text, {"rows": rows}, time.perf_counter() - start)
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.__main__ import machine
+from bench.__main__ import command_line, machine
 from verify.data import load_signature_dataset
 from verify.data.splits import split_identities
 from verify.eval.multiref import Aggregation, WriterSet, multi_reference_scores, single_reference_scores
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "command": "python -m bench.bench_signature " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("bench.bench_signature", argv),
         "sets": {},
     }
     for name, (root, writers, what) in _sets(args).items():

@@ -142,10 +142,10 @@ def student_extra_set(writers: int) -> SynthSetSpec:
     return SynthSetSpec(**{**STUDENT_EXTRA_SET.__dict__, "writers": size})
 
 
-def student_data(data: Path, train: Path, writers: int) -> tuple[Path, Path]:
-    """The student's distillation sets: the training writers and the extra ones (`verify distill --data A B` pools
-    them, writers "0/..." and "1/...")."""
-    return train, write_synth_set(data / "student-extra", student_extra_set(writers), workers=2)
+def student_extra_data(data: Path, writers: int) -> Path:
+    """The extra writers the student is distilled on beside the training ones (`verify distill --data TRAIN
+    EXTRA` pools them, writers "0/..." and "1/...")."""
+    return write_synth_set(data / "student-extra", student_extra_set(writers), workers=2)
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                   work / "signature-teacher-hog", extra, (*TEACHER_OOD, *ood))  # fmt: skip
     if not args.skip_student:
         student_run = work / "signature-student"
-        folders = student_data(work / "data", train, args.writers)
+        folders = (train, student_extra_data(work / "data", args.writers))
         recipe = {**STUDENT, **_pairs(args.student_set), "name": "signature-student"}
         distill_student(student_run, out / "signature-teacher", folders, args.student, recipe)
         package(student_run, heldout, signatures, out / "signature-student",

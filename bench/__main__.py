@@ -33,6 +33,7 @@ RESULTS = BENCH / "results"
 SECTIONS = {
     "bench_signature": "Signature accuracy: real scans, independent set, synthetic test writers",
     "bench_scan_sessions": "Synthetic skilled forgeries: scan variation or forger?",
+    "bench_forgery_oracle": "Synthetic skilled forgeries: pen-trace oracle",
     "bench_fusion": "Fused signature score: learned share chosen on validation sets",
     "bench_finetune": "Fine-tuning the signature teacher on a user's writers",
     "bench_synth": "Synthetic signature generation",

@@ -4,7 +4,8 @@ Each bundled signature model's own gate (as shipped, nothing refitted) reads eve
 (../shared/data/signatures-real-sample: 12 writers x 5 genuine + 5 skilled forgeries, all of them real
 signatures; reported only, never fitted or tuned on) and the independent set's genuine signatures (data/indep,
 python -m bench.make_indep_set). Reported: how many are refused as "not a signature", by the kind named, and
-the bundled demo signatures (assets/demo/signatures) refused.
+the bundled demo signatures (assets/demo/signatures) refused; then the independent set's refusals by the writer's
+hand (the handwriting font its PROVENANCE.json names), to show which styles of signature a gate turns away.
 
     python -m bench.bench_gate_refusals [--model DIR ...] [--real DIR] [--indep DIR]
 """
@@ -12,6 +13,7 @@ the bundled demo signatures (assets/demo/signatures) refused.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -30,13 +32,49 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bench_gate_refusals"
 TITLE = "Signature OOD gates: genuine signatures refused"
 MODELS = ("signature-teacher-hog", "signature-teacher", "signature-student", "signature-student-hog")
+INDEP = "independent set, genuine"
 
 
-def refusals(verifier: Verifier, paths: list[Path]) -> dict[str, Any]:
-    """How many of `paths` the verifier's gate refuses, and the kinds it names."""
+def refusals(verifier: Verifier, paths: list[Path], hands: dict[Path, str] | None = None) -> dict[str, Any]:
+    """How many of `paths` the verifier's gate refuses, and the kinds it names; with `hands` (path -> hand), also
+    {hand: [refused, n]}."""
     probes = verifier.probes([load_image(p, mode="gray") for p in paths])
     kinds = Counter(_taken_for(r) for p in probes if (r := p.rejection) is not None)
-    return {"n": len(paths), "refused": sum(kinds.values()), "kinds": dict(kinds.most_common())}
+    out: dict[str, Any] = {"n": len(paths), "refused": sum(kinds.values()), "kinds": dict(kinds.most_common())}
+    if hands is not None:
+        by_hand: dict[str, list[int]] = {}
+        for path, probe in zip(paths, probes, strict=True):
+            counts = by_hand.setdefault(hands[path], [0, 0])
+            counts[0] += probe.rejection is not None
+            counts[1] += 1
+        out["by_hand"] = by_hand
+    return out
+
+
+def indep_hands(root: Path) -> dict[Path, str]:
+    """Image path -> the handwriting font (file stem) its writer was drawn with, from root/PROVENANCE.json."""
+    provenance = json.loads((root / "PROVENANCE.json").read_text())
+    font = {str(w["writer"]): Path(w["hand"]["font"]).stem for w in provenance["writers"]}
+    return {s.path: font[s.identity] for s in load_signature_dataset(root, "cedar")}
+
+
+def hand_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Refused of n by hand (rows) and model (columns), hands most refused first."""
+    models = [r for r in rows if "by_hand" in r]
+    if not models:
+        return []
+    hands = sorted(models[0]["by_hand"], key=lambda h: (-sum(m["by_hand"][h][0] for m in models), h))
+    lines = [
+        "",
+        "Independent set, genuine signatures refused by the writer's hand (handwriting font):",
+        "",
+        "| hand | " + " | ".join(m["model"] for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for hand in hands:
+        cells = [f"{m['by_hand'][hand][0]} of {m['by_hand'][hand][1]}" for m in models]
+        lines.append(f"| {hand} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _taken_for(rejection: Rejection) -> str:
@@ -58,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.real.is_dir():
         sets["real sample, every scan"] = [s.path for s in load_signature_dataset(args.real, "cedar")]
     if args.indep.is_dir():
-        sets["independent set, genuine"] = [
-            s.path for s in load_signature_dataset(args.indep, "cedar") if s.kind == "genuine"
-        ]
+        sets[INDEP] = [s.path for s in load_signature_dataset(args.indep, "cedar") if s.kind == "genuine"]
+    hands = indep_hands(args.indep) if (args.indep / "PROVENANCE.json").is_file() else None
     rows = []
     for model in args.model:
         verifier = Verifier(load_model(model))
         for name, paths in sets.items():
-            rows.append({"model": model.name, "set": name, **refusals(verifier, paths)})
+            by_hand = hands if name == INDEP else None
+            rows.append({"model": model.name, "set": name, **refusals(verifier, paths, by_hand)})
     lines = [
         "Each model's bundled gate; real sample: real scans (genuine and forged, all real signatures), reported only. "
         "Independent set and demo signatures: synthetic.",
@@ -76,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         kinds = ", ".join(f"{k} {n}" for k, n in r["kinds"].items()) or "-"
         lines.append(f"| {r['model']} | {r['set']} | {r['refused']} of {r['n']} | {kinds} |")
+    lines += hand_table([r for r in rows if r["set"] == INDEP])
     text = "\n".join(lines)
     print(text)
     command = command_line("bench.bench_gate_refusals", argv)

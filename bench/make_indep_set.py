@@ -13,8 +13,10 @@ calibrate on it): names written with TrueType/OpenType handwriting fonts, in the
   varying density, resolution change, blur, JPEG artefacts, rotation, margins; saved as RGB PNG.
 
 Fonts come from Debian packages (apt-get install fonts-dancingscript fonts-breip fonts-dkg-handwriting
-fonts-ecolier-court fonts-femkeklaver fonts-kaushanscript fonts-kristi fonts-rufscript fonts-levien-typoscript
-fonts-bwht fonts-humor-sans fonts-joscelyn fonts-havana); the fonts used are listed in OUT/PROVENANCE.json.
+fonts-ecolier-court fonts-femkeklaver fonts-kaushanscript fonts-kristi fonts-rufscript fonts-bwht fonts-humor-sans
+fonts-joscelyn fonts-havana); the fonts used are listed in OUT/PROVENANCE.json. A font must have a glyph for every
+letter a name uses: fonts without the plain Latin letters are left out, and a writer's (or a forger's) font is
+drawn among those that can write the writer's name (some lack "ö" or "ü"), so no image shows a missing-glyph box.
 Seeded: same fonts, same arguments, same bytes.
 
 Usage: python -m bench.make_indep_set --out data/indep --writers 40 [--genuine 10 --forgeries 10 --seed 7]
@@ -25,21 +27,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import sys
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = ("/usr/share/fonts",)
 FONT_NAMES = (  # handwriting / script faces from the Debian packages named above (file stems)
     "DancingScript-Regular", "DancingScript-Bold", "Breip", "dkg", "dkgIt", "Ecolier-court", "femkeklaver",
-    "KaushanScript-Regular", "Kristi", "Rufscript010", "TypoScript", "BecauseWeBuild-Regular",
+    "KaushanScript-Regular", "Kristi", "Rufscript010", "BecauseWeBuild-Regular",
     "BecauseWeConnect-Regular", "BecauseWeCreate-Regular", "BecauseWeLearn-Regular", "BecauseWeMentor-Regular",
     "BecauseWeOrganize-Regular", "Humor-Sans", "Joscelyn-Regular", "Havana-Regular",
 )  # fmt: skip
+LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz."  # what every font must write (names, initials)
 FIRST = (
     "Anna", "Boris", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Irene", "Jonas", "Karin", "Lukas", "Maria",
     "Nikos", "Olga", "Pedro", "Quentin", "Rosa", "Stefan", "Tanja", "Ulrich", "Vera", "Walter", "Xenia", "Yusuf",
@@ -71,13 +77,28 @@ class Hand:
 
 
 def find_fonts(names: tuple[str, ...] = FONT_NAMES) -> list[Path]:
-    """The handwriting fonts installed, in the order of `names` (missing ones skipped)."""
+    """The handwriting fonts installed, in the order of `names` (missing ones, and ones that cannot write every
+    plain Latin letter, skipped)."""
     found: dict[str, Path] = {}
     for root in FONT_DIRS:
         for path in sorted(Path(root).rglob("*")):
             if path.suffix.lower() in (".ttf", ".otf") and path.stem in names:
                 found.setdefault(path.stem, path)
-    return [found[n] for n in names if n in found]
+    return [found[n] for n in names if n in found and font_covers(found[n], LATIN)]
+
+
+@cache
+def _glyphs(font: Path) -> frozenset[int]:
+    """The code points `font` has a glyph for (its best Unicode cmap)."""
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # some fonts' harmless table quirks are logged
+    with TTFont(str(font), fontNumber=0, lazy=True) as tt:
+        return frozenset(tt.getBestCmap() or {})
+
+
+def font_covers(font: Path | str, text: str) -> bool:
+    """Whether `font` has a glyph for every character of `text` but spaces (else PIL draws a box)."""
+    glyphs = _glyphs(Path(font))
+    return all(ord(c) in glyphs for c in text if not c.isspace())
 
 
 def _name(rng: np.random.Generator, surname: str) -> str:
@@ -229,14 +250,18 @@ def build(out: Path, writers: int, genuine: int, forgeries: int, seed: int, font
     rows, people = [], []
     for w, k in enumerate(surnames, start=1):
         wrng = np.random.default_rng([seed, w])
-        name, hand = _name(wrng, LAST[int(k)]), _hand(wrng, fonts)
+        name = _name(wrng, LAST[int(k)])
+        usable = [f for f in fonts if font_covers(f, name)]  # fonts that can write this name
+        if not usable:
+            raise SystemExit(f"none of the fonts has every letter of {name!r}")
+        hand = _hand(wrng, usable)
         people.append({"writer": w, "name": name, "hand": {**asdict(hand), "font": Path(hand.font).name}})
         for i in range(1, genuine + 1):
             rel = f"full_org/original_{w}_{i}.png"
             _save(out / rel, _scan(_render(name, hand, wrng), wrng))
             rows.append((rel, w, "genuine"))
         for i in range(1, forgeries + 1):
-            forger = _forger(wrng, hand, fonts)
+            forger = _forger(wrng, hand, usable)
             rel = f"full_forg/forgeries_{w}_{i}.png"
             _save(out / rel, _scan(_render(name, forger, wrng, tremor=float(wrng.uniform(0.005, 0.02))), wrng))
             rows.append((rel, w, "skilled"))

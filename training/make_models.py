@@ -84,9 +84,9 @@ STUDENT = {
 }
 # The student is distilled on the training writers pooled with STUDENT_EXTRA_SET (half as many writers again, of
 # another seed, 30% of print hands signing in capitals, as the teacher's on-the-fly writers): its TAR@FAR=1e-2
-# (random) on the independent set was 90.7% of the teacher's when distilled on the training writers alone, 97.9%
-# on the pooled set (synthetic test writers 97.3 -> 98.8%, real sample 95.4% both; bundled 2026-12-01, BENCHMARKS.md
-# "Signature student: distilled on more writers").
+# (random) on the independent set (v1) was 90.7% of the teacher's when distilled on the training writers alone,
+# 97.9% on the pooled set (95.7% on the set's v2; synthetic test writers 97.3 -> 98.8%, real sample 95.4% both;
+# bundled 2026-12-01, BENCHMARKS.md "Signature student: distilled on more writers").
 # Training writers: genuine, skilled (a forger copying the image) and simple (the name in the forger's own hand)
 # forgeries; held-out writers (other seed): genuine and skilled only, the standard protocol for calibration/test.
 TRAIN_SET = SynthSetSpec(writers=2000, genuine=8, skilled=4, simple=2, seed=0)

@@ -402,3 +402,22 @@ def test_synth_writers_join_each_epochs_training_identities(sig_data, tmp_path, 
 
     with pytest.raises(ConfigError, match="steps_per_epoch"):
         _tiny_config(synth_writers=2, steps_per_epoch=0)
+
+
+def test_ood_fit_with_too_little_outlier_material_is_one_line_and_changes_nothing(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """`--material` below what a kind needs to be fitted on (every kind left out) is refused before any work, as a
+    one-line error, and the model directory is left as it was."""
+    import shutil
+
+    from verify.synth import generate_dataset
+
+    data = generate_dataset(tmp_path / "data", 4, 2, 1, seed=1, height=64, width=96, progress=False)
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    before = (model / "model.json").read_bytes()
+    proc = _run([VERIFY_BIN, "ood", "fit", "--model", str(model), "--data", str(data), "--gate", "exposure",
+                 "--material", "3"])  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "at least 6 outlier images per kind, got 3" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (model / "model.json").read_bytes() == before

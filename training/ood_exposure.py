@@ -190,6 +190,9 @@ def with_guides(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+MIN_PER_KIND = 6  # a kind of outlier material with fewer usable images is left out of the fit
+
+
 def _crops(model: Embedder, images: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Preprocessed crops of the images the preprocessing does not already refuse as blank."""
     out = []
@@ -248,6 +251,8 @@ def fit_exposure_section(
     """Fit an `OutlierExposureGate` for `model`; returns the card's "ood" section with the gate under "_gate"."""
     from training.ood_fit import default_features
 
+    if material_n < MIN_PER_KIND:
+        raise ConfigError(f"the exposure gate needs at least {MIN_PER_KIND} outlier images per kind, got {material_n}")
     features = features or default_features(model)
     rng = np.random.default_rng(seed)
     h, w = int(model.card["input"]["height"]), int(model.card["input"]["width"])
@@ -256,9 +261,14 @@ def fit_exposure_section(
     out_crops, out_kind = [], []
     for kind, images in material.items():
         got = _crops(model, images)
-        if len(got) >= 6:
+        if len(got) >= MIN_PER_KIND:
             out_crops += got
             out_kind += [kind] * len(got)
+    if not out_crops:
+        raise ConfigError(
+            f"no kind of outlier material kept {MIN_PER_KIND} images after preprocessing; use more per kind "
+            f"than {material_n}"
+        )
     x_in = _embed(model, crops, features, batch_size, "OOD fit: signatures")
     x_out = _embed(model, out_crops, features, batch_size, "OOD fit: outlier material")
     gate = fit_exposure_gate(

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from bench.__main__ import command_line, write_results
 from bench.bench_signature import embed, load_set, synth_test_writers
 from verify.eval.multiref import WriterSet, multi_reference_scores, single_reference_scores
-from verify.eval.roc import roc_summary
+from verify.eval.roc import eer
 from verify.io import load_image
 from verify.models.loading import load_model
 from verify.synth.generator import NameSignatureGenerator
@@ -103,11 +103,6 @@ def oracle_similarity(
     return out
 
 
-def _eer(genuine: list[float] | np.ndarray, forged: list[float] | np.ndarray) -> float:
-    eer = roc_summary(np.asarray(genuine), np.asarray(forged))["eer"]
-    return float("nan") if eer is None else float(eer)
-
-
 def oracle_eers(sim: np.ndarray, n_genuine: int, n_refs: int) -> dict[str, float]:
     """Skilled-forgery EER from per-writer similarities, single reference and `n_refs` references (max), with the
     pairs of `single_reference_scores` / `multi_reference_scores` (genuine probes and the writer's forgeries)."""
@@ -119,15 +114,15 @@ def oracle_eers(sim: np.ndarray, n_genuine: int, n_refs: int) -> dict[str, float
         refs = list(range(n_refs))
         genuine_r += [s[p, refs].max() for p in range(n_refs, n_genuine)]
         skilled_r += [s[f, refs].max() for f in range(n_genuine, n)]
-    return {"skilled": _eer(genuine, skilled), f"skilled_{n_refs}ref": _eer(genuine_r, skilled_r)}
+    return {"skilled": eer(genuine, skilled)[0], f"skilled_{n_refs}ref": eer(genuine_r, skilled_r)[0]}
 
 
 def model_eers(emb: np.ndarray, data: WriterSet, n_refs: int) -> dict[str, float]:
-    one = single_reference_scores(emb, data)
+    one = single_reference_scores(emb, data)  # skilled only: a one-writer set has no random forgeries
     many = multi_reference_scores(emb, data, n_refs, "max")
     return {
-        "skilled": _eer(one["genuine"], one["skilled"]),
-        f"skilled_{n_refs}ref": _eer(many["genuine"], many["skilled"]),
+        "skilled": eer(one["genuine"], one["skilled"])[0],
+        f"skilled_{n_refs}ref": eer(many["genuine"], many["skilled"])[0],
     }
 
 

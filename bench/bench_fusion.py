@@ -24,7 +24,7 @@ from bench.__main__ import command_line, write_results
 from bench.bench_signature import _default_synth, _rel, embed, load_set, synth_test_writers
 from verify.data import load_signature_dataset
 from verify.eval.multiref import WriterSet, single_reference_scores
-from verify.eval.roc import roc_summary
+from verify.eval.roc import eer
 from verify.models.fused import fuse_embeddings
 from verify.models.loading import load_model
 
@@ -50,7 +50,7 @@ def sweep(learned: Any, hog: Any, paths: list[Path], data: WriterSet) -> dict[fl
 def eers(emb: np.ndarray, data: WriterSet) -> dict[str, float]:
     """Single-reference EER of skilled and random forgeries."""
     scores = single_reference_scores(emb, data)
-    return {k: float(roc_summary(scores["genuine"], scores[k])["eer"] or np.nan) for k in ("skilled", "random")}
+    return {k: eer(scores["genuine"], scores[k])[0] for k in ("skilled", "random")}
 
 
 def choose(results: dict[str, dict[float, dict[str, float]]]) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.__main__ import command_line, write_results
-from verify.data import load_signature_dataset
+from verify.data import Sample, load_signature_dataset
 from verify.decision import Rejection
 from verify.io import load_image
 from verify.models.loading import load_model
@@ -51,11 +51,11 @@ def refusals(verifier: Verifier, paths: list[Path], hands: dict[Path, str] | Non
     return out
 
 
-def indep_hands(root: Path) -> dict[Path, str]:
+def indep_hands(root: Path, samples: list[Sample]) -> dict[Path, str]:
     """Image path -> the handwriting font (file stem) its writer was drawn with, from root/PROVENANCE.json."""
     provenance = json.loads((root / "PROVENANCE.json").read_text())
     font = {str(w["writer"]): Path(w["hand"]["font"]).stem for w in provenance["writers"]}
-    return {s.path: font[s.identity] for s in load_signature_dataset(root, "cedar")}
+    return {s.path: font[s.identity] for s in samples}
 
 
 def hand_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -95,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.real.is_dir():
         sets["real sample, every scan"] = [s.path for s in load_signature_dataset(args.real, "cedar")]
+    hands = None
     if args.indep.is_dir():
-        sets[INDEP] = [s.path for s in load_signature_dataset(args.indep, "cedar") if s.kind == "genuine"]
-    hands = indep_hands(args.indep) if (args.indep / "PROVENANCE.json").is_file() else None
+        indep = [s for s in load_signature_dataset(args.indep, "cedar") if s.kind == "genuine"]
+        sets[INDEP] = [s.path for s in indep]
+        if (args.indep / "PROVENANCE.json").is_file():
+            hands = indep_hands(args.indep, indep)
     rows = []
     for model in args.model:
         verifier = Verifier(load_model(model))

@@ -23,9 +23,10 @@ TOY = [
 
 
 def _make_models(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    # two torch threads, as conftest gives the in-process tests (CI has 2 cores); one made this test ~45 s slower
     out = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "models"), "--demo-out", str(tmp_path / "demo")]
     return subprocess.run(
-        [sys.executable, "-m", "training.make_models", *out, *TOY, "--threads", "1"],
+        [sys.executable, "-m", "training.make_models", *out, *TOY, "--threads", "2"],
         capture_output=True,
         text=True,
         timeout=900,

@@ -48,7 +48,7 @@ ROWS_A = [["a1.png", "a2.png", "1"], ["a1.png", "b1.png", "0"], ["b2.png", "b3.p
 ROWS_B = [["b1.png", "b2.png", "1"], ["a3.png", "b1.png", "0"], ["a2.png", "a3.png", "1"]]
 
 
-def test_resume_refuses_an_output_of_other_input_model_or_threshold(
+def test_resume_refuses_an_output_of_other_input_model_threshold_or_gate_mode(
     images: Path, tiny_model: Path, tiny_model_factory, tmp_path: Path
 ) -> None:
     pairs_a, pairs_b = _write(images / "a.csv", [HEADER, *ROWS_A]), _write(images / "b.csv", [HEADER, *ROWS_B])
@@ -61,6 +61,7 @@ def test_resume_refuses_an_output_of_other_input_model_or_threshold(
     other_model = tiny_model_factory(tmp_path / "other", seed=1)
     assert _cli("--pairs", pairs_a, "--out", out, "--model", other_model, "--resume") == 2
     assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume", "--threshold", "0.5") == 2
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume", "--gate-mode", "flag") == 2
     _write(pairs_a, [HEADER, *ROWS_B])  # same path and length, other content
     assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 2
     assert out.read_bytes() == before

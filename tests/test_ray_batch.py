@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,3 +249,23 @@ def test_plan_gives_every_actor_several_blocks() -> None:
     assert plan(27, 0, 2, RayOptions(block_rows=8, actors=1)) == (1, 4)
     assert plan(3, 0, 16, RayOptions()) == (3, 3)  # never more actors than blocks, nor blocks than images
     assert plan(1_000_000, 4, 64, RayOptions()) == (4, 1954)  # one actor per GPU; blocks of <= 512 images
+
+
+def test_gate_flag_on_ray_equals_the_local_engine(ray_cluster, job: dict, tmp_path: Path) -> None:
+    """`--gate flag` on the cluster: a face photo the gate refuses is scored and flagged, as on the local engine."""
+    data = job["pairs"].parent
+    shutil.copy(assets_dir() / "demo" / "faces" / "obama.jpg", tmp_path / "face.jpg")
+    images = sorted(p.relative_to(data) for p in data.glob("full_*/*.png"))[:3]
+    for image in images:
+        (tmp_path / image).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data / image, tmp_path / image)
+    pairs = tmp_path / "pairs.csv"
+    rows = [(images[0], "face.jpg"), (images[0], images[1]), ("face.jpg", images[2])]
+    pd.DataFrame(rows, columns=["reference", "questioned"]).to_csv(pairs, index_label="id")
+    verifier = Verifier(job["verifier"].model, gate_mode="flag")
+    run_batch(verifier, BatchConfig(pairs=pairs, out=tmp_path / "local.csv"), progress=False)
+    run_batch_ray(verifier, BatchConfig(pairs=pairs, out=tmp_path / "ray.csv"), OPTIONS, progress=False)
+    local, ray_rows = _read(tmp_path / "local.csv"), _read(tmp_path / "ray.csv")
+    _assert_same(local, ray_rows)
+    assert ray_rows["ood_flag"].tolist() == ["True", "False", "True"] and (ray_rows["error"] == "").all()
+    assert set(ray_rows["decision"]) <= {"match", "no match"}

@@ -20,6 +20,12 @@ REJECTED: DecisionKind = "rejected"
 
 RejectionKind = Literal["no_face", "blank_page", "out_of_distribution"]
 
+# What the OOD gate's refusal does: "reject" answers "rejected" (the default); "flag" answers the question anyway
+# and flags the input for review (signers whose hand the gate mistakes for print); "off" does not run the gate.
+# A blank page and an image without a face are refused in every mode: there is nothing to compare.
+GateMode = Literal["reject", "flag", "off"]
+GATE_MODES: tuple[GateMode, ...] = ("reject", "flag", "off")
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -48,12 +54,18 @@ class Probe:
     info: dict[str, Any] = field(default_factory=dict)
     ood_score: float | None = None
     rejection: Rejection | None = None  # set when the gate (or face detection) refused it
+    flag: Rejection | None = None  # the gate's refusal, with gate mode "flag": the input is answered anyway
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def rejected(self) -> str | None:
         """The rejection's message, or None when the input was accepted."""
         return None if self.rejection is None else self.rejection.message
+
+    @property
+    def flagged(self) -> str | None:
+        """The gate's refusal message when the gate only flags (gate mode "flag"), else None."""
+        return None if self.flag is None else self.flag.message
 
 
 @dataclass
@@ -71,6 +83,7 @@ class Decision:
     ood_threshold: float | None = None
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # inputs the gate refused but gate mode "flag" answered
     timings_ms: dict[str, float] = field(default_factory=dict)
     model: str = ""
     crops: list[np.ndarray | None] = field(default_factory=list, repr=False)

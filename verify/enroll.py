@@ -112,6 +112,8 @@ def enroll_images(
             outcomes.append(SampleOutcome(label, "refused", str(exc)))
             continue
         outcome = SampleOutcome(label, "enrolled", quality=dict(probe.info.get("quality") or {}))
+        if probe.flagged:  # gate mode "flag": enrolled, and the user told why it is worth a look
+            outcome.reason = f"flagged: {probe.flagged}"
         outcomes.append(outcome)
         keep = keep_images and (isinstance(src, (str, bytes)) or hasattr(src, "__fspath__"))
         accepted.append((outcome, probe, read_bytes(src) if keep else None))

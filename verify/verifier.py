@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from verify.decision import MATCH, NO_MATCH, REJECTED, UNKNOWN, Decision, Probe, Rejection
+from verify.decision import GATE_MODES, MATCH, NO_MATCH, REJECTED, UNKNOWN, Decision, GateMode, Probe, Rejection
 from verify.errors import ConfigError, ModelError, NoFaceError, VerifyError
 from verify.io import image_sha256, load_image
 from verify.models.base import Embedder
@@ -35,14 +35,18 @@ class Verifier:
     Args:
         model: a loaded `Embedder`.
         threshold: similarity threshold; default: the card's calibrated one.
-        use_ood: apply the card's OOD gate when it has one.
+        gate_mode: what the card's OOD gate (when it has one) does with an input it refuses: "reject" (answer
+            "rejected"), "flag" (answer anyway, the input flagged for review) or "off" (the gate is not run).
         cache_size: how many embeddings to keep by image hash.
     """
 
     def __init__(
-        self, model: Embedder, threshold: float | None = None, use_ood: bool = True, cache_size: int = 2048
+        self, model: Embedder, threshold: float | None = None, gate_mode: GateMode = "reject", cache_size: int = 2048
     ) -> None:
+        if gate_mode not in GATE_MODES:
+            raise ConfigError(f"gate mode must be one of {', '.join(GATE_MODES)}, got {gate_mode!r}")
         self.model = model
+        self.gate_mode: GateMode = gate_mode
         cal = model.card.get("calibration") or {}
         chosen = threshold if threshold is not None else model.threshold
         if chosen is None:
@@ -56,7 +60,7 @@ class Verifier:
         self.ood: OODGate | None = None
         self.ood_threshold: float | None = None
         self.ood_features = str((model.card.get("ood") or {}).get("features", "embedding"))
-        if use_ood:
+        if gate_mode != "off":
             self.ood, self.ood_threshold = _load_ood(model)
             if (
                 self.ood is not None
@@ -115,7 +119,11 @@ class Verifier:
                 if scores is not None:
                     probe.ood_score = float(scores[j])
                     if (refusal := reasons[j]) is not None:
-                        probe.rejection = Rejection("out_of_distribution", refusal.message, refusal.looks_like)
+                        verdict = Rejection("out_of_distribution", refusal.message, refusal.looks_like)
+                        if self.gate_mode == "flag":
+                            probe.flag = verdict
+                        else:
+                            probe.rejection = verdict
                 self._remember(probe)
         return out
 
@@ -162,6 +170,13 @@ class Verifier:
             return None, [None] * len(features)
         return self.ood.check(np.asarray(features), crops, _NOT_A[self.model.modality])
 
+    def gate_verdict(self, refusal: GateRefusal | None) -> tuple[str | None, str | None]:
+        """(rejected, flagged): the message of the gate's `refusal` (from `embed_gated`) as a rejection, or with
+        gate mode "flag" as a flag on an input that is answered anyway; (None, None) when it was accepted."""
+        if refusal is None:
+            return None, None
+        return (None, refusal.message) if self.gate_mode == "flag" else (refusal.message, None)
+
     def _remember(self, probe: Probe) -> None:
         self._cache[probe.sha256] = probe
         while len(self._cache) > self._cache_size:
@@ -179,6 +194,8 @@ class Verifier:
             for k, v in p.timings.items():
                 timings[k] = timings.get(k, 0.0) + v
         notes = [str(p.info["note"]) for p in probes if p.info.get("note")]
+        named = len(probes) > 1
+        flags = [f"input {i + 1}: {p.flagged}" if named else str(p.flagged) for i, p in enumerate(probes) if p.flagged]
         return Decision(
             decision=REJECTED,
             threshold=self.threshold,
@@ -186,6 +203,7 @@ class Verifier:
             ood_scores=[p.ood_score for p in probes],
             ood_threshold=self.ood_threshold,
             notes=notes,
+            flags=flags,
             timings_ms=timings,
             model=str(self.model.card.get("name", "")),
             crops=[p.crop for p in probes],

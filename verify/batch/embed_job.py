@@ -123,7 +123,7 @@ def embeddings_frame(items: pd.DataFrame, results: dict[str, ImageResult], finge
                 "fingerprint": fingerprint,
                 "embedding": None if r.embedding is None else np.asarray(r.embedding, np.float32),
                 "status": status,
-                "reason": r.error or r.rejected or "",
+                "reason": r.error or r.rejected or (f"flagged: {r.flagged}" if r.flagged else ""),
                 "ood_score": r.ood_score,
             }
         )

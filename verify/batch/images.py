@@ -37,6 +37,8 @@ class ImageResult:
         ood_score: the OOD gate's score, when the model has a gate and the image was embedded.
         error: why the image could not be used (missing, corrupt, ...), else None.
         rejected: why the pipeline refused it (blank page, no face, OOD), else None.
+        flagged: why the OOD gate refused it when the verifier's gate mode is "flag" (embedded and answered
+            anyway), else None.
         elapsed_ms: decode + preprocess + this image's share of its embedding batch.
     """
 
@@ -45,6 +47,7 @@ class ImageResult:
     ood_score: float | None = None
     error: str | None = None
     rejected: str | None = None
+    flagged: str | None = None
     elapsed_ms: float = 0.0
 
 
@@ -174,7 +177,8 @@ def _embed_batch(batch: list[_Decoded], verifier: Verifier, cache: ImageCache, b
     emb, scores, reasons = verifier.embed_gated([crop for crop, _ in todo], batch_size=batch_size)
     if scores is not None:
         for (_, result), score, reason in zip(todo, scores, reasons, strict=True):
-            result.ood_score, result.rejected = float(score), None if reason is None else reason.message
+            result.ood_score = float(score)
+            result.rejected, result.flagged = verifier.gate_verdict(reason)
     share = 1e3 * (time.perf_counter() - t0) / len(todo)
     cache.embedded += len(todo)
     for (_, result), e in zip(todo, emb, strict=True):

@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from verify.batch.images import DecodeDataset, ImageResult
+from verify.decision import GateMode
 from verify.errors import ConfigError, VerifyError
 from verify.verifier import Verifier
 
 RAY_MISSING = 'Ray is not installed; install the distributed extra: pip install "siamese-verify[distributed]"'
-_VERIFIERS: dict[tuple[str, float, bool], Verifier] = {}  # one per worker process and model
+_VERIFIERS: dict[tuple[str, float, GateMode], Verifier] = {}  # one per worker process and model
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,18 @@ def _quiet(progress: bool) -> None:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-def _verifier(model: str, threshold: float, use_ood: bool) -> Verifier:
-    key = (model, threshold, use_ood)
+def _verifier(model: str, threshold: float, gate_mode: GateMode) -> Verifier:
+    key = (model, threshold, gate_mode)
     if key not in _VERIFIERS:
-        _VERIFIERS[key] = Verifier.from_path(model, threshold=threshold, use_ood=use_ood)
+        _VERIFIERS[key] = Verifier.from_path(model, threshold=threshold, gate_mode=gate_mode)
     return _VERIFIERS[key]
 
 
-def decode_batch(batch: dict[str, np.ndarray], model: str, threshold: float, use_ood: bool) -> dict[str, np.ndarray]:
+def decode_batch(
+    batch: dict[str, np.ndarray], model: str, threshold: float, gate_mode: GateMode
+) -> dict[str, np.ndarray]:
     """Paths -> crops: one Ray Data task per block (`path` [B] -> `crop` [B, ...] + status columns)."""
-    verifier = _verifier(model, threshold, use_ood)
+    verifier = _verifier(model, threshold, gate_mode)
     items = DecodeDataset([str(p) for p in batch["path"]], verifier)
     decoded = [items[i] for i in range(len(items))]
     height, width = int(verifier.model.card["input"]["height"]), int(verifier.model.card["input"]["width"])
@@ -129,16 +132,16 @@ class EmbedActor:
     Args:
         model: model directory, readable on every node.
         threshold: the job's similarity threshold (only so the verifier builds; scoring is done by the caller).
-        use_ood: apply the model's OOD gate.
+        gate_mode: the job's gate mode (`Verifier`'s `gate_mode`).
         batch_size: images per forward pass.
         threads: torch threads of this actor.
     """
 
-    def __init__(self, model: str, threshold: float, use_ood: bool, batch_size: int, threads: int = 1) -> None:
+    def __init__(self, model: str, threshold: float, gate_mode: GateMode, batch_size: int, threads: int = 1) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.verifier = _verifier(model, threshold, use_ood)
+        self.verifier = _verifier(model, threshold, gate_mode)
         self.batch_size = batch_size
         self.dim = self.verifier.model.dim
 
@@ -148,6 +151,7 @@ class EmbedActor:
         todo = [i for i in range(n) if not batch["error"][i] and not rejected[i]]
         emb = np.zeros((n, self.dim), np.float32)
         ood = np.full(n, np.nan)
+        flagged = np.full(n, "", dtype=object)
         elapsed = np.asarray(batch["elapsed_ms"], dtype=np.float64).copy()
         if todo:
             t0 = time.perf_counter()
@@ -156,7 +160,8 @@ class EmbedActor:
             for j, i in enumerate(todo):
                 emb[i], elapsed[i] = e[j], elapsed[i] + share
                 if scores is not None:
-                    ood[i], rejected[i] = float(scores[j]), "" if (r := reasons[j]) is None else r.message
+                    refused, flag = self.verifier.gate_verdict(reasons[j])
+                    ood[i], rejected[i], flagged[i] = float(scores[j]), refused or "", flag or ""
         has = np.zeros(n, bool)
         has[todo] = [not rejected[i] for i in todo]
         return {
@@ -167,6 +172,7 @@ class EmbedActor:
             "ood_score": ood,
             "error": batch["error"],
             "rejected": rejected,
+            "flagged": flagged,
             "elapsed_ms": elapsed,
         }
 
@@ -174,9 +180,9 @@ class EmbedActor:
 class DecodeEmbedActor(EmbedActor):
     """Decode + preprocess + embed + OOD gate in one actor (CPU clusters): a crop never leaves its process."""
 
-    def __init__(self, model: str, threshold: float, use_ood: bool, batch_size: int, threads: int = 1) -> None:
-        super().__init__(model, threshold, use_ood, batch_size, threads)
-        self.args = (model, threshold, use_ood)
+    def __init__(self, model: str, threshold: float, gate_mode: GateMode, batch_size: int, threads: int = 1) -> None:
+        super().__init__(model, threshold, gate_mode, batch_size, threads)
+        self.args = (model, threshold, gate_mode)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return super().__call__(decode_batch(batch, *self.args))
@@ -202,7 +208,7 @@ def embedding_dataset(ray: Any, paths: Sequence[str], verifier: Verifier, option
     model = verifier.model.directory
     if model is None:
         raise ConfigError("the Ray engine needs a model loaded from a directory (every actor loads it)")
-    args = {"model": str(model), "threshold": float(verifier.threshold), "use_ood": verifier.ood is not None}
+    args = {"model": str(model), "threshold": float(verifier.threshold), "gate_mode": verifier.gate_mode}
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     actors, blocks = plan(len(paths), gpus, cpus, options)
@@ -250,6 +256,7 @@ def _results(batch: dict[str, np.ndarray]) -> Iterator[tuple[str, ImageResult]]:
                 ood_score=None if math.isnan(ood) else ood,
                 error=str(batch["error"][i]) or None,
                 rejected=str(batch["rejected"][i]) or None,
+                flagged=str(batch["flagged"][i]) or None,
                 elapsed_ms=float(batch["elapsed_ms"][i]),
             ),
         )

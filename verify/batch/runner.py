@@ -156,6 +156,7 @@ def _meta(verifier: Verifier, config: BatchConfig, data: BatchInput) -> dict[str
         "rows": len(data.frame),
         "model": verifier.model.fingerprint,
         "threshold": float(verifier.threshold),  # type: ignore[arg-type]
+        "gate_mode": verifier.gate_mode,
         "shard": str(config.shard),
         "gallery": None if config.gallery is None else str(Path(config.gallery).resolve()),
     }
@@ -233,7 +234,7 @@ def _score_row(
         "decision": REJECTED,
         "threshold": float(verifier.threshold),  # type: ignore[arg-type]
         "ood_score": min(ood) if ood else None,
-        "ood_flag": any(r.rejected for r in images),
+        "ood_flag": any(r.rejected or r.flagged for r in images),
         "error": _problems(data, images),
     }
     if not row["error"]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from verify.cli.common import add_json_flag, add_model_flags, add_threshold_flag, print_json
+from verify.cli.common import add_gate_flag, add_json_flag, add_model_flags, add_threshold_flag, print_json
 from verify.errors import ConfigError
 
 _EPILOG = """\
@@ -16,10 +16,11 @@ may be pyarrow filesystem URIs (file:///abs/pairs.csv, s3://bucket/pairs.parquet
 An image path must stay inside --images-root: a row with `../` or an absolute path leading elsewhere fails (its
 error says so) unless --allow-outside-root.
 A row with more or fewer fields than the header fails on its own; --resume continues only the same run (same
-input content, model, threshold, shard, images root), recorded in OUT.partial.json / OUT.run.json.
+input content, model, threshold, gate mode, shard, images root), recorded in OUT.partial.json / OUT.run.json.
 Output: every input column, row (1-based input row),
 score, p_match, decision, threshold, ood_score, ood_flag, error (empty when fine), elapsed_ms.
 Exit 0: every row scored; 1: some rows have an error (missing/corrupt/rejected image); 2: usage error.
+--gate-mode flag: an image the OOD gate refuses is scored anyway (ood_flag true, error empty), not rejected.
 
 sub-action: `verify batch merge PART... --out OUT [--pairs IN]` joins the outputs of --shard runs (an optional
 first word: without it, `verify batch --pairs ... --out ...` runs the job).
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_model_flags(p)
     add_threshold_flag(p)
+    add_gate_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="batch_action", metavar="{merge}", parser_class=type(p))
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
         gallery=args.gallery,
         allow_outside_root=args.allow_outside_root,
     )
-    verifier = Verifier.from_path(resolve_model(args.model, args.modality), threshold=args.threshold)
+    verifier = Verifier.from_path(
+        resolve_model(args.model, args.modality), threshold=args.threshold, gate_mode=args.gate_mode
+    )
     if args.modality != "auto" and verifier.model.modality != args.modality:
         raise ConfigError(f"--modality {args.modality}, but the model is a {verifier.model.modality} model")
     engine = run_batch

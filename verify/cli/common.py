@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from verify.decision import GATE_MODES
 from verify.jsonutil import json_default
 from verify.modality import MODALITY_CHOICES
 
@@ -39,13 +40,26 @@ def add_threshold_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_gate_flag(parser: argparse.ArgumentParser) -> None:
+    """`--gate-mode reject|flag|off`: what the model's out-of-distribution gate does with an input it refuses."""
+    parser.add_argument(
+        "--gate-mode",
+        choices=GATE_MODES,
+        default="reject",
+        help="an input the model's OOD gate refuses: 'reject' it (default), 'flag' it for review but answer "
+        "anyway (signers whose hand the gate mistakes for print), or 'off' (no gate)",
+    )
+
+
 def load_verifier(args: argparse.Namespace, first_image: Any = None) -> Any:
     """A `Verifier` for `--model`, else the bundled model of `--modality` (auto: guessed from `first_image`)."""
     from verify.models.defaults import resolve_model
     from verify.verifier import Verifier
 
     path = resolve_model(getattr(args, "model", None), getattr(args, "modality", "auto"), image=first_image)
-    return Verifier.from_path(path, threshold=getattr(args, "threshold", None))
+    return Verifier.from_path(
+        path, threshold=getattr(args, "threshold", None), gate_mode=getattr(args, "gate_mode", "reject")
+    )
 
 
 def add_set_flag(parser: argparse.ArgumentParser, example: str) -> None:

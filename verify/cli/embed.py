@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verify.cli.common import add_json_flag, add_model_flags, print_json
+from verify.cli.common import add_gate_flag, add_json_flag, add_model_flags, print_json
 from verify.errors import ConfigError
 
 _EPILOG = """\
@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="decoding processes (--engine local; default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="images per embedding batch (default 64)")
     add_model_flags(p)
+    add_gate_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.engine != "ray" and (args.address is not None or args.actors is not None):
         raise ConfigError("--address and --actors are options of --engine ray")
-    verifier = Verifier.from_path(resolve_model_path(args.model, args.modality))
+    verifier = Verifier.from_path(resolve_model_path(args.model, args.modality), gate_mode=args.gate_mode)
     options = None
     if args.engine == "ray":
         from verify.batch.ray_images import RayOptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from verify.cli.common import add_json_flag, add_model_flags, load_verifier, print_json
+from verify.cli.common import add_gate_flag, add_json_flag, add_model_flags, load_verifier, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-keep-images", action="store_true", help="do not store the images (no re-embedding later)")
     p.add_argument("--no-quality-check", action="store_true", help="accept low-quality face samples")
     add_model_flags(p)
+    add_gate_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
 

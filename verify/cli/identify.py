@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from verify.cli.common import add_json_flag, add_model_flags, add_threshold_flag, load_verifier, print_json
+from verify.cli.common import (
+    add_gate_flag,
+    add_json_flag,
+    add_model_flags,
+    add_threshold_flag,
+    load_verifier,
+    print_json,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", required=True, help="gallery directory")
     p.add_argument("-k", "--top-k", type=int, default=5, help="how many candidates to list (default 5)")
     add_model_flags(p)
+    add_gate_flag(p)
     add_threshold_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -35,4 +43,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.identity}  similarity {result.score:.3f} (threshold {result.threshold:.3f})")
     for name, score in result.candidates:
         print(f"  {score:7.3f}  {name}")
+    for flag in result.flags:
+        print(f"flagged: {flag}")
     return 0

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from verify.cli.common import add_json_flag, add_model_flags, add_threshold_flag, load_verifier, print_json
+from verify.cli.common import (
+    add_gate_flag,
+    add_json_flag,
+    add_model_flags,
+    add_threshold_flag,
+    load_verifier,
+    print_json,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("image_a", help="first image (reference)")
     p.add_argument("image_b", help="second image (questioned)")
     add_model_flags(p)
+    add_gate_flag(p)
     add_threshold_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -31,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if result.reason:
         line += f"  {result.reason}"
     print(line)
+    for flag in result.flags:
+        print(f"flagged: {flag}")
     for note in result.notes:
         print(f"note: {note}")
     return 0

@@ -1,0 +1,125 @@
+"""Gate modes: an input the OOD gate refuses is rejected (default), answered and flagged ("flag"), or not gated
+("off"), through the `Verifier`, `verify match`, `verify batch` and `verify enroll`. A blank page is refused in
+every mode. The bundled default signature model and its real gate; a face photo stands in for a refused input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from verify.batch import BatchConfig, run_batch
+from verify.cli import main
+from verify.decision import MATCH, NO_MATCH, REJECTED
+from verify.errors import ConfigError
+from verify.models.defaults import assets_dir, default_model_path
+from verify.models.loading import load_model
+from verify.verifier import Verifier
+
+VERIFY_BIN = str(Path(sys.executable).parent / "verify")
+DEMO = assets_dir() / "demo"
+GENUINE = sorted((DEMO / "signatures" / "writer-01").glob("genuine_*.png"))
+FACE = DEMO / "faces" / "obama.jpg"
+
+
+@pytest.fixture(scope="module")
+def verifiers() -> dict[str, Verifier]:
+    model = load_model(default_model_path("signature"))
+    return {mode: Verifier(model, gate_mode=mode) for mode in ("reject", "flag", "off")}  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gate") / "blank.png"
+    cv2.imwrite(str(path), np.full((300, 440), 245, np.uint8))
+    return path
+
+
+def test_flag_answers_what_reject_refuses_with_the_score_the_ungated_model_gives(
+    verifiers: dict[str, Verifier],
+) -> None:
+    rejected = verifiers["reject"].match(GENUINE[0], FACE)
+    assert rejected.decision == REJECTED and rejected.score is None and rejected.flags == []
+    flagged = verifiers["flag"].match(GENUINE[0], FACE)
+    off = verifiers["off"].match(GENUINE[0], FACE)
+    assert flagged.decision in (MATCH, NO_MATCH) and flagged.decision == off.decision
+    assert flagged.score == pytest.approx(off.score, abs=1e-6) and flagged.reason == ""
+    assert len(flagged.flags) == 1 and flagged.flags[0].startswith("input 2: not a signature"), flagged.flags
+    assert flagged.ood_scores[1] is not None and flagged.ood_scores[1] < verifiers["flag"].ood_threshold  # type: ignore[operator]
+    assert off.flags == [] and off.ood_scores == [None, None] and verifiers["off"].ood is None
+    accepted = verifiers["flag"].match(GENUINE[0], GENUINE[1])  # a signature the gate takes is not flagged
+    assert accepted.flags == [] and accepted.score == pytest.approx(verifiers["reject"].match(*GENUINE[:2]).score)
+
+
+def test_a_blank_page_is_refused_in_every_mode(verifiers: dict[str, Verifier], blank: Path) -> None:
+    for mode, verifier in verifiers.items():
+        result = verifier.match(GENUINE[0], blank)
+        assert result.decision == REJECTED and "blank" in result.reason, mode
+
+
+def test_an_unknown_mode_is_a_config_error(verifiers: dict[str, Verifier]) -> None:
+    with pytest.raises(ConfigError, match="reject, flag, off"):
+        Verifier(verifiers["off"].model, gate_mode="warn")  # type: ignore[arg-type]
+
+
+def _verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VERIFY_BIN, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_match_prints_the_flag_and_json_carries_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["match", str(GENUINE[0]), str(FACE), "--modality", "signature", "--gate-mode", "flag"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] in ("MATCH", "NO") and "similarity" in lines[0], lines
+    assert any(line.startswith("flagged: input 2: not a signature") for line in lines), lines
+    assert main(["match", str(GENUINE[0]), str(FACE), "--modality", "signature", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["decision"] == "rejected" and got["flags"] == []  # the default mode still rejects
+    with pytest.raises(SystemExit) as exc:
+        main(["match", str(GENUINE[0]), str(FACE), "--gate-mode", "maybe"])
+    assert exc.value.code == 2 and "invalid choice: 'maybe'" in capsys.readouterr().err
+
+
+def test_cli_batch_with_gate_flag_scores_the_refused_rows_and_flags_them(
+    verifiers: dict[str, Verifier], tmp_path: Path, blank: Path
+) -> None:
+    for source in (*GENUINE[:2], FACE, blank):
+        shutil.copy(source, tmp_path / source.name)
+    pairs = tmp_path / "pairs.csv"
+    with pairs.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["id", "reference", "questioned"])
+        first, second = GENUINE[0].name, GENUINE[1].name
+        out.writerows([("same", first, second), ("face", first, FACE.name), ("blank", first, blank.name)])
+    got = _verify("batch", "--pairs", str(pairs), "--out", str(tmp_path / "flag.csv"), "--gate-mode", "flag",
+                  "--modality", "signature", "--no-progress")  # fmt: skip
+    assert got.returncode == 1 and "Traceback" not in got.stderr, got.stderr  # the blank row is a failure
+    run_batch(verifiers["reject"], BatchConfig(pairs=pairs, out=tmp_path / "reject.csv"), progress=False)
+    reject, flag = (
+        pd.read_csv(tmp_path / f"{mode}.csv", dtype=str, keep_default_na=False).set_index("id")
+        for mode in ("reject", "flag")
+    )
+    assert reject.loc["face", "decision"] == "rejected" and reject.loc["face", "score"] == ""
+    assert "not a signature" in reject.loc["face", "error"] and reject.loc["face", "ood_flag"] == "True"
+    assert flag.loc["face", "decision"] in ("match", "no match") and flag.loc["face", "error"] == ""
+    assert flag.loc["face", "ood_flag"] == "True" and float(flag.loc["face", "score"]) < 1.0
+    assert flag.loc["blank", "decision"] == "rejected" and "blank" in flag.loc["blank", "error"]
+    assert flag.loc["same", "ood_flag"] == "False"
+    assert float(flag.loc["same", "score"]) == pytest.approx(float(reject.loc["same", "score"]), abs=1e-5)
+
+
+def test_cli_enroll_with_gate_flag_enrolls_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gallery = str(tmp_path / "gallery")
+    common = ["--gallery", gallery, "--modality", "signature"]
+    assert main(["enroll", str(GENUINE[0]), str(FACE), "--name", "a", *common, "--json"]) == 1  # the face refused
+    assert json.loads(capsys.readouterr().out)["enrolled"] == 1
+    assert main(["enroll", str(FACE), "--name", "b", *common, "--gate-mode", "flag"]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled" in out and "flagged: not a signature" in out and "1 sample(s) enrolled for 'b'" in out, out

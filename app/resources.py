@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from verify.decision import GateMode
 from verify.errors import ConfigError, ModelError
 from verify.verifier import Verifier
 
@@ -26,17 +27,24 @@ NO_FACE_MODEL = "no face model installed: run `make models` (or start the app wi
 
 _SHARED_LOCK = threading.Lock()
 _SHARED: dict[Path, tuple[Verifier, threading.RLock]] = {}
+_TWINS: dict[tuple[Path, GateMode], Verifier] = {}
 
 
-def shared_verifier(path: Path) -> tuple[Verifier, threading.RLock]:
+def shared_verifier(path: Path, gate_mode: GateMode = "reject") -> tuple[Verifier, threading.RLock]:
     """One `Verifier` per model directory per process (services and tests share it), with the lock that
-    serialises its use."""
+    serialises its use. Another `gate_mode` gets a twin `Verifier` over the same loaded model, under the
+    same lock."""
     key = Path(path).resolve()
     with _SHARED_LOCK:
         if key not in _SHARED:
             log.info("loading the model in %s", key)
             _SHARED[key] = (Verifier.from_path(key), threading.RLock())
-        return _SHARED[key]
+        base, lock = _SHARED[key]
+        if gate_mode == "reject":
+            return base, lock
+        if (key, gate_mode) not in _TWINS:
+            _TWINS[key, gate_mode] = Verifier(base.model, gate_mode=gate_mode)
+        return _TWINS[key, gate_mode], lock
 
 
 def model_path(given: str | Path | None, modality: str) -> tuple[Path | None, str]:

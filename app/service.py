@@ -28,6 +28,7 @@ from app.resources import (
     shared_verifier,
 )
 from app.wording import name_inputs, reembed_refusal
+from verify.decision import GateMode
 from verify.errors import (
     ConfigError,
     ImageTooLargeError,
@@ -89,14 +90,14 @@ class VerifyService(GalleryTabMixin):
         """Why `modality` is unavailable ("" when it is available)."""
         return self._missing.get(modality, f"unknown modality {modality!r}")
 
-    def verifier(self, modality: str) -> Verifier:
-        """The shared `Verifier` of `modality`, loaded on first use."""
+    def verifier(self, modality: str, gate_mode: GateMode = "reject") -> Verifier:
+        """The shared `Verifier` of `modality` (with `gate_mode`), loaded on first use."""
         if modality not in MODALITIES:
             raise ConfigError(f"modality must be face, signature or auto, not {modality!r}")
         path = self._paths[modality]
         if path is None:
             raise ModelError(self._missing[modality])
-        return shared_verifier(path)[0]
+        return shared_verifier(path, gate_mode)[0]
 
     def gallery(self, modality: str) -> Any:
         """The open `FaissGallery` of `modality` (created empty on first use)."""
@@ -197,12 +198,15 @@ class VerifyService(GalleryTabMixin):
         return reliability(self._paths[modality], verifier.model.card, verifier.threshold)
 
     # --- tabs ---------------------------------------------------------------------------------------------
-    def verify(self, image_a: Any, image_b: Any, modality: str = "auto") -> dict[str, Any]:
-        """1:1: are these two images the same person? Decision fields + display crops [A, B]."""
+    def verify(
+        self, image_a: Any, image_b: Any, modality: str = "auto", compare_anyway: bool = False
+    ) -> dict[str, Any]:
+        """1:1: are these two images the same person? Decision fields + display crops [A, B]. With
+        `compare_anyway`, an image the OOD gate refuses is compared and flagged (gate mode "flag")."""
         a, label_a = self.image(image_a, "image A")
         b, label_b = self.image(image_b, "image B")
         modality = self.resolve_modality(modality, a)
-        verifier = self.verifier(modality)
+        verifier = self.verifier(modality, "flag" if compare_anyway else "reject")
         with self.lock(modality):
             decision = verifier.match(a, b, names=[label_a, label_b])
         out = decision.to_dict()

@@ -94,6 +94,11 @@ def render_verify(service: VerifyService) -> SimpleNamespace:
     with gr.Row():
         modality = _modality(service)
         go = gr.Button("Verify", variant="primary", elem_id="verify-btn")
+    anyway = gr.Checkbox(
+        label="Compare even if an image does not look like a face or a signature (the answer says so)",
+        value=False,
+        elem_id="verify-anyway",
+    )
     result = gr.Markdown(views.READY, label="answer", elem_id="verify-result", elem_classes="result-box")
     with gr.Row():
         crop_a = gr.Image(label="A as compared", interactive=False, height=200, elem_id="verify-crop-a")
@@ -115,8 +120,8 @@ def render_verify(service: VerifyService) -> SimpleNamespace:
     with gr.Accordion("Details (JSON)", open=False):
         raw = gr.JSON(label="details")
     return SimpleNamespace(
-        a=a, b=b, modality=modality, go=go, result=result, crop_a=crop_a, crop_b=crop_b, overlay=overlay, raw=raw,
-        examples=examples,
+        a=a, b=b, modality=modality, anyway=anyway, go=go, result=result, crop_a=crop_a, crop_b=crop_b,
+        overlay=overlay, raw=raw, examples=examples,
     )  # fmt: skip
 
 

@@ -89,8 +89,10 @@ class Handlers:
     def __init__(self, service: VerifyService) -> None:
         self.service = service
 
-    def verify(self, image_a: Any, image_b: Any, modality: str = "auto") -> tuple[Any, ...]:
-        result = self.service.verify(image_a, image_b, modality)
+    def verify(
+        self, image_a: Any, image_b: Any, modality: str = "auto", compare_anyway: bool = False
+    ) -> tuple[Any, ...]:
+        result = self.service.verify(image_a, image_b, modality, bool(compare_anyway))
         crops = [*result["crops"], None, None][:2]
         both = views.overlay(*crops) if result["modality"] == "signature" else None
         big = [views.enlarge(c) for c in crops]
@@ -216,7 +218,7 @@ def listen(
     h = Handlers(service)
     private = {"api_visibility": "private"}
     verify_out = [v.result, v.raw, v.crop_a, v.crop_b, v.overlay]
-    verified = _twin(v.go, h.verify, [v.a, v.b, v.modality], verify_out, "verify")
+    verified = _twin(v.go, h.verify, [v.a, v.b, v.modality, v.anyway], verify_out, "verify")
     verified.then(_shown_if_filled, [v.overlay], [v.overlay], show_progress="hidden", **private)
     _twin(e.go, h.enroll, [e.name, e.modality, e.files, e.photo], [e.result, e.table, e.samples], "enroll")
     _twin(i.go, h.identify, [i.image, i.modality, i.k], [i.result, i.thumbs, i.table, i.raw], "identify")

@@ -93,6 +93,11 @@ def verify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None =
     decision = result["decision"]
     if decision == "rejected":
         lines = [f"## Could not compare: {clean_reason(result.get('reason') or 'the input could not be used')}"]
+        if set(result.get("refusals") or ["-"]) == {"out_of_distribution"}:  # only the gate: it could be compared
+            lines.append(
+                "If it is one (some hands, such as block capitals, look like print to the model), tick "
+                "*Compare even if an image does not look like a face or a signature* and verify again."
+            )
     else:
         lines = [_HEADLINES.get((modality, decision), f"## {decision}")]
         if result.get("score") is not None:
@@ -101,6 +106,7 @@ def verify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None =
             lines.append(prob)
         if modality == "signature":
             lines.append(reliability_markdown(reliability))
+    lines += [f"- **flagged**: {clean_reason(f)}; compared anyway, as asked" for f in result.get("flags") or []]
     lines += [f"- note: {scrub_paths(n)}" for n in result.get("notes") or []]
     lines.append(f"<small>{modality} model `{result.get('model', '')}`</small>")
     return "\n\n".join(lines)

@@ -43,6 +43,7 @@ SECTIONS = {
     "bench_ood": "Out-of-distribution rejection",
     "bench_ood_design": "Signature OOD gate: ink statistics and classifier seed",
     "bench_gate_refusals": "Signature OOD gates: genuine signatures refused",
+    "bench_gate_flag": "Signatures the gate refuses, answered with --gate-mode flag",
     "bench_face": "Face verification latency and face gate",
     "bench_face_port": "dlib face ResNet: PyTorch port vs dlib",
     "bench_gallery": "Gallery search (FAISS index types)",

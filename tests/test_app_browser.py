@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import serve_app
 
+from verify.models.defaults import assets_dir
+
 CHROMIUM = Path("/usr/bin/chromium")
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 SCREENS = Path("/tmp/ui_screens")
@@ -139,6 +141,17 @@ def test_enroll_then_verify_identify_and_errors(page, app_url: str, screens: Pat
     upload(page, "verify-b", FACES / "biden.jpg")
     page.locator("#verify-btn").click()
     expect(result(page, "verify-result")).to_contain_text("No match: different people")
+    # A signature against a photo: refused, with the way out named; ticked, compared and flagged.
+    upload(page, "verify-a", assets_dir() / "demo" / "signatures" / "writer-01" / "genuine_1.png")
+    upload(page, "verify-b", FACES / "obama.jpg")
+    page.locator("#verify-btn").click()
+    expect(result(page, "verify-result")).to_contain_text("Could not compare: input 2: not a signature")
+    expect(result(page, "verify-result")).to_contain_text("tick Compare even if an image does not look like")
+    page.locator("#verify-anyway input").check()
+    page.locator("#verify-btn").click()
+    expect(result(page, "verify-result")).to_contain_text("flagged: input 2: not a signature")
+    expect(result(page, "verify-result")).to_contain_text("compared anyway, as asked")
+    page.locator("#verify-anyway input").uncheck()
 
     tab(page, "Identify")
     upload(page, "identify-image", FACES / "biden.jpg")

@@ -52,7 +52,9 @@ def test_api_names_its_outputs_and_marks_optional_inputs(client) -> None:
         name.lstrip("/"): {p["parameter_name"] for p in e["parameters"] if p["parameter_has_default"]}
         for name, e in api.items()
     }
-    assert {"modality"} <= optional["verify"] and {"zipped", "folder", "modality"} <= optional["batch"]
+    assert {"modality", "compare_anyway"} <= optional["verify"] and {"zipped", "folder", "modality"} <= optional[
+        "batch"
+    ]
     assert {"files", "photo", "modality"} <= optional["enroll"] and "sure" in optional["remove_sample"]
     required = {p["parameter_name"] for p in api["/verify"]["parameters"] if not p["parameter_has_default"]}
     assert required == {"image_a", "image_b"}

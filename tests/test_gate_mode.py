@@ -123,3 +123,23 @@ def test_cli_enroll_with_gate_flag_enrolls_and_says_so(tmp_path: Path, capsys: p
     assert main(["enroll", str(FACE), "--name", "b", *common, "--gate-mode", "flag"]) == 0
     out = capsys.readouterr().out
     assert "enrolled" in out and "flagged: not a signature" in out and "1 sample(s) enrolled for 'b'" in out, out
+
+
+def test_web_app_compares_anyway_only_when_asked(tmp_path: Path, blank: Path) -> None:
+    from app import views
+    from app.service import VerifyService
+
+    service = VerifyService(tmp_path / "gallery", work_dir=tmp_path / "work")  # the bundled models
+    try:
+        refused = service.verify(str(GENUINE[0]), str(FACE), "signature")
+        assert refused["decision"] == "rejected" and refused["flags"] == []
+        assert "tick *Compare even if" in views.verify_markdown(refused)  # the way out is named
+        anyway = service.verify(str(GENUINE[0]), str(FACE), "signature", compare_anyway=True)
+        assert anyway["decision"] in ("match", "no match") and anyway["score"] is not None
+        text = views.verify_markdown(anyway, anyway["reliability"])
+        assert "**flagged**: input 2: not a signature: it looks like" in text and "compared anyway" in text
+        blank_page = service.verify(str(GENUINE[0]), str(blank), "signature", compare_anyway=True)
+        assert blank_page["decision"] == "rejected" and "tick" not in views.verify_markdown(blank_page)
+        assert service.verify(str(GENUINE[0]), str(FACE), "signature")["decision"] == "rejected"  # not sticky
+    finally:
+        service.close()

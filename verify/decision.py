@@ -84,6 +84,7 @@ class Decision:
     reason: str = ""
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # inputs the gate refused but gate mode "flag" answered
+    refusals: list[RejectionKind] = field(default_factory=list)  # what refused the inputs of a "rejected" answer
     timings_ms: dict[str, float] = field(default_factory=dict)
     model: str = ""
     crops: list[np.ndarray | None] = field(default_factory=list, repr=False)

@@ -204,6 +204,7 @@ class Verifier:
             ood_threshold=self.ood_threshold,
             notes=notes,
             flags=flags,
+            refusals=[p.rejection.kind for p in probes if p.rejection is not None],
             timings_ms=timings,
             model=str(self.model.card.get("name", "")),
             crops=[p.crop for p in probes],

@@ -16,8 +16,8 @@ from verify.verifier import Verifier
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("signature-hog", "signature-teacher", "signature-teacher-hog", "signature-student", "signature-student-hog")
 TOY = [
-    "--writers", "10", "--heldout-writers", "8", "--ood-material", "8",
-    "--teacher-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2", "val_fraction=0.25", "synth_writers=4",
+    "--writers", "6", "--heldout-writers", "6", "--ood-material", "8",
+    "--teacher-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2", "val_fraction=0.34", "synth_writers=4",
     "--student-set", "epochs=1", "steps_per_epoch=2", "p=4", "k=2",
 ]  # fmt: skip
 
@@ -45,7 +45,7 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     base = json.loads((tmp_path / "work" / "signature-teacher-base" / "model.json").read_text())
     assert base["training"].get("init") is None and base["training"]["config"]["lr"] == 1e-3  # ... from scratch
     assert "teacher_init" not in teacher["provenance"] and "teacher_base" in teacher["provenance"]
-    assert "10 training writers" in teacher["provenance"]["data"]
+    assert "6 training writers" in teacher["provenance"]["data"]
     assert "capitals" in teacher["provenance"]["ood_data"]
     assert (tmp_path / "work" / "data" / "gate" / "manifest.csv").is_file()  # the gates' own writers
     assert "plus 4 writers the generator drew afresh" in teacher["provenance"]["data"]
@@ -55,7 +55,7 @@ def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path)
     pooled = {writer.split("/")[0] for part in split.values() for writer in part}
     assert pooled == {"0", "1"}  # `verify distill --data A B`: the training writers and the extra ones, kept apart
     assert [Path(r).name for r in student["data"]["roots"]] == ["train", "student-extra"]
-    assert "pooled with 5 writers of seed 2" in student["provenance"]["data"]
+    assert "pooled with 3 writers of seed 2" in student["provenance"]["data"]
 
     writer = tmp_path / "demo" / "writer-01"
     assert sorted(p.name for p in writer.iterdir())[:2] == ["forgery_1.png", "forgery_2.png"]

@@ -4,6 +4,7 @@ ids with line breaks refused, merge checks the input's content, --out checked be
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,11 @@ def test_resume_refuses_an_output_of_other_input_model_threshold_or_gate_mode(
     _write(pairs_a, [HEADER, *ROWS_A])
     assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 0  # the same run: a no-op
     assert out.read_bytes() == before
+    record = Path(str(out) + ".run.json")
+    legacy = {k: v for k, v in json.loads(record.read_text()).items() if k != "gate_mode"}
+    record.write_text(json.dumps(legacy))  # written before gate modes: every run then rejected
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume", "--gate-mode", "flag") == 2
+    assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 0
     Path(str(out) + ".run.json").unlink()  # no record: nothing to check it against
     assert _cli("--pairs", pairs_a, "--out", out, "--model", tiny_model, "--resume") == 2
 

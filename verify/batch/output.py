@@ -23,6 +23,17 @@ from verify.batch.shard import read_results, write_csv_atomic
 from verify.errors import ConfigError, DatasetError
 from verify.fsutil import atomic_write_json
 
+# Facts a run record may lack because it was written before they were recorded, with the value every run of
+# that time had: such a record still resumes (a run before gate modes rejected what the gate refused).
+LEGACY_META: dict[str, Any] = {"gate_mode": "reject"}
+
+
+def meta_differences(old: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The facts of `meta` that the record `old` holds otherwise, as "key: old then, new now, ..." ("" if none)."""
+    then = {**LEGACY_META, **old}
+    diff = sorted(k for k in meta if then.get(k) != meta[k])
+    return ", ".join(f"{k}: {then.get(k)!r} then, {meta[k]!r} now" for k in diff)
+
 
 @dataclass
 class ResultJournal:
@@ -98,9 +109,8 @@ class ResultJournal:
         except (OSError, ValueError):
             old = {}
         old = old if isinstance(old, dict) else {}
-        diff = sorted(k for k in self.meta if old.get(k) != self.meta[k])
-        if diff:
-            shown = ", ".join(f"{k}: {old.get(k)!r} then, {self.meta[k]!r} now" for k in diff)
+        shown = meta_differences(old, self.meta)
+        if shown:
             raise ConfigError(
                 f"{what}: made by another run ({shown}); cannot resume it: delete it or choose another --out"
             )

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from verify.batch.images import ImageCache
-from verify.batch.output import ResultJournal
+from verify.batch.output import ResultJournal, meta_differences
 from verify.batch.ray_images import RayOptions, iter_image_results
 from verify.batch.reader import RESULT_COLUMNS, BatchInput, read_batch_input
 from verify.batch.runner import BatchConfig, BatchSummary, _count_final, _frame, _meta, _score_row, _test_sleep
@@ -136,9 +136,8 @@ def _open(layout: _Layout, meta: dict[str, Any], resume: bool, columns: list[str
 
 
 def _check(old: dict[str, Any], meta: dict[str, Any], where: Path) -> None:
-    diff = sorted(k for k in meta if old.get(k) != meta[k])
-    if diff:
-        shown = ", ".join(f"{k}: {old.get(k)!r} then, {meta[k]!r} now" for k in diff)
+    shown = meta_differences(old, meta)
+    if shown:
         raise ConfigError(f"{where}: cannot resume a run made with other settings ({shown})")
 
 

@@ -2,7 +2,8 @@
 
 Columns: id, path, sha256 (of the decoded pixels), fingerprint (of the model's weights), embedding
 (fixed_size_list<float32>[D], L2-normalised; null when the image could not be used), status ("ok", "error",
-"rejected"), reason (empty when ok), ood_score (null without a gate).
+"rejected"), reason (empty when ok; "flagged: ..." on an ok row the OOD gate refused, embedded because of
+`--gate-mode flag`), ood_score (null without a gate).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_cli_match_prints_the_flag_and_json_carries_it(capsys: pytest.CaptureFix
 
 
 def test_cli_batch_with_gate_flag_scores_the_refused_rows_and_flags_them(
-    verifiers: dict[str, Verifier], tmp_path: Path, blank: Path
+    verifiers: dict[str, Verifier], tmp_path: Path, blank: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for source in (*GENUINE[:2], FACE, blank):
         shutil.copy(source, tmp_path / source.name)
@@ -100,6 +100,7 @@ def test_cli_batch_with_gate_flag_scores_the_refused_rows_and_flags_them(
         out.writerows([("same", first, second), ("face", first, FACE.name), ("blank", first, blank.name)])
     args = ["--pairs", str(pairs), "--out", str(tmp_path / "flag.csv"), "--modality", "signature", "--no-progress"]
     assert main(["batch", *args, "--gate-mode", "flag"]) == 1  # the blank row is a failure
+    assert "3 rows (shard 0/1): 2 ok, 1 with an error (1 rejected), 1 answered but flagged;" in capsys.readouterr().out
     run_batch(verifiers["reject"], BatchConfig(pairs=pairs, out=tmp_path / "reject.csv"), progress=False)
     reject, flag = (
         pd.read_csv(tmp_path / f"{mode}.csv", dtype=str, keep_default_na=False).set_index("id")

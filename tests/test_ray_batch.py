@@ -263,8 +263,9 @@ def test_gate_flag_on_ray_equals_the_local_engine(ray_cluster, job: dict, tmp_pa
     rows = [(images[0], "face.jpg"), (images[0], images[1]), ("face.jpg", images[2])]
     pd.DataFrame(rows, columns=["reference", "questioned"]).to_csv(pairs, index_label="id")
     verifier = Verifier(job["verifier"].model, gate_mode="flag")
-    run_batch(verifier, BatchConfig(pairs=pairs, out=tmp_path / "local.csv"), progress=False)
-    run_batch_ray(verifier, BatchConfig(pairs=pairs, out=tmp_path / "ray.csv"), OPTIONS, progress=False)
+    local_summary = run_batch(verifier, BatchConfig(pairs=pairs, out=tmp_path / "local.csv"), progress=False)
+    summary = run_batch_ray(verifier, BatchConfig(pairs=pairs, out=tmp_path / "ray.csv"), OPTIONS, progress=False)
+    assert (summary.ok, summary.flagged) == (local_summary.ok, local_summary.flagged) == (3, 2)
     local, ray_rows = _read(tmp_path / "local.csv"), _read(tmp_path / "ray.csv")
     _assert_same(local, ray_rows)
     assert ray_rows["ood_flag"].tolist() == ["True", "False", "True"] and (ray_rows["error"] == "").all()

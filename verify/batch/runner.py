@@ -67,8 +67,9 @@ class BatchConfig:
 
 @dataclass
 class BatchSummary:
-    """What a run did. ok / failed / rejected count the whole output file; `failed` = rows with an error
-    (missing, corrupt or rejected input, unknown identity), `rejected` = of those, refused by the pipeline."""
+    """What a run did. ok / failed / rejected / flagged count the whole output file; `failed` = rows with an error
+    (missing, corrupt or rejected input, unknown identity), `rejected` = of those, refused by the pipeline;
+    `flagged` = rows answered although the OOD gate refused an image of theirs (gate mode "flag")."""
 
     out: Path
     rows: int  # rows of this shard
@@ -81,6 +82,7 @@ class BatchSummary:
     images_embedded: int
     seconds: float
     report: Path | None = None
+    flagged: int = 0
 
     @property
     def rows_per_s(self) -> float:
@@ -275,10 +277,12 @@ def _compare(i: int, data: BatchInput, verifier: Verifier, images: list[ImageRes
 
 
 def _count_final(summary: BatchSummary, rows: pd.DataFrame) -> None:
-    """ok / failed / rejected over the whole output (rows of earlier interrupted runs included)."""
+    """ok / failed / rejected / flagged over the whole output (rows of earlier interrupted runs included)."""
     failed = int((rows["error"] != "").sum())
     summary.failed, summary.ok = failed, len(rows) - failed
     summary.rejected = int((rows["decision"] == REJECTED).sum())
+    flag = rows["ood_flag"].astype(str).str.lower() == "true"  # bool, or text when read back from a CSV
+    summary.flagged = int((flag & (rows["error"] == "")).sum())
 
 
 def _test_sleep() -> None:

@@ -123,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"{summary.rows} rows (shard {config.shard}): {summary.ok} ok, {summary.failed} with an error "
-            f"({summary.rejected} rejected); {summary.processed} processed now at {summary.rows_per_s:.1f} rows/s"
+            f"({summary.rejected} rejected)"
+            + (f", {summary.flagged} answered but flagged" if summary.flagged else "")
+            + f"; {summary.processed} processed now at {summary.rows_per_s:.1f} rows/s"
         )
         print(f"results: {summary.out}" + (f"  report: {summary.report}" if summary.report else ""))
     return 0 if summary.failed == 0 else 1

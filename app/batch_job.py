@@ -17,6 +17,7 @@ import pandas as pd
 
 from app.wording import scrub_paths
 from app.zipsafe import ZipLimits, clear_folder, safe_extract
+from verify.decision import GateMode
 from verify.errors import ConfigError, DatasetError, VerifyError
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class BatchJobs:
         images_folder: str | None,
         modality: str,
         progress: bool,
+        gate_mode: GateMode = "reject",
     ) -> dict[str, Any]:
         """One job: see `VerifyService.batch`."""
         from verify.batch import BatchConfig, run_batch
@@ -109,7 +111,7 @@ class BatchJobs:
             data = self._check_paths(csv, root)
             first = next((im[0] for i in range(len(data.frame)) if (im := data.images(i))), None)
             modality = service.resolve_modality(modality, first if first and Path(first).is_file() else None)
-            verifier = service.verifier(modality)
+            verifier = service.verifier(modality, gate_mode)
             gallery = service.gallery(modality) if data.mode == "claims" else None
             config = BatchConfig(pairs=csv, out=job / "results" / f"{csv.stem}.results.csv", images_root=root)
             config.out.parent.mkdir()

@@ -62,6 +62,9 @@ def row_review(row: pd.Series) -> tuple[str, str, bool]:
         side = "at or above" if score >= threshold else "below"
         reason = f"similarity {score:.3f} {side} {threshold:.3f}"
     flagged = False
+    if str(row.get("ood_flag", "")).lower() == "true":  # answered although the gate refused an image (compare anyway)
+        flagged = True
+        reason += "; an image did not look like a face or a signature to the model, compared anyway"
     if label is not None and decision in ("match", "no match") and (decision == "match") != bool(label):
         flagged = True
         reason += f"; the CSV says {'same' if label else 'different'}"

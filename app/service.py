@@ -242,11 +242,13 @@ class VerifyService(GalleryTabMixin):
         out["identity_samples"] = self.samples(modality, name) if report.enrolled or self._known(modality, name) else []
         return out
 
-    def identify(self, image: Any, modality: str = "auto", k: int = 5) -> dict[str, Any]:
-        """1:N open set: the best identity above the threshold, else 'unknown'; top-k with thumbnails."""
+    def identify(self, image: Any, modality: str = "auto", k: int = 5, compare_anyway: bool = False) -> dict[str, Any]:
+        """1:N open set: the best identity above the threshold, else 'unknown'; top-k with thumbnails. With
+        `compare_anyway`, an image the OOD gate refuses is searched for and flagged (gate mode "flag")."""
         src, label = self.image(image, "image")
         modality = self.resolve_modality(modality, src)
-        verifier, gallery = self.verifier(modality), self.gallery(modality)
+        verifier = self.verifier(modality, "flag" if compare_anyway else "reject")
+        gallery = self.gallery(modality)
         k = max(1, min(int(k), 50))
         with self.lock(modality):
             decision = verifier.identify(src, gallery, k=k, name=label)
@@ -269,13 +271,16 @@ class VerifyService(GalleryTabMixin):
         images_folder: str | None = None,
         modality: str = "auto",
         progress: bool = False,
+        compare_anyway: bool = False,
     ) -> dict[str, Any]:
-        """Score a pairs (or claims) CSV against a zip of images or an allowed server folder.
+        """Score a pairs (or claims) CSV against a zip of images or an allowed server folder; with
+        `compare_anyway`, rows whose images the OOD gate refuses are scored and flagged (gate mode "flag").
 
         Returns:
             summary (dict), rows (pandas DataFrame), csv (Path), report (Path or None), report_text (str).
         """
-        out = self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress)
+        gate_mode: GateMode = "flag" if compare_anyway else "reject"
+        out = self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress, gate_mode)
         out["reliability"] = self.reliability(out["summary"]["modality"])
         return out
 

@@ -19,6 +19,7 @@ import gradio as gr
 from app import demo_examples, gradio_cache, views
 from app.service import VerifyService
 from app.ui_events import listen
+from app.wording import COMPARE_ANYWAY
 
 log = logging.getLogger(__name__)
 gradio_cache.install()  # images served while being cached again are never truncated (h11 Content-Length errors)
@@ -94,11 +95,7 @@ def render_verify(service: VerifyService) -> SimpleNamespace:
     with gr.Row():
         modality = _modality(service)
         go = gr.Button("Verify", variant="primary", elem_id="verify-btn")
-    anyway = gr.Checkbox(
-        label="Compare even if an image does not look like a face or a signature (the answer says so)",
-        value=False,
-        elem_id="verify-anyway",
-    )
+    anyway = gr.Checkbox(label=COMPARE_ANYWAY, value=False, elem_id="verify-anyway")
     result = gr.Markdown(views.READY, label="answer", elem_id="verify-result", elem_classes="result-box")
     with gr.Row():
         crop_a = gr.Image(label="A as compared", interactive=False, height=200, elem_id="verify-crop-a")
@@ -167,6 +164,7 @@ def render_identify(service: VerifyService) -> SimpleNamespace:
             image = image_input(label="Who is this?", elem_id="identify-image", height=300)
             modality = _modality(service)
             k = gr.Slider(1, 10, value=5, step=1, label="candidates to show")
+            anyway = gr.Checkbox(label=COMPARE_ANYWAY, value=False, elem_id="identify-anyway")
             go = gr.Button("Identify", variant="primary", elem_id="identify-btn")
         with gr.Column():
             result = gr.Markdown(views.READY_IDENTIFY, label="answer", elem_id="identify-result")
@@ -181,8 +179,8 @@ def render_identify(service: VerifyService) -> SimpleNamespace:
     with gr.Accordion("Details (JSON)", open=False):
         raw = gr.JSON(label="details")
     return SimpleNamespace(
-        image=image, modality=modality, k=k, go=go, result=result, thumbs=thumbs, table=table, raw=raw,
-        examples=examples,
+        image=image, modality=modality, k=k, anyway=anyway, go=go, result=result, thumbs=thumbs, table=table,
+        raw=raw, examples=examples,
     )  # fmt: skip
 
 
@@ -198,6 +196,7 @@ def render_batch(service: VerifyService) -> SimpleNamespace:
     with gr.Row():
         modality = _modality(service)
         go = gr.Button("Run batch", variant="primary", elem_id="batch-btn")
+    anyway = gr.Checkbox(label=COMPARE_ANYWAY, value=False, elem_id="batch-anyway")
     gr.Examples(
         demo_examples.batch_examples(service),
         [csv, zipped],
@@ -212,7 +211,7 @@ def render_batch(service: VerifyService) -> SimpleNamespace:
     with gr.Accordion("All columns (as in the CSV)", open=False):
         table = gr.Dataframe(label="results", interactive=False, wrap=False, max_height=400, visible=False)
     return SimpleNamespace(
-        csv=csv, zipped=zipped, folder=folder, modality=modality, go=go, result=result,
+        csv=csv, zipped=zipped, folder=folder, modality=modality, anyway=anyway, go=go, result=result,
         csv_out=csv_out, report_out=report_out, table=table, review=review,
     )  # fmt: skip
 

@@ -108,8 +108,10 @@ class Handlers:
         thumbs = views.sample_thumbnails(report["identity_samples"])
         return views.enroll_markdown(report), views.enroll_table(report), thumbs
 
-    def identify(self, image: Any, modality: str = "auto", k: float = 5) -> tuple[Any, ...]:
-        result = self.service.identify(image, modality, int(k))
+    def identify(
+        self, image: Any, modality: str = "auto", k: float = 5, compare_anyway: bool = False
+    ) -> tuple[Any, ...]:
+        result = self.service.identify(image, modality, int(k), compare_anyway=bool(compare_anyway))
         table = views.candidates_table(result)
         text = views.identify_markdown(result, result.get("reliability"))
         return text, views.candidate_thumbnails(result), table, _plain(result)
@@ -120,9 +122,10 @@ class Handlers:
         zipped: Any = None,
         folder: str | None = None,
         modality: str = "auto",
+        compare_anyway: bool = False,
         progress: Any = _BATCH_PROGRESS,
     ) -> tuple[Any, ...]:
-        result = self.service.batch(csv, zipped, folder, modality, progress=True)
+        result = self.service.batch(csv, zipped, folder, modality, progress=True, compare_anyway=bool(compare_anyway))
         report = result["report"]
         review = views.batch_review_html(result["rows"], result["images"], result["image_columns"])
         table = views.batch_table(result["rows"])
@@ -221,9 +224,9 @@ def listen(
     verified = _twin(v.go, h.verify, [v.a, v.b, v.modality, v.anyway], verify_out, "verify")
     verified.then(_shown_if_filled, [v.overlay], [v.overlay], show_progress="hidden", **private)
     _twin(e.go, h.enroll, [e.name, e.modality, e.files, e.photo], [e.result, e.table, e.samples], "enroll")
-    _twin(i.go, h.identify, [i.image, i.modality, i.k], [i.result, i.thumbs, i.table, i.raw], "identify")
+    _twin(i.go, h.identify, [i.image, i.modality, i.k, i.anyway], [i.result, i.thumbs, i.table, i.raw], "identify")
     batch_parts = [b.csv_out, b.report_out, b.table, b.review]
-    batched = _twin(b.go, h.batch, [b.csv, b.zipped, b.folder, b.modality], [b.result, *batch_parts], "batch")
+    batched = _twin(b.go, h.batch, [b.csv, b.zipped, b.folder, b.modality, b.anyway], [b.result, *batch_parts], "batch")
     batched.then(_shown_if_filled, batch_parts, batch_parts, show_progress="hidden", **private)
     uploads = [(v.a, v.result, "image A", views.READY), (v.b, v.result, "image B", views.READY)]
     uploads += [(i.image, i.result, "image", views.READY_IDENTIFY), (e.photo, e.result, "photo", views.READY_ENROLL)]

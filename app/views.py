@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from app.batch_view import BATCH_HELP, batch_markdown, batch_review_html, batch_table  # noqa: F401  (re-exported)
-from app.wording import clean_reason, pct, plural, reliability_markdown, scrub_paths
+from app.wording import COMPARE_ANYWAY, clean_reason, pct, plural, reliability_markdown, scrub_paths
 
 _HEADLINES = {
     ("face", "match"): "## Match: same person",
@@ -93,11 +93,7 @@ def verify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None =
     decision = result["decision"]
     if decision == "rejected":
         lines = [f"## Could not compare: {clean_reason(result.get('reason') or 'the input could not be used')}"]
-        if set(result.get("refusals") or ["-"]) == {"out_of_distribution"}:  # only the gate: it could be compared
-            lines.append(
-                "If it is one (some hands, such as block capitals, look like print to the model), tick "
-                "*Compare even if an image does not look like a face or a signature* and verify again."
-            )
+        lines += _way_out(result, "verify")
     else:
         lines = [_HEADLINES.get((modality, decision), f"## {decision}")]
         if result.get("score") is not None:
@@ -106,7 +102,7 @@ def verify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None =
             lines.append(prob)
         if modality == "signature":
             lines.append(reliability_markdown(reliability))
-    lines += [f"- **flagged**: {clean_reason(f)}; compared anyway, as asked" for f in result.get("flags") or []]
+    lines += _flag_lines(result)
     lines += [f"- note: {scrub_paths(n)}" for n in result.get("notes") or []]
     lines.append(f"<small>{modality} model `{result.get('model', '')}`</small>")
     return "\n\n".join(lines)
@@ -121,6 +117,7 @@ def identify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None
         lines = [f"## {who}: {result['identity']}"]
     elif decision == "rejected":
         lines = [f"## Could not search: {clean_reason(result.get('reason') or 'the input could not be used')}"]
+        lines += _way_out(result, "identify")
     else:
         lines = [_HEADLINES.get((modality, decision), f"## {decision}")]
     best = result.get("candidates") or []
@@ -132,8 +129,24 @@ def identify_markdown(result: dict[str, Any], reliability: dict[str, Any] | None
         lines.append("The gallery is empty: enroll someone first (Enroll tab).")
     if modality == "signature" and decision != "rejected":
         lines.append(reliability_markdown(reliability))
+    lines += _flag_lines(result)
     lines += [f"- note: {scrub_paths(n)}" for n in result.get("notes") or []]
     return "\n\n".join(lines)
+
+
+def _way_out(result: dict[str, Any], action: str) -> list[str]:
+    """For an answer refused only by the OOD gate (not a blank page, not a missing face): how to get one anyway."""
+    if set(result.get("refusals") or ["-"]) != {"out_of_distribution"}:
+        return []
+    return [
+        "If it is one (some hands, such as block capitals, look like print to the model), tick "
+        f"*{COMPARE_ANYWAY.split(' (')[0]}* and {action} again."
+    ]
+
+
+def _flag_lines(result: dict[str, Any]) -> list[str]:
+    """The inputs the gate refused but that were compared anyway, as asked."""
+    return [f"- **flagged**: {clean_reason(f)}; compared anyway, as asked" for f in result.get("flags") or []]
 
 
 def candidates_table(result: dict[str, Any]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -127,6 +128,7 @@ def test_cli_enroll_with_gate_flag_enrolls_and_says_so(tmp_path: Path, capsys: p
 
 def test_web_app_compares_anyway_only_when_asked(tmp_path: Path, blank: Path) -> None:
     from app import views
+    from app.batch_view import row_review
     from app.service import VerifyService
 
     service = VerifyService(tmp_path / "gallery", work_dir=tmp_path / "work")  # the bundled models
@@ -141,5 +143,29 @@ def test_web_app_compares_anyway_only_when_asked(tmp_path: Path, blank: Path) ->
         blank_page = service.verify(str(GENUINE[0]), str(blank), "signature", compare_anyway=True)
         assert blank_page["decision"] == "rejected" and "tick" not in views.verify_markdown(blank_page)
         assert service.verify(str(GENUINE[0]), str(FACE), "signature")["decision"] == "rejected"  # not sticky
+
+        refused = service.identify(str(FACE), "signature")  # the signature gallery is empty: "unknown" at best
+        assert refused["decision"] == "rejected" and "tick *Compare even if" in views.identify_markdown(refused)
+        anyway = service.identify(str(FACE), "signature", compare_anyway=True)
+        assert anyway["decision"] == "unknown" and len(anyway["flags"]) == 1
+        assert "**flagged**: not a signature" in views.identify_markdown(anyway)
+
+        archive = tmp_path / "images.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for source in (*GENUINE[:2], FACE):
+                zf.write(source, source.name)
+        pairs = tmp_path / "pairs.csv"
+        pairs.write_text(f"id,reference,questioned\nsame,{GENUINE[0].name},{GENUINE[1].name}\n"
+                         f"face,{GENUINE[0].name},{FACE.name}\n")  # fmt: skip
+        rows = {}
+        for mode in (False, True):
+            job = service.batch(str(pairs), str(archive), None, "signature", compare_anyway=mode)
+            rows[mode] = {r["id"]: (r, row_review(r)) for _, r in job["rows"].iterrows()}
+        (face, (said, why, review)) = rows[False]["face"]
+        assert face["decision"] == "rejected" and said == "not checked" and review
+        (face, (said, why, review)) = rows[True]["face"]
+        assert face["decision"] in ("match", "no match") and face["error"] == "" and review
+        assert "compared anyway" in why and said == face["decision"]
+        assert not rows[True]["same"][1][2] or "close call" in rows[True]["same"][1][1]  # not flagged by the gate
     finally:
         service.close()

@@ -42,6 +42,11 @@ from verify.verifier import Verifier
 log = logging.getLogger(__name__)
 
 
+def _gate_mode(compare_anyway: bool) -> GateMode:
+    """The tabs' "compare anyway" box as a gate mode: answer what the gate refuses, flagged, or reject it."""
+    return "flag" if compare_anyway else "reject"
+
+
 class VerifyService(GalleryTabMixin):
     """Everything the UI tabs do, over the library.
 
@@ -206,7 +211,7 @@ class VerifyService(GalleryTabMixin):
         a, label_a = self.image(image_a, "image A")
         b, label_b = self.image(image_b, "image B")
         modality = self.resolve_modality(modality, a)
-        verifier = self.verifier(modality, "flag" if compare_anyway else "reject")
+        verifier = self.verifier(modality, _gate_mode(compare_anyway))
         with self.lock(modality):
             decision = verifier.match(a, b, names=[label_a, label_b])
         out = decision.to_dict()
@@ -247,8 +252,7 @@ class VerifyService(GalleryTabMixin):
         `compare_anyway`, an image the OOD gate refuses is searched for and flagged (gate mode "flag")."""
         src, label = self.image(image, "image")
         modality = self.resolve_modality(modality, src)
-        verifier = self.verifier(modality, "flag" if compare_anyway else "reject")
-        gallery = self.gallery(modality)
+        verifier, gallery = self.verifier(modality, _gate_mode(compare_anyway)), self.gallery(modality)
         k = max(1, min(int(k), 50))
         with self.lock(modality):
             decision = verifier.identify(src, gallery, k=k, name=label)
@@ -279,8 +283,7 @@ class VerifyService(GalleryTabMixin):
         Returns:
             summary (dict), rows (pandas DataFrame), csv (Path), report (Path or None), report_text (str).
         """
-        gate_mode: GateMode = "flag" if compare_anyway else "reject"
-        out = self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress, gate_mode)
+        out = self.jobs.run(self, pairs_csv, images_zip, images_folder, modality, progress, _gate_mode(compare_anyway))
         out["reliability"] = self.reliability(out["summary"]["modality"])
         return out
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -25,7 +23,6 @@ from verify.models.defaults import assets_dir, default_model_path
 from verify.models.loading import load_model
 from verify.verifier import Verifier
 
-VERIFY_BIN = str(Path(sys.executable).parent / "verify")
 DEMO = assets_dir() / "demo"
 GENUINE = sorted((DEMO / "signatures" / "writer-01").glob("genuine_*.png"))
 FACE = DEMO / "faces" / "obama.jpg"
@@ -69,10 +66,6 @@ def test_a_blank_page_is_refused_in_every_mode(verifiers: dict[str, Verifier], b
 def test_an_unknown_mode_is_a_config_error(verifiers: dict[str, Verifier]) -> None:
     with pytest.raises(ConfigError, match="reject, flag, off"):
         Verifier(verifiers["off"].model, gate_mode="warn")  # type: ignore[arg-type]
-
-
-def _verify(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([VERIFY_BIN, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_match_prints_the_flag_and_json_carries_it(capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,12 +118,7 @@ class Verifier:
                 probe.timings["embed_ms"] = per
                 if scores is not None:
                     probe.ood_score = float(scores[j])
-                    if (refusal := reasons[j]) is not None:
-                        verdict = Rejection("out_of_distribution", refusal.message, refusal.looks_like)
-                        if self.gate_mode == "flag":
-                            probe.flag = verdict
-                        else:
-                            probe.rejection = verdict
+                    probe.rejection, probe.flag = self._gate_outcome(reasons[j])
                 self._remember(probe)
         return out
 
@@ -170,12 +165,19 @@ class Verifier:
             return None, [None] * len(features)
         return self.ood.check(np.asarray(features), crops, _NOT_A[self.model.modality])
 
+    def _gate_outcome(self, refusal: GateRefusal | None) -> tuple[Rejection | None, Rejection | None]:
+        """(rejection, flag) of an input the gate gave `refusal` (None: accepted): the one place the gate mode
+        decides whether a refusal rejects the input or only flags it."""
+        if refusal is None:
+            return None, None
+        verdict = Rejection("out_of_distribution", refusal.message, refusal.looks_like)
+        return (None, verdict) if self.gate_mode == "flag" else (verdict, None)
+
     def gate_verdict(self, refusal: GateRefusal | None) -> tuple[str | None, str | None]:
         """(rejected, flagged): the message of the gate's `refusal` (from `embed_gated`) as a rejection, or with
         gate mode "flag" as a flag on an input that is answered anyway; (None, None) when it was accepted."""
-        if refusal is None:
-            return None, None
-        return (None, refusal.message) if self.gate_mode == "flag" else (refusal.message, None)
+        rejection, flag = self._gate_outcome(refusal)
+        return (None if rejection is None else rejection.message), (None if flag is None else flag.message)
 
     def _remember(self, probe: Probe) -> None:
         self._cache[probe.sha256] = probe

@@ -221,9 +221,16 @@ class VerifyService(GalleryTabMixin):
         return out
 
     def enroll(
-        self, name: str, images: list[Any], modality: str = "face", labels: list[str] | None = None
+        self,
+        name: str,
+        images: list[Any],
+        modality: str = "face",
+        labels: list[str] | None = None,
+        enroll_anyway: bool = False,
     ) -> dict[str, Any]:
-        """Enroll images under `name`; per-sample outcomes (why refused) and the identity's samples after."""
+        """Enroll images under `name`; per-sample outcomes (why refused) and the identity's samples after. With
+        `enroll_anyway`, an image the OOD gate refuses is enrolled and flagged in the report (gate mode "flag"):
+        a signer whose hand the gate takes for print can then be identified."""
         from verify.enroll import enroll_images
 
         name = (name or "").strip()
@@ -233,7 +240,7 @@ class VerifyService(GalleryTabMixin):
         if not checked:
             raise InvalidImageError("no images given: upload one or more images of the person")
         modality = self.resolve_modality(modality, checked[0][0])
-        verifier, gallery = self.verifier(modality), self.gallery(modality)
+        verifier, gallery = self.verifier(modality, _gate_mode(enroll_anyway)), self.gallery(modality)
         with self.lock(modality):
             report = enroll_images(
                 verifier, gallery, name, [s for s, _ in checked], labels=labels or [lab for _, lab in checked]

@@ -19,7 +19,7 @@ import gradio as gr
 from app import demo_examples, gradio_cache, views
 from app.service import VerifyService
 from app.ui_events import listen
-from app.wording import COMPARE_ANYWAY
+from app.wording import COMPARE_ANYWAY, ENROLL_ANYWAY
 
 log = logging.getLogger(__name__)
 gradio_cache.install()  # images served while being cached again are never truncated (h11 Content-Length errors)
@@ -138,6 +138,7 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
                 elem_id="enroll-photo",
                 height=200,
             )
+            anyway = gr.Checkbox(label=ENROLL_ANYWAY, value=False, elem_id="enroll-anyway")
             go = gr.Button("Enroll", variant="primary", elem_id="enroll-btn")
         with gr.Column():
             result = gr.Markdown(
@@ -154,8 +155,9 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
         elem_id="enroll-examples",
     )
     return SimpleNamespace(
-        name=name, modality=modality, files=files, photo=photo, go=go, result=result, table=table, samples=samples
-    )
+        name=name, modality=modality, files=files, photo=photo, anyway=anyway, go=go, result=result, table=table,
+        samples=samples,
+    )  # fmt: skip
 
 
 def render_identify(service: VerifyService) -> SimpleNamespace:

@@ -100,11 +100,16 @@ class Handlers:
         return text, _plain(result), big[0], big[1], views.enlarge(both, 400)
 
     def enroll(
-        self, name: str, modality: str = "auto", files: list[str] | None = None, photo: str | None = None
+        self,
+        name: str,
+        modality: str = "auto",
+        files: list[str] | None = None,
+        photo: str | None = None,
+        enroll_anyway: bool = False,
     ) -> tuple[Any, ...]:
         images = [str(f) for f in files or []] + ([photo] if photo else [])
         labels = [Path(p).name for p in images]
-        report = self.service.enroll(name, images, modality, labels=labels)
+        report = self.service.enroll(name, images, modality, labels=labels, enroll_anyway=bool(enroll_anyway))
         thumbs = views.sample_thumbnails(report["identity_samples"])
         return views.enroll_markdown(report), views.enroll_table(report), thumbs
 
@@ -223,7 +228,7 @@ def listen(
     verify_out = [v.result, v.raw, v.crop_a, v.crop_b, v.overlay]
     verified = _twin(v.go, h.verify, [v.a, v.b, v.modality, v.anyway], verify_out, "verify")
     verified.then(_shown_if_filled, [v.overlay], [v.overlay], show_progress="hidden", **private)
-    _twin(e.go, h.enroll, [e.name, e.modality, e.files, e.photo], [e.result, e.table, e.samples], "enroll")
+    _twin(e.go, h.enroll, [e.name, e.modality, e.files, e.photo, e.anyway], [e.result, e.table, e.samples], "enroll")
     _twin(i.go, h.identify, [i.image, i.modality, i.k, i.anyway], [i.result, i.thumbs, i.table, i.raw], "identify")
     batch_parts = [b.csv_out, b.report_out, b.table, b.review]
     batched = _twin(b.go, h.batch, [b.csv, b.zipped, b.folder, b.modality, b.anyway], [b.result, *batch_parts], "batch")

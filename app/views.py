@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from app.batch_view import BATCH_HELP, batch_markdown, batch_review_html, batch_table  # noqa: F401  (re-exported)
-from app.wording import COMPARE_ANYWAY, clean_reason, pct, plural, reliability_markdown, scrub_paths
+from app.wording import COMPARE_ANYWAY, ENROLL_ANYWAY, clean_reason, pct, plural, reliability_markdown, scrub_paths
 
 _HEADLINES = {
     ("face", "match"): "## Match: same person",
@@ -185,13 +185,33 @@ def enroll_markdown(report: dict[str, Any]) -> str:
     else:
         head = f"## Nothing enrolled for **{report['name']}**"
     lines = [head]
-    reasons = [str(s.get("reason") or "") for s in report["samples"] if s["status"] == "refused"]
+    refused = [s for s in report["samples"] if s["status"] == "refused"]
+    reasons = [str(s.get("reason") or "") for s in refused]
     if any(_is_quality(r) for r in reasons) and report["modality"] == "face":
         lines.append("Refused for image quality: try clearer, frontal, well-lit photos where the face is large.")
+    lines += _enroll_gate_lines(report, refused)
     lines += [f"- warning: {scrub_paths(w)}" for w in report.get("warnings") or []]
     if report["modality"] == "face" and any(s.get("quality") for s in report["samples"]):
         lines.append(f"<small>{QUALITY_LIMITS}</small>")
     return "\n\n".join(lines)
+
+
+def _enroll_gate_lines(report: dict[str, Any], refused: list[dict[str, Any]]) -> list[str]:
+    """The way out for images only the OOD gate refused, and a count of those enrolled anyway (flagged)."""
+    what = "a face" if report["modality"] == "face" else "a signature"
+    hands = " (some hands, such as block capitals, look like print to the model)" if what == "a signature" else ""
+    lines = []
+    gated = sum(1 for s in refused if s.get("refused_by") == "out_of_distribution")
+    if gated:
+        which = "it is" if gated == 1 else "they are"
+        lines.append(f"If {which} {what}{hands}, tick *{ENROLL_ANYWAY.split(' (')[0]}* and enroll again.")
+    flagged = sum(1 for s in report["samples"] if str(s.get("reason") or "").startswith("flagged"))
+    if flagged:
+        was = "was" if flagged == 1 else "were"
+        lines.append(
+            f"{plural(flagged, 'image')} did not look like {what} to the model and {was} enrolled anyway, as asked."
+        )
+    return lines
 
 
 def _is_quality(reason: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 # The checkbox of the Verify, Identify and Batch tabs that answers what the OOD gate refuses (gate mode "flag").
 COMPARE_ANYWAY = "Compare even if an image does not look like a face or a signature (the answer says so)"
+ENROLL_ANYWAY = "Enroll even if an image does not look like a face or a signature (the report says so)"
 
 # An absolute POSIX path of two or more parts (not part of a URL); group 1 is its last part.
 _ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"(),;:\[\]]+/)+([^\s/'\"(),;:\[\]]+)")

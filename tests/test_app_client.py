@@ -56,7 +56,7 @@ def test_api_names_its_outputs_and_marks_optional_inputs(client) -> None:
     assert {"modality", "compare_anyway"} <= optional["verify"] and {"zipped", "folder", "modality"} <= optional[
         "batch"
     ]
-    assert {"files", "photo", "modality"} <= optional["enroll"] and "sure" in optional["remove_sample"]
+    assert {"files", "photo", "modality", "enroll_anyway"} <= optional["enroll"] and "sure" in optional["remove_sample"]
     required = {p["parameter_name"] for p in api["/verify"]["parameters"] if not p["parameter_has_default"]}
     assert required == {"image_a", "image_b"}
 

@@ -107,3 +107,21 @@ def test_other_model_fingerprints_are_refused(tmp_path: Path, rng: np.random.Gen
     pd.DataFrame({"id": ["nope"], "identity": ["x"]}).to_csv(tmp_path / "none.csv", index=False)
     with pytest.raises(DatasetError, match="no label matches"):
         build_gallery(tmp_path / "g2", other, tmp_path / "none.csv")
+
+
+def test_rows_the_gate_flagged_are_counted_or_left_out_as_asked(tmp_path: Path, rng: np.random.Generator) -> None:
+    x, names = _embeddings(rng, 3, 4)
+    emb = _write(tmp_path / "e.parquet", x)
+    frame = pd.read_parquet(emb)
+    frame.loc[[1, 6], "reason"] = (
+        "flagged: not a signature: it looks like printed text"  # verify embed --gate-mode flag
+    )
+    emb = write_embeddings(frame, tmp_path / "flagged.parquet", DIM)
+    labels = _labels(tmp_path / "labels.csv", names)
+    kept = build_gallery(tmp_path / "all", emb, labels)
+    assert (kept.added, kept.flagged, kept.skipped_flagged) == (12, 2, 0)
+    left = build_gallery(tmp_path / "clean", emb, labels, skip_flagged=True)
+    assert (left.added, left.flagged, left.skipped_flagged) == (10, 0, 2)
+    with FaissGallery.open(tmp_path / "clean") as gallery:
+        hashes = {s.image_sha256 for name in ("person0", "person1", "person2") for s in gallery.samples(name)}
+    assert hashes == {f"{i:064x}" for i in range(12) if i not in (1, 6)}

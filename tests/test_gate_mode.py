@@ -143,6 +143,19 @@ def test_web_app_compares_anyway_only_when_asked(tmp_path: Path, blank: Path) ->
         assert anyway["decision"] == "unknown" and len(anyway["flags"]) == 1
         assert "**flagged**: not a signature" in views.identify_markdown(anyway)
 
+        refused = service.enroll("b", [str(FACE), str(blank)], "signature", labels=["b.jpg", "blank.png"])
+        assert refused["enrolled"] == 0 and [s["refused_by"] for s in refused["samples"]] == [
+            "out_of_distribution", "blank_page"]  # fmt: skip
+        assert "If it is a signature (some hands" in views.enroll_markdown(refused)  # once: the blank page is not
+        enrolled = service.enroll("b", [str(FACE)], "signature", labels=["b.jpg"], enroll_anyway=True)
+        assert enrolled["enrolled"] == 1 and enrolled["samples"][0]["reason"].startswith("flagged: not a signature")
+        text = views.enroll_markdown(enrolled)
+        assert (
+            "1 image did not look like a signature to the model and was enrolled anyway" in text and "tick" not in text
+        )
+        found = service.identify(str(FACE), "signature", compare_anyway=True)  # the signer can now be found
+        assert (found["decision"], found["identity"], len(found["flags"])) == ("match", "b", 1)
+
         archive = tmp_path / "images.zip"
         with zipfile.ZipFile(archive, "w") as zf:
             for source in (*GENUINE[:2], FACE):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from verify.decision import RejectionKind
 from verify.errors import QualityError, VerifyError
 from verify.io import read_bytes
 from verify.verifier import Verifier
@@ -29,6 +30,7 @@ class SampleOutcome:
     reason: str = ""
     sample_id: int | None = None
     quality: dict[str, float] = field(default_factory=dict)
+    refused_by: RejectionKind | None = None  # a refusal by the pipeline (not quality, not a bad file): which part
 
 
 @dataclass
@@ -105,7 +107,12 @@ def enroll_images(
     accepted: list[tuple[SampleOutcome, Any, bytes | None]] = []
     for src, label in zip(sources, labels, strict=True):
         try:
-            probe = verifier.embed_or_raise(src, name=label)
+            probe = verifier.probe(src, name=label)
+            if probe.rejection is not None:
+                outcomes.append(
+                    SampleOutcome(label, "refused", str(probe.rejection.error(label)), refused_by=probe.rejection.kind)
+                )
+                continue
             if check_quality:
                 _check_quality(probe.info)
         except VerifyError as exc:

@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bd.add_argument("--labels", type=Path, required=True, help="CSV with id (or path) and identity columns")
     bd.add_argument("--index-type", help="FAISS type of a new gallery (default by size: Flat, IVF{n},Flat, IVF-PQ)")
     bd.add_argument("--model", help="model directory: refuse embeddings made by another model")
+    bd.add_argument(
+        "--skip-flagged",
+        action="store_true",
+        help="leave out rows the gate flagged (embedded with --gate-mode flag); by default they are added and counted",
+    )
     for q in (ls, rm, re, st, bd):
         q.add_argument("--gallery", required=True, help="gallery directory")
     add_json_flag(bd)
@@ -90,7 +95,12 @@ def _build(args: argparse.Namespace) -> int:
 
         fingerprint = load_model(args.model).fingerprint
     summary = build_gallery(
-        args.gallery, args.embeddings, args.labels, fingerprint=fingerprint, index_type=args.index_type
+        args.gallery,
+        args.embeddings,
+        args.labels,
+        fingerprint=fingerprint,
+        index_type=args.index_type,
+        skip_flagged=args.skip_flagged,
     )
     if args.json:
         print_json(summary.to_dict())
@@ -98,8 +108,15 @@ def _build(args: argparse.Namespace) -> int:
         print(
             f"{args.gallery}: added {summary.added} samples of {summary.identities} identities ({summary.index_type});"
             f" skipped {summary.skipped_unlabelled} unlabelled, {summary.skipped_unusable} unusable,"
-            f" {summary.skipped_duplicate} already enrolled; {summary.seconds:.1f} s"
+            f" {summary.skipped_duplicate} already enrolled"
+            + (f", {summary.skipped_flagged} flagged by the gate" if summary.skipped_flagged else "")
+            + f"; {summary.seconds:.1f} s"
         )
+        if summary.flagged:
+            print(
+                f"note: {summary.flagged} of the rows given to the gallery were flagged by the gate (embedded with "
+                "--gate-mode flag: they did not look like the modality's input); --skip-flagged leaves them out"
+            )
     return 0
 
 

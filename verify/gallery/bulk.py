@@ -44,6 +44,8 @@ class BulkSummary:
     skipped_unlabelled: int = 0
     skipped_unusable: int = 0  # status error / rejected in the embeddings file
     skipped_duplicate: int = 0  # same image (sha256) already in the gallery or earlier in the file
+    skipped_flagged: int = 0  # rows the OOD gate flagged (`verify embed --gate-mode flag`), left out as asked
+    flagged: int = 0  # rows the OOD gate flagged that were given to the gallery (skip_flagged=False)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -92,6 +94,7 @@ def build_gallery(
     *,
     fingerprint: str | None = None,
     index_type: str | None = None,
+    skip_flagged: bool = False,
 ) -> BulkSummary:
     """Add every labelled, usable row of an embeddings file to the gallery in `directory` (created if missing).
 
@@ -101,6 +104,8 @@ def build_gallery(
         labels: CSV naming each row's identity (`id,identity` or `path,identity`).
         fingerprint: the model in use; refuse embeddings (and a gallery) of another one.
         index_type: a FAISS factory string for a new gallery; default `choose_index_type(rows)`.
+        skip_flagged: leave out rows the OOD gate flagged (embedded with `--gate-mode flag`: answered although
+            the image did not look like the modality's input); by default they are added and counted.
 
     Raises:
         ModelMismatchError: rows of several models, of another model than `fingerprint` or than the gallery's.
@@ -122,7 +127,9 @@ def build_gallery(
     by_value = dict(zip(table["value"], table["identity"], strict=True))
     names = rows[table["key"].iloc[0] if len(table) else "id"].map(by_value)
     unusable = names.notna() & (rows["status"] != "ok")
-    chosen = np.flatnonzero((names.notna() & ~unusable).to_numpy())
+    flagged = names.notna() & ~unusable & rows["reason"].fillna("").astype(str).str.startswith("flagged")
+    left_out = unusable | flagged if skip_flagged else unusable
+    chosen = np.flatnonzero((names.notna() & ~left_out).to_numpy())
     if len(table) and not names.notna().any():
         raise DatasetError(f"{labels}: no label matches a row of {embeddings} (by {table['key'].iloc[0]})")
     dim = matrix.shape[1]
@@ -131,6 +138,7 @@ def build_gallery(
         summary = BulkSummary(Path(directory), gallery.index_type, 0, 0)
         summary.skipped_unlabelled = int(names.isna().sum())
         summary.skipped_unusable = int(unusable.sum())
+        summary.skipped_flagged, summary.flagged = (int(flagged.sum()), 0) if skip_flagged else (0, int(flagged.sum()))
         x = as_matrix(matrix[chosen], dim) if len(chosen) else np.zeros((0, dim), np.float32)
         _insert(gallery, [str(names.iloc[i]) for i in chosen], x, rows.iloc[chosen], summary)
     summary.seconds = time.perf_counter() - t0

@@ -167,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        nargs="+",
+        nargs="*",
         default=[ROOT / "runs" / "make_models" / "data" / "train"],
-        help="in-distribution set(s)",
+        help="in-distribution set(s), one block of rows each (`--data` alone: none, for --pooled only)",
     )
     parser.add_argument(
         "--pooled",

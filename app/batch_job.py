@@ -19,6 +19,7 @@ from app.wording import scrub_paths
 from app.zipsafe import ZipLimits, clear_folder, safe_extract
 from verify.decision import GateMode
 from verify.errors import ConfigError, DatasetError, VerifyError
+from verify.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
     from app.service import VerifyService
@@ -124,16 +125,19 @@ class BatchJobs:
             clear_folder(job)
             raise
         rows = pd.read_csv(summary.out, dtype=str, keep_default_na=False)
-        if "error" in rows:
+        if "error" in rows:  # the downloads say what the page says: paths inside the upload, not the server's
             rows["error"] = rows["error"].map(lambda e: scrub_paths(e, [root, job]))
+            atomic_write_text(summary.out, rows.to_csv(index=False))
         report = summary.report
+        if report is not None:
+            atomic_write_text(report, scrub_paths(report.read_text(), [root, job]))
         pairs = [[*data.images(i), None, None][:2] for i in range(len(data.frame))]
         return {
             "summary": {**summary.to_dict(), "modality": modality},
             "rows": rows,
             "csv": summary.out,
             "report": report,
-            "report_text": scrub_paths(report.read_text(), [root, job]) if report is not None else "",
+            "report_text": report.read_text() if report is not None else "",
             "images": [(p[0], p[1]) for p in pairs],
             "image_columns": _IMAGE_COLUMNS[data.mode],
         }

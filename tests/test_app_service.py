@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from app.demo import genuine_references, seed_demo_gallery
@@ -227,6 +228,10 @@ def test_batch_scores_a_zip_and_writes_csv_and_report(
     assert rows["error"].iloc[4] != "" and rows["error"].iloc[:4].eq("").all()
     assert result["summary"]["failed"] == 1 and result["csv"].is_file()
     assert result["report"] is not None and "EER" in result["report_text"]
+    work = str(service.jobs.work_dir)
+    downloaded = pd.read_csv(result["csv"], dtype=str, keep_default_na=False)
+    assert downloaded["error"].iloc[4].startswith("questioned: notes.txt: ") and work not in result["csv"].read_text()
+    assert work not in result["report"].read_text()  # the downloads name the upload's paths, never the server's
 
 
 def test_batch_refuses_paths_outside_the_zip(service: VerifyService, synth_signatures: Path, tmp_path: Path) -> None:

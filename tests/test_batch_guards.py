@@ -1,4 +1,5 @@
-"""`verify batch` guards: resume only the same run (input content, model, threshold), malformed rows fail alone,
+"""`verify batch` guards: resume only the same run (input content, model, threshold), malformed rows (a stray comma,
+an empty path, an unknown label) fail alone,
 ids with line breaks refused, merge checks the input's content, --out checked before the run, the path rule."""
 
 from __future__ import annotations
@@ -99,6 +100,21 @@ def test_rows_with_a_wrong_number_of_fields_fail_alone_never_shifted(images: Pat
     for i, (a, b) in ((1, ("a1.png", "b1.png")), (4, ("b1.png", "b2.png"))):
         assert (res["reference"][i], res["questioned"][i], res["error"][i]) == (a, b, "")
         assert float(res["score"][i]) == pytest.approx(verifier.match(str(images / a), str(images / b)).score, abs=1e-5)
+
+
+def test_an_empty_path_or_an_unknown_label_fails_its_row_alone(images: Path, tiny_model: Path) -> None:
+    pairs = _write(images / "pairs.csv", [HEADER, ["a1.png", "", "1"], ["a1.png", "a2.png", "maybe"],
+                                          [" ", "b1.png", "0"], ["b2.png", "b3.png", "same"]])  # fmt: skip
+    out = images / "out.csv"
+    assert _cli("--pairs", pairs, "--out", out, "--model", tiny_model) == 1  # ran; some rows failed
+    res = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert res["decision"].tolist()[:3] == ["error"] * 3 and res["score"].tolist()[:3] == [""] * 3
+    assert res["error"].tolist()[:3] == [
+        "line 2: empty questioned path; not scored",
+        "line 3: label 'maybe'; expected 1/0, true/false or same/different; not scored",
+        "line 4: empty reference path; not scored",
+    ]
+    assert res["error"][3] == "" and res["decision"][3] in ("match", "no match")
 
 
 def test_id_with_a_line_break_is_refused_with_one_line(images: Path, tiny_model: Path, capsys) -> None:

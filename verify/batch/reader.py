@@ -83,11 +83,12 @@ def read_batch_input(
     Path rule: an image path must resolve (symbolic links followed) inside the images root. A path that leaves it
     (`../x.png`, or an absolute path elsewhere) gives that row an error, unless `allow_outside_root`. A row whose
     number of fields differs from the header's (a stray comma) also gets a row error and is not scored: its
-    values are never shifted into other columns.
+    values are never shifted into other columns. So does a row with an empty path or claimed identity, or a label
+    that is none of 1/0, true/false, same/different: one bad cell never stops the other rows.
 
     Raises:
-        DatasetError: unreadable CSV or URI, missing columns, a column that would clash with a result column, an empty
-            path or identity, an unknown label, a duplicate id, an id with a line break.
+        DatasetError: unreadable CSV or URI, missing columns, a column that would clash with a result column, a
+            duplicate id, an id with a line break.
     """
     src = source_path(path)
     header, rows, lines = _read_rows(src)
@@ -126,7 +127,7 @@ def read_batch_input(
         for col in image_cols:
             text = values[names[col]].strip()
             if not text and not errors[i]:
-                raise DatasetError(f"{src}:{line}: empty {col} path")
+                errors[i] = f"line {line}: empty {col} path; not scored"
             resolved, outside = resolver(text)
             paths[col].append(resolved)
             if outside and not errors[i]:
@@ -134,10 +135,12 @@ def read_batch_input(
         if mode == "claims":
             who = values[names["claimed_identity"]].strip()
             if not who and not errors[i]:
-                raise DatasetError(f"{src}:{line}: empty claimed_identity")
+                errors[i] = f"line {line}: empty claimed_identity; not scored"
             claimed.append(who)
         if "label" in names:
-            labels.append(None if errors[i].startswith("line ") else _label(values[names["label"]], src, line))
+            label, problem = (None, "") if errors[i].startswith("line ") else _label(values[names["label"]], line)
+            errors[i] = errors[i] or problem
+            labels.append(label)
     if frame[key].duplicated().any():
         raise DatasetError(f"{src}: duplicate id {frame[key][frame[key].duplicated()].iloc[0]!r}")
     return BatchInput(
@@ -261,10 +264,11 @@ class _Resolver:
         return str(path), not path.resolve().is_relative_to(self.root)
 
 
-def _label(value: str, src: Path | str, line: int) -> int | None:
+def _label(value: str, line: int) -> tuple[int | None, str]:
+    """A label cell as 1 / 0 / None (empty), or None and the row's error when it is none of those."""
     text = value.strip().lower()
     if not text:
-        return None
+        return None, ""
     if text not in _LABELS:
-        raise DatasetError(f"{src}:{line}: label {value!r}; expected 1/0, true/false or same/different")
-    return _LABELS[text]
+        return None, f"line {line}: label {value!r}; expected 1/0, true/false or same/different; not scored"
+    return _LABELS[text], ""

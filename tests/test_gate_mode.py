@@ -73,9 +73,11 @@ def test_cli_match_prints_the_flag_and_json_carries_it(capsys: pytest.CaptureFix
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] in ("MATCH", "NO") and "similarity" in lines[0], lines
     assert any(line.startswith("flagged: input 2: not a signature") for line in lines), lines
-    assert main(["match", str(GENUINE[0]), str(FACE), "--modality", "signature", "--json"]) == 0
+    assert main(["match", str(GENUINE[0]), str(FACE), "--modality", "signature", "--json"]) == 1  # refused: exit 1
     got = json.loads(capsys.readouterr().out)
     assert got["decision"] == "rejected" and got["flags"] == []  # the default mode still rejects
+    assert main(["match", str(GENUINE[0]), str(FACE), "--modality", "signature"]) == 1
+    assert capsys.readouterr().out.startswith("REJECTED  input 2: not a signature")
     with pytest.raises(SystemExit) as exc:
         main(["match", str(GENUINE[0]), str(FACE), "--gate-mode", "maybe"])
     assert exc.value.code == 2 and "invalid choice: 'maybe'" in capsys.readouterr().err
@@ -91,10 +93,11 @@ def test_cli_batch_with_gate_flag_scores_the_refused_rows_and_flags_them(
         out = csv.writer(fh)
         out.writerow(["id", "reference", "questioned"])
         first, second = GENUINE[0].name, GENUINE[1].name
-        out.writerows([("same", first, second), ("face", first, FACE.name), ("blank", first, blank.name)])
+        out.writerows([("same", first, second), ("face", first, FACE.name), ("blank", first, blank.name),
+                       ("missing", first, "missing.png")])  # fmt: skip
     args = ["--pairs", str(pairs), "--out", str(tmp_path / "flag.csv"), "--modality", "signature", "--no-progress"]
     assert main(["batch", *args, "--gate-mode", "flag"]) == 1  # the blank row is a failure
-    assert "3 rows (shard 0/1): 2 ok, 1 with an error (1 rejected), 1 answered but flagged;" in capsys.readouterr().out
+    assert "4 rows (shard 0/1): 2 ok, 2 with an error (1 rejected), 1 answered but flagged;" in capsys.readouterr().out
     run_batch(verifiers["reject"], BatchConfig(pairs=pairs, out=tmp_path / "reject.csv"), progress=False)
     reject, flag = (
         pd.read_csv(tmp_path / f"{mode}.csv", dtype=str, keep_default_na=False).set_index("id")
@@ -106,6 +109,7 @@ def test_cli_batch_with_gate_flag_scores_the_refused_rows_and_flags_them(
     assert flag.loc["face", "ood_flag"] == "True" and float(flag.loc["face", "score"]) < 1.0
     assert flag.loc["blank", "decision"] == "rejected" and "blank" in flag.loc["blank", "error"]
     assert flag.loc["same", "ood_flag"] == "False"
+    assert reject.loc["same", "ood_score"] != "" and reject.loc["missing", "ood_score"] == ""  # not the reference's
     assert float(flag.loc["same", "score"]) == pytest.approx(float(reject.loc["same", "score"]), abs=1e-5)
 
 

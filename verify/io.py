@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def read_bytes(
             raise InvalidImageError(f"{label}: not a file")
         size = path.stat().st_size
         if size > max_bytes:
-            raise ImageTooLargeError(f"{label}: file is {size} bytes, over the limit of {max_bytes} bytes")
+            raise ImageTooLargeError(f"{label}: file is {_mb(size)}; the largest accepted is {_mb(max_bytes)}")
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -56,7 +57,7 @@ def read_bytes(
     if not data:
         raise InvalidImageError(f"{label}: empty file (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageTooLargeError(f"{label}: {len(data)} bytes, over the limit of {max_bytes} bytes")
+        raise ImageTooLargeError(f"{label}: file is {_mb(len(data))}; the largest accepted is {_mb(max_bytes)}")
     return data
 
 
@@ -119,10 +120,25 @@ def load_image(
     return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
 
 
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def _megapixels(n: float) -> str:
+    return f"{n / 1e6:,.1f}".removesuffix(".0") + " megapixels"
+
+
+def _too_many_pixels(label: str, size: str, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{label}: image is {size}; the largest accepted is {_megapixels(max_pixels)} "
+        "(scan or export it at a lower resolution)"
+    )
+
+
 def _check_pixels(label: str, hw: tuple[int, ...], max_pixels: int) -> None:
     h, w = int(hw[0]), int(hw[1])
     if h * w > max_pixels:
-        raise ImageTooLargeError(f"{label}: image is {w}x{h} = {w * h} pixels, over the limit {max_pixels}")
+        raise _too_many_pixels(label, f"{w}x{h} ({_megapixels(w * h)})", max_pixels)
 
 
 def _decode(data: bytes, label: str, max_pixels: int) -> np.ndarray:
@@ -153,8 +169,9 @@ def _read_header(data: bytes, label: str, max_pixels: int) -> tuple[tuple[int, i
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{label}: image over the limit of {max_pixels} pixels ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # PIL's own, far larger limit; its message speaks of attacks
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_many_pixels(label, _megapixels(int(found[1])) if found else "too large", max_pixels) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     with im:

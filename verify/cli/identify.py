@@ -12,6 +12,7 @@ from verify.cli.common import (
     load_verifier,
     print_json,
 )
+from verify.decision import REJECTED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,10 +33,11 @@ def run(args: argparse.Namespace) -> int:
     verifier = load_verifier(args, first_image=args.image)
     with FaissGallery.open(args.gallery, fingerprint=verifier.model.fingerprint) as gallery:
         result = verifier.identify(args.image, gallery, k=args.top_k, name=args.image)
+    code = 1 if result.decision == REJECTED else 0  # ran, but the input was refused: scripts can tell
     if args.json:
         print_json(result.to_dict())
-        return 0
-    if result.decision == "rejected":
+        return code
+    if result.decision == REJECTED:
         print(f"REJECTED  {result.reason}")
     elif result.identity is None:
         print(f"UNKNOWN  no enrolled identity reaches the threshold {result.threshold:.3f}")
@@ -45,4 +47,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {score:7.3f}  {name}")
     for flag in result.flags:
         print(f"flagged: {flag}")
-    return 0
+    return code

@@ -12,6 +12,7 @@ from verify.cli.common import (
     load_verifier,
     print_json,
 )
+from verify.decision import REJECTED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     verifier = load_verifier(args, first_image=args.image_a)
     result = verifier.match(args.image_a, args.image_b, names=[args.image_a, args.image_b])
+    code = 1 if result.decision == REJECTED else 0  # ran, but an input was refused: scripts can tell
     if args.json:
         print_json(result.to_dict())
-        return 0
+        return code
     line = f"{result.decision.upper()}"
     if result.score is not None:
         line += f"  similarity {result.score:.3f} (threshold {result.threshold:.3f}, {result.threshold_source})"
@@ -43,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"flagged: {flag}")
     for note in result.notes:
         print(f"note: {note}")
-    return 0
+    return code

@@ -109,7 +109,7 @@ def test_other_model_fingerprints_are_refused(tmp_path: Path, rng: np.random.Gen
         build_gallery(tmp_path / "g2", other, tmp_path / "none.csv")
 
 
-def test_rows_the_gate_flagged_are_counted_or_left_out_as_asked(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_flagged_rows_counted_or_left_out_unmatched_labels_named(tmp_path: Path, rng: np.random.Generator) -> None:
     x, names = _embeddings(rng, 3, 4)
     emb = _write(tmp_path / "e.parquet", x)
     frame = pd.read_parquet(emb)
@@ -118,8 +118,14 @@ def test_rows_the_gate_flagged_are_counted_or_left_out_as_asked(tmp_path: Path, 
     )
     emb = write_embeddings(frame, tmp_path / "flagged.parquet", DIM)
     labels = _labels(tmp_path / "labels.csv", names)
+    with labels.open("a") as fh:
+        fh.write("img99,ghost\n")  # a typo'd id: nobody to add, said so
     kept = build_gallery(tmp_path / "all", emb, labels)
-    assert (kept.added, kept.flagged, kept.skipped_flagged) == (12, 2, 0)
+    assert (kept.added, kept.flagged, kept.skipped_flagged, kept.labels_unmatched) == (12, 2, 0, 1)
+    assert kept.warnings == [
+        "1 label(s) match no row of the embeddings file, e.g. 'img99': check the ids (or paths) for typos; those "
+        "people were not added"
+    ]
     left = build_gallery(tmp_path / "clean", emb, labels, skip_flagged=True)
     assert (left.added, left.flagged, left.skipped_flagged) == (10, 0, 2)
     with FaissGallery.open(tmp_path / "clean") as gallery:

@@ -142,6 +142,21 @@ def test_wrong_fingerprint_and_dim_refused(filled):
         FaissGallery.open(gallery.directory / "missing")
 
 
+def test_a_face_model_on_a_signature_gallery_is_named_as_such(tmp_path: Path) -> None:
+    import json
+
+    from verify.models.defaults import assets_dir
+
+    cards = {n: json.loads((assets_dir() / "models" / n / "model.json").read_text()) for n in ("face-resnet",
+             "signature-teacher-hog")}  # fmt: skip
+    FaissGallery.create(tmp_path / "g", dim=DIM, fingerprint=cards["signature-teacher-hog"]["fingerprint"]).close()
+    with pytest.raises(ModelMismatchError) as exc:
+        FaissGallery.open(tmp_path / "g", fingerprint=cards["face-resnet"]["fingerprint"])
+    message = str(exc.value)
+    assert "(signature-teacher-hog, a signature model)" in message and "(face-resnet, a face model)" in message
+    assert "this is a signature gallery: use --modality signature" in message and "reembed" not in message
+
+
 def test_verify_and_open_set_identify(filled, rng: np.random.Generator):
     gallery, centres, samples = filled
     q = centres[2]

@@ -84,6 +84,20 @@ def test_reembed_reports_every_gated_sample_and_changes_nothing(
         assert g.fingerprint == "old-model" and g.stats()["samples"] == 3
 
 
+def test_reembed_refused_for_every_sample_blames_the_model_not_the_samples(
+    tmp_path: Path, tiny_model: Path, synth_signatures: Path
+):
+    folder = _old_gallery(tmp_path / "g", synth_signatures)
+    every = [_sig(synth_signatures, w, 1) for w in (1, 2, 3)]
+    with FaissGallery.open(folder) as g, pytest.raises(OutOfDistributionError) as refused:
+        reembed_gallery(_gate(Verifier.from_path(tiny_model), every), g)
+    message = str(refused.value)
+    assert "the model refused every sample, so it does not fit this gallery" in message
+    assert "verify gallery remove" not in message  # removing every sample one by one is not the way out
+    with FaissGallery.open(folder) as g:
+        assert g.fingerprint == "old-model" and g.stats()["samples"] == 3
+
+
 def test_cli_reembed_gates_and_reembeds(tmp_path: Path, tiny_model: Path, synth_signatures: Path):
     import cv2
 

@@ -112,6 +112,8 @@ def _build(args: argparse.Namespace) -> int:
             + (f", {summary.skipped_flagged} flagged by the gate" if summary.skipped_flagged else "")
             + f"; {summary.seconds:.1f} s"
         )
+        for warning in summary.warnings:
+            print(f"warning: {warning}")
         if summary.flagged:
             print(
                 f"note: {summary.flagged} of the rows given to the gallery were flagged by the gate (embedded with "

@@ -45,6 +45,7 @@ class BulkSummary:
     skipped_unusable: int = 0  # status error / rejected in the embeddings file
     skipped_duplicate: int = 0  # same image (sha256) already in the gallery or earlier in the file
     skipped_flagged: int = 0  # rows the OOD gate flagged (`verify embed --gate-mode flag`), left out as asked
+    labels_unmatched: int = 0  # labels naming no row of the embeddings file (a typo leaves a person out)
     flagged: int = 0  # rows the OOD gate flagged that were given to the gallery (skip_flagged=False)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -132,12 +133,20 @@ def build_gallery(
     chosen = np.flatnonzero((names.notna() & ~left_out).to_numpy())
     if len(table) and not names.notna().any():
         raise DatasetError(f"{labels}: no label matches a row of {embeddings} (by {table['key'].iloc[0]})")
+    key_column = table["key"].iloc[0] if len(table) else "id"
+    unmatched = table.loc[~table["value"].isin(set(rows[key_column].astype(str))), "value"].tolist()
     dim = matrix.shape[1]
     kind = index_type or choose_index_type(len(chosen), dim)
     with FaissGallery.open_or_create(Path(directory), dim=dim, fingerprint=model, index_type=kind) as gallery:
         summary = BulkSummary(Path(directory), gallery.index_type, 0, 0)
         summary.skipped_unlabelled = int(names.isna().sum())
         summary.skipped_unusable = int(unusable.sum())
+        summary.labels_unmatched = len(unmatched)
+        if unmatched:
+            summary.warnings.append(
+                f"{len(unmatched)} label(s) match no row of the embeddings file, e.g. {unmatched[0]!r}: "
+                "check the ids (or paths) for typos; those people were not added"
+            )
         summary.skipped_flagged, summary.flagged = (int(flagged.sum()), 0) if skip_flagged else (0, int(flagged.sum()))
         x = as_matrix(matrix[chosen], dim) if len(chosen) else np.zeros((0, dim), np.float32)
         _insert(gallery, [str(names.iloc[i]) for i in chosen], x, rows.iloc[chosen], summary)

@@ -124,11 +124,7 @@ class FaissGallery(GalleryDurabilityMixin, GalleryChangeMixin, GalleryQueryMixin
             if version > store.FORMAT_VERSION or version < 1:
                 raise GalleryError(f"{directory}: gallery format {version} is not supported by this version")
             if fingerprint is not None and fingerprint != self.fingerprint:
-                raise ModelMismatchError(
-                    f"{directory}: gallery was embedded by model {self.fingerprint}, the model in use is"
-                    f" {fingerprint}; re-embed it from its stored images with `verify gallery reembed` or use"
-                    " the matching model"
-                )
+                raise ModelMismatchError(_mismatch(directory, self.fingerprint, fingerprint))
             with self._lock:
                 self._sync()
         except BaseException:
@@ -208,3 +204,18 @@ def _creation_lock(directory: Path, *, shared: bool = False) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _mismatch(directory: Path, gallery_model: str, model: str) -> str:
+    """Why a gallery refuses the model in use, naming bundled models; a face/signature mix-up is said as such
+    (re-embedding would not help: the gallery's images are of the other kind)."""
+    from verify.models.defaults import bundled_model_of, bundled_model_of_words
+
+    made, using = bundled_model_of(gallery_model), bundled_model_of(model)
+    head = (
+        f"{directory}: gallery was embedded by {bundled_model_of_words(gallery_model)}, the model in use is "
+        f"{bundled_model_of_words(model)}"
+    )
+    if made and using and made[1] != using[1]:
+        return f"{head}; this is a {made[1]} gallery: use --modality {made[1]} (or that model), or a {using[1]} gallery"
+    return f"{head}; re-embed it from its stored images with `verify gallery reembed` or use the matching model"

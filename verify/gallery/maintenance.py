@@ -99,13 +99,20 @@ class GalleryMaintenanceMixin:
                 raise batch_error
             return None, refused
 
-    def _refusal(self, refused: list[tuple[int, VerifyError]]) -> VerifyError:
-        """One error (the first refusal's type) naming every refused sample, its identity and how to remove it."""
+    def _refusal(self, refused: list[tuple[int, VerifyError]], every: bool = False) -> VerifyError:
+        """One error (the first refusal's type) naming every refused sample, its identity and how to remove it;
+        when the new model refused `every` sample, the model is the likely mistake, not the samples."""
         names = store.names_of(self._conn, [sid for sid, _ in refused])
         listed = "; ".join(f"sample {sid} of {names.get(sid, '?')!r}: {exc}" for sid, exc in refused[:10])
         if len(refused) > 10:
             listed += f"; and {len(refused) - 10} more"
         ids = " ".join(str(sid) for sid, _ in refused)
+        if every:
+            return type(refused[0][1])(
+                f"{listed}; nothing was re-embedded: the model refused every sample, so it does not fit this gallery "
+                "(a face model for a signature gallery, or the other way round?); re-embed with a model of the "
+                "gallery's kind"
+            )
         return type(refused[0][1])(
             f"{listed}; nothing was re-embedded: remove {'it' if len(refused) == 1 else 'them'} with `verify gallery"
             f" remove --sample ID` (ID: {ids}) and run reembed again"
@@ -130,7 +137,9 @@ class GalleryMaintenanceMixin:
             ids: list[int] = []
             chunks: list[np.ndarray] = []
             refused: list[tuple[int, VerifyError]] = []
+            seen = 0
             for batch_ids, images in self._stored_images():
+                seen += len(batch_ids)
                 out, batch_refused = self._embed_or_find_refused(embed_fn, batch_ids, images)
                 refused += batch_refused
                 if out is None or refused:
@@ -140,7 +149,7 @@ class GalleryMaintenanceMixin:
                 ids += batch_ids
                 chunks.append(as_matrix(out, out.shape[1], "re-embedded vectors"))
             if refused:
-                raise self._refusal(refused)
+                raise self._refusal(refused, every=len(refused) == seen > 1)
             new_dim = chunks[0].shape[1] if chunks else self.dim
             vectors = np.concatenate(chunks) if chunks else np.zeros((0, new_dim), np.float32)
 

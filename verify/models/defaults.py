@@ -50,6 +50,26 @@ def default_model_path(modality: str) -> Path:
     )
 
 
+def bundled_model_of(fingerprint: str) -> tuple[str, str] | None:
+    """(name, modality) of the bundled model with these weights, or None (a user's own model, or none)."""
+    import json
+
+    for card_path in sorted((assets_dir() / "models").glob("*/model.json")):
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(card, dict) and card.get("fingerprint") == fingerprint:
+            return card_path.parent.name, str(card.get("modality", ""))
+    return None
+
+
+def bundled_model_of_words(fingerprint: str) -> str:
+    """'model b4bef1fb80ff2c02 (signature-teacher-hog, a signature model)', or just the fingerprint."""
+    found = bundled_model_of(fingerprint)
+    return f"model {fingerprint}" + (f" ({found[0]}, a {found[1]} model)" if found else "")
+
+
 def bundled_modalities() -> tuple[Modality, ...]:
     """The modalities that have a bundled model."""
     return tuple(

@@ -127,6 +127,7 @@ def test_bad_rows_get_error_or_flag_and_exit_1_via_subprocess(job: dict, tmp_pat
     assert (tmp_path / "res.report.md").is_file() and (tmp_path / "res.roc.png").stat().st_size > 0
     report = (tmp_path / "res.report.md").read_text()
     assert "Brackets" not in report and "n/a images" not in report  # no promise of intervals it does not show
+    assert "> Only 2 same-person and 3 different-person labelled pairs" in report and "How to read it: FRR" in report
     assert not (tmp_path / "res.csv.partial").exists()
 
 

@@ -68,12 +68,35 @@ def _results(
         "FRR at threshold": {"value": float(np.mean(genuine < threshold))},
     }
     return {
+        "notes": _reading_notes(genuine.size, impostor.size),
         "model": {"name": card.get("name"), "modality": card.get("modality"), "fingerprint": card.get("fingerprint")},
         "data": {"kind": "batch pairs", "images": _distinct_images(rows), "failed_images": f"{failed} row(s)"},
         "sizes": {"genuine": int(genuine.size), "impostor": int(impostor.size), "failed rows": failed},
         "threshold": {"value": threshold, "chosen_on": "model card", "source": verifier.threshold_source},
         "metrics": {"impostor": block},
     }
+
+
+FEW_PAIRS = 30  # fewer labelled pairs of a kind than this: the rates are a sanity check, not error rates
+GLOSSARY = (
+    "How to read it: FRR = share of same-person (label 1) pairs called no match; FAR = share of different-person "
+    "(label 0) pairs called a match; EER = the rate at which the two are equal when the threshold is moved; AUC = "
+    "the chance that a same-person pair scores above a different-person pair (1 = always)."
+)
+
+
+def _reading_notes(genuine: int, impostor: int) -> list[str]:
+    """The glossary, and a warning when the labelled pairs are too few for the rates to mean much."""
+    notes = [GLOSSARY]
+    if min(genuine, impostor) < FEW_PAIRS:
+        step = 1 / min(genuine, impostor)
+        notes.insert(
+            0,
+            f"Only {genuine} same-person and {impostor} different-person labelled pairs: one pair more or less "
+            f"moves a rate by up to {step:.0%}. Read these figures as a check on this batch, not as the model's "
+            f"error rates (label at least {FEW_PAIRS} pairs of each kind for that).",
+        )
+    return notes
 
 
 def _distinct_images(rows: pd.DataFrame) -> int | str:

@@ -127,6 +127,7 @@ def markdown_summary(results: Mapping[str, Any]) -> str:
         f"- threshold: {_fmt(thr)} ({thr.get('chosen_on')}: {thr.get('source')})",
         "",
     ]
+    lines += [f"> {note}\n" for note in results.get("notes", [])]
     blocks = results.get("metrics", {})
     if blocks:
         kinds = list(blocks)

@@ -50,6 +50,7 @@ SECTIONS = {
     "bench_batch": "Batch signature verification",
     "bench_ray": "Batch on Ray (local cluster)",
     "bench_embed": "Embedding throughput",
+    "bench_big_scans": "Signature preprocessing on big scans",
     "bench_load": "Web UI under concurrent load",
 }
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from verify.cli import main
 from verify.gallery import FaissGallery
 
 VERIFY_BIN = str(Path(sys.executable).parent / "verify")
@@ -36,12 +37,15 @@ def gallery(tmp_path: Path, synth_signatures: Path) -> Path:
     return tmp_path / "g"
 
 
-def test_list_samples_prints_every_sample(gallery: Path) -> None:
+def test_list_samples_prints_every_sample(gallery: Path, capsys: pytest.CaptureFixture[str]) -> None:
     proc = _verify("gallery", "list", "--gallery", gallery, "--samples")
     assert proc.returncode == 0, proc.stderr
     assert "sample 1" in proc.stdout and "sample 2" in proc.stdout and "blank.png" in proc.stdout
     proc = _verify("gallery", "list", "--gallery", gallery, "--samples", "--json")
     assert '"id": 1' in proc.stdout
+    main(["gallery", "stats", "--gallery", str(gallery)])
+    out = capsys.readouterr().out
+    assert "\nfile_bytes:\n  gallery.sqlite: " in out and "{" not in out  # nested values one per line, no dict
 
 
 def test_closed_stdout_pipe_ends_quietly(gallery: Path) -> None:

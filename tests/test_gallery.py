@@ -138,8 +138,12 @@ def test_wrong_fingerprint_and_dim_refused(filled):
         gallery.enroll("x", np.ones((2, 16), np.float32))
     with pytest.raises(GalleryError, match="already exists"):
         FaissGallery.create(gallery.directory, dim=DIM, fingerprint="fp-a")
-    with pytest.raises(GalleryError, match="no gallery"):
+    with pytest.raises(
+        GalleryError, match=r"no gallery here \(no such folder\); `verify enroll` or `verify gallery build`"
+    ):
         FaissGallery.open(gallery.directory / "missing")
+    with pytest.raises(GalleryError, match="a file, not a gallery folder"):
+        FaissGallery.open(gallery.directory / FaissGallery.DB_FILE)
 
 
 def test_a_face_model_on_a_signature_gallery_is_named_as_such(tmp_path: Path) -> None:

@@ -118,6 +118,8 @@ def test_cli_enroll_with_gate_flag_enrolls_and_says_so(tmp_path: Path, capsys: p
     common = ["--gallery", gallery, "--modality", "signature"]
     assert main(["enroll", str(GENUINE[0]), str(FACE), "--name", "a", *common, "--json"]) == 1  # the face refused
     assert json.loads(capsys.readouterr().out)["enrolled"] == 1
+    assert main(["enroll", str(FACE), "--name", "a", *common]) == 1
+    assert f"refused   {FACE}  (not a signature: it looks like" in capsys.readouterr().out  # the path said once
     assert main(["enroll", str(FACE), "--name", "b", *common, "--gate-mode", "flag"]) == 0
     out = capsys.readouterr().out
     assert "enrolled" in out and "flagged: not a signature" in out and "1 sample(s) enrolled for 'b'" in out, out

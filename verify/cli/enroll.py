@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
     else:
         for o in report.outcomes:
-            print(f"{o.status:9s} {o.source}" + (f"  ({o.reason})" if o.reason else ""))
+            reason = o.reason.removeprefix(f"{o.source}: ")  # the line already names the image
+            print(f"{o.status:9s} {o.source}" + (f"  ({reason})" if reason else ""))
         for w in report.warnings:
             print(f"warning: {w}")
         print(f"{report.enrolled} sample(s) enrolled for {report.name!r}")

@@ -73,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
                 print_json(stats)
             else:
                 for key, value in stats.items():
-                    print(f"{key}: {value}")
+                    if isinstance(value, dict):  # e.g. file_bytes: one indented line per file
+                        print(f"{key}:")
+                        for name, item in value.items():
+                            print(f"  {name}: {item}")
+                    else:
+                        print(f"{key}: {value}")
     return 0
 
 

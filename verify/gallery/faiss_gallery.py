@@ -113,11 +113,15 @@ class FaissGallery(GalleryDurabilityMixin, GalleryChangeMixin, GalleryQueryMixin
         """Open an existing gallery; with `fingerprint`, refuse one built by another model."""
         directory = Path(directory)
         if not directory.is_dir():
-            raise GalleryError(f"{directory}: no gallery here (no such folder); create one")
+            what = "a file, not a gallery folder" if directory.exists() else "no gallery here (no such folder)"
+            raise GalleryError(f"{directory}: {what}; `verify enroll` or `verify gallery build` creates one")
         with _creation_lock(directory, shared=True):  # a gallery being created is seen complete or not at all
             exists = cls._exists(directory)
         if not exists:
-            raise GalleryError(f"{directory}: no gallery here ({cls.DB_FILE} missing or never completed); create one")
+            raise GalleryError(
+                f"{directory}: no gallery here ({cls.DB_FILE} missing or never completed); `verify enroll` or "
+                "`verify gallery build` creates one"
+            )
         self = cls(directory)
         try:
             version = int(store.get_meta(self._conn).get("format_version", "0"))

@@ -138,10 +138,16 @@ def _way_out(result: dict[str, Any], action: str) -> list[str]:
     """For an answer refused only by the OOD gate (not a blank page, not a missing face): how to get one anyway."""
     if set(result.get("refusals") or ["-"]) != {"out_of_distribution"}:
         return []
-    return [
+    lines = [
         "If it is one (some hands, such as block capitals, look like print to the model), tick "
         f"*{COMPARE_ANYWAY.split(' (')[0]}* and {action} again."
     ]
+    if result.get("modality") == "signature":  # the modality an example set stays set for the next upload
+        lines.append(
+            "If it is a face photo, check that *What the images show* is *auto* or *face*, not *signature* (a "
+            "signature example sets it)."
+        )
+    return lines
 
 
 def _flag_lines(result: dict[str, Any]) -> list[str]:

@@ -135,6 +135,7 @@ def test_web_app_compares_anyway_only_when_asked(tmp_path: Path, blank: Path) ->
         refused = service.verify(str(GENUINE[0]), str(FACE), "signature")
         assert refused["decision"] == "rejected" and refused["flags"] == []
         assert "tick *Compare even if" in views.verify_markdown(refused)  # the way out is named
+        assert "If it is a face photo, check that *What the images show* is *auto*" in views.verify_markdown(refused)
         anyway = service.verify(str(GENUINE[0]), str(FACE), "signature", compare_anyway=True)
         assert anyway["decision"] in ("match", "no match") and anyway["score"] is not None
         text = views.verify_markdown(anyway, anyway["reliability"])

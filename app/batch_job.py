@@ -129,15 +129,16 @@ class BatchJobs:
             rows["error"] = rows["error"].map(lambda e: scrub_paths(e, [root, job]))
             atomic_write_text(summary.out, rows.to_csv(index=False))
         report = summary.report
+        report_text = "" if report is None else scrub_paths(report.read_text(), [root, job])
         if report is not None:
-            atomic_write_text(report, scrub_paths(report.read_text(), [root, job]))
+            atomic_write_text(report, report_text)
         pairs = [[*data.images(i), None, None][:2] for i in range(len(data.frame))]
         return {
             "summary": {**summary.to_dict(), "modality": modality},
             "rows": rows,
             "csv": summary.out,
             "report": report,
-            "report_text": report.read_text() if report is not None else "",
+            "report_text": report_text,
             "images": [(p[0], p[1]) for p in pairs],
             "image_columns": _IMAGE_COLUMNS[data.mode],
         }

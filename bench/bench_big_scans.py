@@ -52,14 +52,6 @@ def _pages(signature: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[int, int,
     return out
 
 
-def _closing(gray: np.ndarray) -> int:
-    """The paper closing `flatten_paper` asks for on this page (before any scaling)."""
-    _, first = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-    strokes = ink.stroke_width(first > 0)
-    strokes = strokes if strokes < ink.MAX_STROKE * min(gray.shape) else 0.0
-    return ink._odd(max(15, round(max(gray.shape) / 20), round(4 * strokes)))
-
-
 def _inside(found: tuple[int, int, int, int] | None, put: tuple[int, int, int, int], slack: float = 0.1) -> bool:
     if found is None:
         return False
@@ -84,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             crop = model.preprocess(page)
             times.append(time.perf_counter() - t0)
-        k = _closing(ink.to_gray(page))
+        k = ink.paper_kernel(ink.to_gray(page))
         rows.append(
             {
                 "page": name,

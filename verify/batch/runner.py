@@ -229,13 +229,14 @@ def _score_row(
     images = [cache.by_path[p] for p in paths]
     elapsed = sum(r.elapsed_ms for p, r in zip(paths, images, strict=True) if p not in charged)
     charged.update(paths)
-    ood = [r.ood_score for r in images]  # the row's gate score: its least signature-like image, once all are read
+    ood = [r.ood_score for r in images if r.ood_score is not None]
     row: dict[str, Any] = {
         "score": None,
         "p_match": None,
         "decision": REJECTED,
         "threshold": float(verifier.threshold),  # type: ignore[arg-type]
-        "ood_score": min(x for x in ood if x is not None) if ood and None not in ood else None,
+        # the row's gate score: its least signature-like image, only once every image of the row was read
+        "ood_score": min(ood) if ood and len(ood) == len(images) else None,
         "ood_flag": any(r.rejected or r.flagged for r in images),
         "error": _problems(data, images),
     }

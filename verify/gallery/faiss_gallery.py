@@ -213,12 +213,15 @@ def _creation_lock(directory: Path, *, shared: bool = False) -> Iterator[None]:
 def _mismatch(directory: Path, gallery_model: str, model: str) -> str:
     """Why a gallery refuses the model in use, naming bundled models; a face/signature mix-up is said as such
     (re-embedding would not help: the gallery's images are of the other kind)."""
-    from verify.models.defaults import bundled_model_of, bundled_model_of_words
+    from verify.models.defaults import bundled_model_of
 
     made, using = bundled_model_of(gallery_model), bundled_model_of(model)
+
+    def words(fingerprint: str, found: tuple[str, str] | None) -> str:
+        return f"model {fingerprint}" + (f" ({found[0]}, a {found[1]} model)" if found else "")
+
     head = (
-        f"{directory}: gallery was embedded by {bundled_model_of_words(gallery_model)}, the model in use is "
-        f"{bundled_model_of_words(model)}"
+        f"{directory}: gallery was embedded by {words(gallery_model, made)}, the model in use is {words(model, using)}"
     )
     if made and using and made[1] != using[1]:
         return f"{head}; this is a {made[1]} gallery: use --modality {made[1]} (or that model), or a {using[1]} gallery"

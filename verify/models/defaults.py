@@ -64,12 +64,6 @@ def bundled_model_of(fingerprint: str) -> tuple[str, str] | None:
     return None
 
 
-def bundled_model_of_words(fingerprint: str) -> str:
-    """'model b4bef1fb80ff2c02 (signature-teacher-hog, a signature model)', or just the fingerprint."""
-    found = bundled_model_of(fingerprint)
-    return f"model {fingerprint}" + (f" ({found[0]}, a {found[1]} model)" if found else "")
-
-
 def bundled_modalities() -> tuple[Modality, ...]:
     """The modalities that have a bundled model."""
     return tuple(

@@ -56,6 +56,17 @@ def _paper(gray: np.ndarray, k: int) -> np.ndarray:
     return cv2.GaussianBlur(paper, (0, 0), k / 4).astype(np.float32)
 
 
+def paper_kernel(gray: np.ndarray) -> int:
+    """The paper closing's width (odd, pixels) that `flatten_paper` asks for on this page by default: 1/20 of the
+    larger side, at least 15 and 4x the stroke width of a first Otsu mask."""
+    _, first = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    # paper greying across a big scan puts half the page under Otsu's first cut, and its "stroke width" is the
+    # page's: a closing that wide would flatten nothing. Thick pens on tight crops stay under a fifth.
+    strokes = stroke_width(first > 0)
+    strokes = strokes if strokes < MAX_STROKE * min(gray.shape) else 0.0
+    return _odd(max(15, round(max(gray.shape) / 20), round(4 * strokes)))
+
+
 def flatten_paper(gray: np.ndarray, kernel: int = 0) -> np.ndarray:
     """Grey page divided by its paper estimate (a morphological closing that erases the strokes, smoothed):
     uneven, grey, tinted or textured paper -> 255, ink keeps its contrast to the paper. uint8 [H, W].
@@ -68,14 +79,7 @@ def flatten_paper(gray: np.ndarray, kernel: int = 0) -> np.ndarray:
             back up: an ellipse's closing costs about its width per pixel, which made a 300 dpi page take 15 s
             and an 8000 x 2000 scan minutes; pages up to about 1,500 pixels are estimated at full size, as before.
     """
-    if not kernel:
-        _, first = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-        # paper greying across a big scan puts half the page under Otsu's first cut, and its "stroke width" is
-        # the page's: a closing that wide would flatten nothing. Thick pens on tight crops stay under a fifth.
-        strokes = stroke_width(first > 0)
-        strokes = strokes if strokes < MAX_STROKE * min(gray.shape) else 0.0
-        kernel = max(15, round(max(gray.shape) / 20), round(4 * strokes))
-    k = _odd(kernel)
+    k = _odd(kernel) if kernel else paper_kernel(gray)
     if k <= MAX_CLOSING:
         paper = _paper(gray, k)
     else:

@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="report file (default BENCHMARKS.md)")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.only is not None and not args.only:
+        parser.error("--only needs the names of the scripts to run (e.g. --only bench_gallery)")
     blocks, failed = {"header": _header()}, 0
     for name in args.saved:
         saved = RESULTS / f"{name}.md"

@@ -78,7 +78,10 @@ def hand_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _taken_for(rejection: Rejection) -> str:
-    """What the refused input was taken for, in the gate's words ("printed text", "a blank page", ...)."""
+    """What the refused input was taken for, in the gate's words ("printed text", "a blank page", ...; "no kind
+    named" when no kind held most of the non-signature probability)."""
+    if rejection.looks_like is None and rejection.kind == "out_of_distribution":
+        return "no kind named"
     return kind_words(rejection.looks_like or ("blank" if rejection.kind == "blank_page" else rejection.kind))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from verify.decision import REJECTED
+from verify.io import load_image
 from verify.models.defaults import assets_dir, default_model_path
 from verify.verifier import Verifier
 
@@ -58,9 +59,27 @@ def test_gate_rejects_a_blank_page_and_a_face_photo(verifier: Verifier, tmp_path
     assert result.ood_scores[1] is not None and result.ood_scores[1] < verifier.ood_threshold
     photos = sorted(p for p in (DEMO / "faces").iterdir() if p.suffix in (".jpg", ".png"))
     kinds = json.loads((default_model_path("signature") / "model.json").read_text())["ood"]["kinds"]
+    assert "faces" in kinds
     for photo, probe in zip(photos, verifier.probes(photos), strict=True):  # every demo face photo is refused
         assert probe.rejection is not None and probe.rejection.kind == "out_of_distribution", photo.name
-        assert probe.rejection.looks_like in kinds, probe.rejection  # the gate names one of its kinds
+        assert probe.rejection.looks_like == "faces", probe.rejection  # named as a face photo, whatever the gate
+        assert probe.rejected == "not a signature: it looks like a face photo (a face was found in it)"
+
+
+def test_a_face_photo_the_gate_accepts_is_refused_all_the_same() -> None:
+    """The fused student's gate takes obama.jpg for a signature (likeness above its threshold); the face found in
+    it refuses it; with gate mode "flag" it is answered and flagged; with the gate off, nothing is looked for."""
+    path = assets_dir() / "models" / "signature-student-hog"
+    face = DEMO / "faces" / "obama.jpg"
+    gate = Verifier.from_path(path)
+    assert gate.ood is not None
+    _emb, scores, reasons = gate.embed_gated([gate.model.preprocess(load_image(face, mode="gray")).image])
+    assert reasons == [None] and scores is not None and scores[0] >= gate.ood_threshold  # the gate alone: accepted
+    probe = gate.probe(face)
+    assert probe.rejection is not None and probe.rejection.looks_like == "faces"
+    flagged = Verifier.from_path(path, gate_mode="flag").probe(face)
+    assert flagged.rejection is None and flagged.flag is not None and "a face photo" in flagged.flag.message
+    assert Verifier.from_path(path, gate_mode="off").probe(face).rejection is None
 
 
 def test_genuine_pairs_score_above_other_writers(verifier: Verifier) -> None:

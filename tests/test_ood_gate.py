@@ -14,7 +14,7 @@ from training.ood_exposure import binarised, fit_exposure_gate
 from training.ood_material import KINDS, ood_material
 from verify.errors import ConfigError, ModelError
 from verify.ood import GaussianOODScorer
-from verify.ood_gate import KIND_WORDS, GaussianGate, OutlierExposureGate, load_gate
+from verify.ood_gate import KIND_WORDS, NAME_KIND_SHARE, GateRefusal, GaussianGate, OutlierExposureGate, load_gate
 from verify.ood_ink import ALL_FEATURES, INK_FEATURES, SHAPE_FEATURES, ink_statistics
 
 KIND_TEST = ("printed_text", "ruled", "shapes", "logos", "digits")
@@ -142,6 +142,20 @@ def test_gate_fits_round_trips_and_names_the_kind(tmp_path: Path, classifier: st
     assert again.ink_features == names
     assert np.array_equal(again.score(x_out, crops[: len(x_out)]), gate.score(x_out, crops[: len(x_out)]))
     assert b"pickle" not in (tmp_path / "ood.safetensors").read_bytes()[:4000]
+
+
+def test_a_refusal_names_a_kind_only_when_it_holds_most_of_the_outlier_probability(monkeypatch) -> None:
+    gate, _, x_out = _fitted(np.random.default_rng(0), "mlp")
+    gate.threshold = 0.5
+    rows = np.array([[0.1, 0.45, 0.45], [0.1, 0.85, 0.05], [0.1, 0.9 * NAME_KIND_SHARE - 0.01, 0.0], [0.6, 0.2, 0.2]])
+    rows[2, 2] = 1.0 - rows[2, :2].sum()
+    monkeypatch.setattr(gate, "probabilities", lambda features, crops: rows)
+    _scores, reasons = gate.check(x_out[:4], [np.zeros((32, 48), np.uint8)] * 4, "not a signature")
+    assert reasons[0] == GateRefusal("not a signature (signature likeness 10%; signatures are accepted from 50%)")
+    assert reasons[1] is not None and reasons[1].looks_like == "printed_text"
+    assert reasons[1].message.startswith("not a signature: it looks like printed text (signature likeness 10%")
+    assert reasons[2] is not None and reasons[2].looks_like is None  # just below the share of 0.9
+    assert reasons[3] is None
 
 
 def test_gate_of_several_classifiers_averages_them_and_round_trips(tmp_path: Path):

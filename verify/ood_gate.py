@@ -8,7 +8,9 @@
   (`verify.ood_ink`), combined by a small softmax classifier (one hidden ReLU layer, or a multinomial logistic
   regression) over {signature, kind_1, ..., kind_K}, or by the mean of several such classifiers (seeds). The
   score is p(signature | x); the threshold keeps a chosen share of held-out signatures; a rejected input is
-  named by its most likely kind ("looks like printed text").
+  named by its most likely kind ("looks like printed text") when that kind holds most of the non-signature
+  probability (`NAME_KIND_SHARE`), else only said not to be a signature: on inputs unlike every kind it was
+  fitted on (a real face photo through the signature gate), the classifier's favourite kind is often wrong.
 
 Everything is stored in one safetensors file (tensors + JSON metadata; no pickle).
 """
@@ -33,6 +35,9 @@ from verify.ood_ink import ALL_FEATURES, INK_FEATURES, ink_statistics_batch
 
 FORMAT = "outlier_exposure_gate"
 _CLIP = 8.0
+# A refused input is said to look like its most likely kind only when that kind holds at least this share of
+# p(not a signature); below it the message names no kind (a wrong name misleads more than none).
+NAME_KIND_SHARE = 0.8
 KIND_WORDS = {
     "faces": "a face photo",
     "digits": "digits or a number",
@@ -58,6 +63,15 @@ class GateRefusal:
 def kind_words(kind: str) -> str:
     """An outlier kind in a person's words ("printed_text" -> "printed text", "natural" -> "a photo")."""
     return KIND_WORDS.get(kind, kind.replace("_", " "))
+
+
+def gate_refusal(what: str, likeness: float, threshold: float, kind: str | None) -> GateRefusal:
+    """The refusal of an input with signature likeness `likeness` below `threshold`: "not a signature: it
+    looks like printed text (signature likeness 3%; ...)", or without a kind "not a signature (...)"."""
+    figures = f"(signature likeness {likeness:.0%}; signatures are accepted from {threshold:.0%})"
+    if kind is None:
+        return GateRefusal(f"{what} {figures}")
+    return GateRefusal(f"{what}: it looks like {kind_words(kind)} {figures}", looks_like=kind)
 
 
 class OODGate(Protocol):
@@ -177,7 +191,8 @@ class OutlierExposureGate:
     def check(
         self, features: np.ndarray, crops: Sequence[np.ndarray] | None, what: str
     ) -> tuple[np.ndarray, list[GateRefusal | None]]:
-        """Scores [N] and, per input, None (accepted) or why it was refused (the kind it looks like most)."""
+        """Scores [N] and, per input, None (accepted) or why it was refused (the kind it looks like most, when
+        that kind holds `NAME_KIND_SHARE` of the non-signature probability)."""
         if crops is None:
             raise ConfigError("this OOD gate reads the preprocessed crops as well as the features; pass them")
         if self.threshold is None:
@@ -188,12 +203,9 @@ class OutlierExposureGate:
             if row[0] >= self.threshold:
                 reasons.append(None)
                 continue
-            kind = self.kinds[int(np.argmax(row[1:]))]
-            message = (
-                f"{what}: it looks like {kind_words(kind)} "
-                f"(signature likeness {row[0]:.0%}; signatures are accepted from {self.threshold:.0%})"
-            )
-            reasons.append(GateRefusal(message, looks_like=kind))
+            best = int(np.argmax(row[1:]))
+            named = row[1 + best] >= NAME_KIND_SHARE * max(1.0 - row[0], 1e-12)
+            reasons.append(gate_refusal(what, float(row[0]), self.threshold, self.kinds[best] if named else None))
         return p[:, 0], reasons
 
     # --- storage ------------------------------------------------------------------------------------------

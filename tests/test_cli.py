@@ -39,6 +39,20 @@ def test_help_lists_every_subcommand_and_errors_are_one_line(tmp_path: Path) -> 
     assert proc.stderr.count("\n") == 1 and "missing.png" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_an_input_error_with_json_prints_a_json_error_too(tmp_path: Path) -> None:
+    """A subprocess, as a machine caller runs it: exit 2, the stderr line, and one JSON error object on stdout."""
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"not an image")
+    argv = [VERIFY_BIN, "match", str(bad), str(FACES / "obama.jpg"), "--modality", "face"]
+    proc = subprocess.run([*argv, "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot decode" in proc.stderr and "Traceback" not in proc.stderr
+    error = json.loads(proc.stdout)
+    assert error["exit_code"] == 2 and error["error"]["type"] == "InvalidImageError"
+    assert error["error"]["message"] == proc.stderr.strip().removeprefix("verify match: error: ")
+    plain = subprocess.run(argv, capture_output=True, text=True)
+    assert plain.returncode == 2 and plain.stdout == "" and plain.stderr == proc.stderr  # no --json: stderr only
+
+
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["match", "only-one-image"])

@@ -19,6 +19,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from verify.cli.common import print_json
 from verify.errors import VerifyError
 
 EXIT_OK = 0
@@ -88,26 +89,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
     except sqlite3.DatabaseError as exc:  # damage PRAGMA quick_check did not see, found while reading
-        print(f"verify {args.command}: error: gallery database: {exc}; restore it from a backup", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, "GalleryError", f"gallery database: {exc}; restore it from a backup")
     except VerifyError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"verify {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, type(exc).__name__, str(exc))
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").partition(".")[0])
         if extra is None:
             raise
-        print(
-            f"verify {args.command}: error: needs {exc.name}, which is not installed; "
-            f"pip install 'siamese-verify[{extra}]'",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        message = f"needs {exc.name}, which is not installed; pip install 'siamese-verify[{extra}]'"
+        return _fail(args, "MissingDependency", message)
     except KeyboardInterrupt:
         print(f"verify {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(args: argparse.Namespace, kind: str, message: str) -> int:
+    """Report an error that stops the command: one line on stderr and, with `--json`, one JSON object on stdout
+    (`{"error": {"type": "InvalidImageError", "message": ...}}`) so that a machine caller reads what went wrong
+    where it reads answers. Returns the exit code (2)."""
+    print(f"verify {args.command}: error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print_json({"error": {"type": kind, "message": message}, "exit_code": EXIT_USAGE})
+    return EXIT_USAGE
 
 
 def _discard_stdout() -> None:

@@ -3,10 +3,10 @@ thumbnails and crops become displayable arrays."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from verify.decision import GateMode
 from verify.errors import ConfigError, ModelError
+from verify.eval.reliability import model_reliability
 from verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -81,44 +82,8 @@ def display_crop(crop: np.ndarray | None, modality: str) -> np.ndarray | None:
     return np.asarray(crop)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def reliability(model_dir: Path | None, card: Mapping[str, Any], threshold: float | None) -> dict[str, Any] | None:
-    """How far a signature model's answers can be trusted, as measured on its held-out test writers: read at run
-    time from its report (`<model>/report/report.json`, else the card's `metrics.heldout_test`), so a new model
-    brings its own figures. None when the model has no measured error rates.
-
-    Returns:
-        frr (genuine signatures rejected), far_skilled (skilled forgeries accepted), far_random (other writers'
-        signatures accepted), writers (test writers), synthetic (bool), data (one line), threshold (the one the
-        rates were measured at), applies (whether that is the threshold in use).
-    """
-    metrics = card.get("metrics") or {}
-    report_name = str(metrics.get("report") or "report/report.md")
-    report = None
-    if model_dir is not None:
-        report = _read_json((Path(model_dir) / report_name).with_suffix(".json")) or _read_json(
-            Path(model_dir) / "report" / "report.json"
-        )
-    source = report or metrics.get("heldout_test") or {}
-    errors = (source.get("signature") or {}).get("errors_at_threshold") or source.get("errors_at_threshold") or {}
-    if not errors or errors.get("FRR") is None:
-        return None
-    data = source.get("data") or {}
-    provenance = str((card.get("provenance") or {}).get("data", ""))
-    measured_at = (source.get("threshold") or {}).get("value")
-    return {
-        "frr": float(errors["FRR"]),
-        "far_skilled": None if errors.get("FAR_skilled") is None else float(errors["FAR_skilled"]),
-        "far_random": None if errors.get("FAR_random") is None else float(errors["FAR_random"]),
-        "writers": data.get("test_identities"),
-        "synthetic": "synthetic" in provenance.lower() or "synth" in str(data.get("root", "")).lower(),
-        "threshold": measured_at,
-        "applies": measured_at is None or threshold is None or abs(float(measured_at) - float(threshold)) < 1e-6,
-    }
+    """`verify.eval.reliability.model_reliability` as the dict the views read (frr, far_skilled, far_random,
+    writers, synthetic, threshold, applies); None when the model has no measured error rates."""
+    rel = model_reliability(model_dir, card, threshold)
+    return None if rel is None else asdict(rel)

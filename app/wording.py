@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from verify.eval.reliability import WEAK_RATE
+
 # The checkbox of the Verify, Identify and Batch tabs that answers what the OOD gate refuses (gate mode "flag").
 COMPARE_ANYWAY = "Compare even if an image does not look like a face or a signature (the answer says so)"
 ENROLL_ANYWAY = "Enroll even if an image does not look like a face or a signature (the report says so)"
@@ -64,7 +66,7 @@ def reliability_markdown(rel: dict[str, Any] | None) -> str:
         rates.append(f"accepted **{pct(rel['far_skilled'])}** of skilled forgeries")
     if rel.get("far_random") is not None:
         rates.append(f"**{pct(rel['far_random'])}** of other writers' signatures")
-    weak = max(rel["frr"], rel.get("far_skilled") or 0.0) > 0.1
+    weak = max(rel["frr"], rel.get("far_skilled") or 0.0) > WEAK_RATE
     verdict = (
         " It is **not reliable enough to decide alone**: use it to sort cases, and have a person compare the "
         "signatures below."

@@ -112,6 +112,24 @@ def test_enroll_reports_a_refused_sample_and_exits_1(
     assert statuses == {"original_1_1.png": "enrolled", "bad.png": "refused"}
 
 
+def test_signature_answers_say_how_far_to_trust_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """The bundled signature model's measured rates (its report) under every answer, in words and in --json;
+    none for faces, none for a refusal."""
+    writer = Path(__file__).resolve().parents[1] / "assets" / "demo" / "signatures" / "writer-01"
+    pair = [str(writer / "genuine_1.png"), str(writer / "genuine_2.png"), "--modality", "signature"]
+    assert main(["match", *pair]) == 0
+    trust = capsys.readouterr().out.splitlines()[-1]
+    assert trust.startswith("trust: measured on 80 test writers (synthetic signatures, not real ones), at this")
+    assert "of skilled forgeries" in trust and "not reliable enough to decide alone" in trust  # FRR above 10%
+    rel = _json(capsys, ["match", *pair, "--json"])["reliability"]
+    assert rel["synthetic"] and rel["applies"] and 0 < rel["frr"] < 1 and rel["writers"] == 80
+    assert f"turned away {100 * rel['frr']:.0f}% of genuine signatures" in trust
+    assert not _json(capsys, ["match", *pair, "--threshold", "0.9", "--json"])["reliability"]["applies"]
+    face = str(FACES / "obama.jpg")
+    assert _json(capsys, ["match", pair[0], face, "--modality", "signature", "--json"], code=1)["reliability"] is None
+    assert _json(capsys, ["match", face, face, "--json"])["reliability"] is None
+
+
 def test_face_match_with_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:
     same = _json(capsys, ["match", str(FACES / "obama.jpg"), str(FACES / "obama2.jpg"), "--json"])
     assert same["decision"] == "match", same

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verify.decision import GATE_MODES
 from verify.jsonutil import json_default
 from verify.modality import MODALITY_CHOICES
+
+if TYPE_CHECKING:
+    from verify.eval.reliability import Reliability
+    from verify.verifier import Verifier
 
 
 def print_json(obj: Any) -> None:
@@ -72,3 +76,13 @@ def add_set_flag(parser: argparse.ArgumentParser, example: str) -> None:
         metavar="KEY=VALUE",
         help=f"override one config key (repeatable), e.g. {example}",
     )
+
+
+def signature_reliability(verifier: Verifier) -> Reliability | None:
+    """The measured error rates of a signature verifier's model at its threshold (None for faces, or a model
+    without a held-out report): printed under `match` and `identify` answers as the web UI shows them."""
+    from verify.eval.reliability import model_reliability
+
+    if verifier.model.modality != "signature":
+        return None
+    return model_reliability(verifier.model.directory, verifier.model.card, verifier.threshold)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from verify.cli.common import (
     add_gate_flag,
@@ -11,6 +12,7 @@ from verify.cli.common import (
     add_threshold_flag,
     load_verifier,
     print_json,
+    signature_reliability,
 )
 from verify.decision import REJECTED
 
@@ -34,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     with FaissGallery.open(args.gallery, fingerprint=verifier.model.fingerprint) as gallery:
         result = verifier.identify(args.image, gallery, k=args.top_k, name=args.image)
     code = 1 if result.decision == REJECTED else 0  # ran, but the input was refused: scripts can tell
+    rel = None if result.decision == REJECTED else signature_reliability(verifier)
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "reliability": None if rel is None else asdict(rel)})
         return code
     if result.decision == REJECTED:
         print(f"REJECTED  {result.reason}")
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.identity}  similarity {result.score:.3f} (threshold {result.threshold:.3f})")
     for name, score in result.candidates:
         print(f"  {score:7.3f}  {name}")
+    if rel is not None:
+        print(f"trust: {rel.line()}")
     for flag in result.flags:
         print(f"flagged: {flag}")
     return code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from verify.cli.common import (
     add_gate_flag,
@@ -11,6 +12,7 @@ from verify.cli.common import (
     add_threshold_flag,
     load_verifier,
     print_json,
+    signature_reliability,
 )
 from verify.decision import REJECTED
 
@@ -30,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
     verifier = load_verifier(args, first_image=args.image_a)
     result = verifier.match(args.image_a, args.image_b, names=[args.image_a, args.image_b])
     code = 1 if result.decision == REJECTED else 0  # ran, but an input was refused: scripts can tell
+    rel = None if result.decision == REJECTED else signature_reliability(verifier)
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "reliability": None if rel is None else asdict(rel)})
         return code
     line = f"{result.decision.upper()}"
     if result.score is not None:
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if result.reason:
         line += f"  {result.reason}"
     print(line)
+    if rel is not None:
+        print(f"trust: {rel.line()}")
     for flag in result.flags:
         print(f"flagged: {flag}")
     for note in result.notes:

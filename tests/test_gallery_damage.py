@@ -127,6 +127,58 @@ def _damage_btree_page(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
+def test_a_damaged_gallery_is_recovered_in_place_and_the_damaged_file_kept(gallery_dir, capsys):
+    """The refusal names `verify gallery recover`; following it, every readable sample comes back byte for byte
+    with its identity, the ones lost are counted, the damaged file is kept as it was, and the gallery opens."""
+    from verify.cli import main
+    from verify.gallery.recover import recover_gallery
+
+    directory, centres, _ = gallery_dir
+    db = directory / FaissGallery.DB_FILE
+    with sqlite3.connect(db) as conn:
+        original = {row[0]: row[1:] for row in conn.execute("SELECT id, identity_id, embedding FROM samples")}
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    data[-page : -page + 8] = b"\x11" * 8  # the last page's b-tree header
+    db.write_bytes(bytes(data))
+    damaged = db.read_bytes()
+    with pytest.raises(GalleryError, match="damaged gallery database") as info:
+        FaissGallery.open(directory)
+    assert f"verify gallery recover --gallery {directory}" in str(info.value)
+    assert main(["gallery", "recover", "--gallery", str(directory)]) == 1  # some rows lost: exit 1
+    out = capsys.readouterr().out
+    assert "recovered 12 identities and" in out and "could not be read" in out and "enroll them again" in out
+    kept = sorted(directory.glob("gallery.sqlite.damaged-*"))
+    assert kept[0].name.endswith("Z") and kept[0].read_bytes() == damaged  # the damaged file, untouched
+    with sqlite3.connect(db) as conn:
+        recovered = {row[0]: row[1:] for row in conn.execute("SELECT id, identity_id, embedding FROM samples")}
+    assert 0 < len(recovered) < len(original) and all(original[i] == row for i, row in recovered.items())
+    left = {row[0] for row in recovered.values()}
+    with FaissGallery.open(directory) as gallery:
+        assert gallery.stats()["samples"] == len(recovered)
+        found = [gallery.identify(q, threshold=0.5).name for q in centres]
+    assert [name for i, name in enumerate(found) if i + 1 in left] == [f"id{i}" for i in range(12) if i + 1 in left]
+    assert recover_gallery(directory).damaged is False  # healthy now: left alone
+    assert sorted(directory.glob("gallery.sqlite.damaged-*")) == kept
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"), [(_bad_header, "not an SQLite"), (_damage_btree_page, "no identity could be read back")]
+)
+def test_recovery_refuses_what_it_cannot_read_and_changes_nothing(gallery_dir, damage, message):
+    from verify.gallery.recover import recover_gallery
+
+    directory, _, _ = gallery_dir
+    damage(directory / FaissGallery.DB_FILE)
+    def files() -> dict[str, bytes]:  # reading a WAL database may make its empty -wal / -shm files
+        return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(("-wal", "-shm"))}
+
+    before = files()
+    with pytest.raises(GalleryError, match=message):
+        recover_gallery(directory)
+    assert files() == before
+
+
 def test_database_failing_quick_check_refuses_reads_and_writes(gallery_dir):
     directory, _, _ = gallery_dir
     db = directory / FaissGallery.DB_FILE
@@ -134,7 +186,7 @@ def test_database_failing_quick_check_refuses_reads_and_writes(gallery_dir):
     before = db.read_bytes()
     with pytest.raises(GalleryError, match="integrity check") as info:
         FaissGallery.open(directory)
-    assert "\n" not in str(info.value) and ".recover" in str(info.value)
+    assert "\n" not in str(info.value) and "verify gallery recover" in str(info.value)
     with pytest.raises(GalleryError, match="integrity check"):
         FaissGallery.open_or_create(directory, dim=DIM, fingerprint="fp")
     assert db.read_bytes() == before

@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
     except sqlite3.DatabaseError as exc:  # damage PRAGMA quick_check did not see, found while reading
-        return _fail(args, "GalleryError", f"gallery database: {exc}; restore it from a backup")
+        advice = "restore it from a backup, or copy what can still be read with `verify gallery recover --gallery DIR`"
+        return _fail(args, "GalleryError", f"gallery database: {exc}; {advice}")
     except VerifyError as exc:
         if args.debug:
             traceback.print_exc()

@@ -1,8 +1,10 @@
-"""`verify gallery list|remove|reembed|stats|build`: look after an enrolled gallery, or fill one in bulk."""
+"""`verify gallery list|remove|reembed|stats|build|recover`: look after an enrolled gallery, fill one in bulk, or
+recover what a damaged one holds."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("gallery", help="list, remove, re-embed or describe a gallery")
+    p = subparsers.add_parser("gallery", help="list, remove, re-embed, describe, build or recover a gallery")
     sub = p.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="identities and their sample counts")
     ls.add_argument("--samples", action="store_true", help="list every sample too")
@@ -35,9 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out rows the gate flagged (embedded with --gate-mode flag); by default they are added and counted",
     )
-    for q in (ls, rm, re, st, bd):
+    rc = sub.add_parser(
+        "recover",
+        help="copy what a damaged gallery database still holds into a new one (the damaged file is kept beside it)",
+    )
+    for q in (ls, rm, re, st, bd, rc):
         q.add_argument("--gallery", required=True, help="gallery directory")
     add_json_flag(bd)
+    add_json_flag(rc)
     add_json_flag(ls)
     add_json_flag(st)
     p.set_defaults(func=run)
@@ -50,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         return _reembed(args)
     if args.gallery_command == "build":
         return _build(args)
+    if args.gallery_command == "recover":
+        return _recover(args)
     with FaissGallery.open(args.gallery) as gallery:
         if args.gallery_command == "list":
             rows = [_identity_row(gallery, info, args.samples) for info in gallery.identities()]
@@ -125,6 +134,36 @@ def _build(args: argparse.Namespace) -> int:
                 "--gate-mode flag: they did not look like the modality's input); --skip-flagged leaves them out"
             )
     return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    """Exit 0 when the gallery was healthy or everything was read back, 1 when some rows could not be."""
+    from verify.gallery.recover import recover_gallery
+
+    report = recover_gallery(args.gallery)
+    if args.json:
+        print_json({**asdict(report), "complete": report.complete})
+    elif not report.damaged:
+        print(f"{args.gallery}: the gallery database is not damaged; nothing was changed")
+    else:
+        print(
+            f"{args.gallery}: recovered {report.identities} identities and {report.samples} samples; the damaged "
+            f"database is kept as {report.kept_as}"
+        )
+        lost = [
+            (report.identities_unreadable, "identity ids could not be read (lost to the damage, or no longer used)"),
+            (report.samples_unreadable, "sample ids could not be read (lost to the damage, or no longer used)"),
+            (report.samples_orphaned, "samples were dropped: their identity was lost"),
+            (report.samples_invalid, "samples were dropped: their embedding was damaged"),
+        ]
+        for n, what in lost:
+            if n != 0:
+                print(f"warning: {'an unknown number of' if n is None else n} {what}")
+        if report.emptied:
+            print(f"warning: no sample is left of {', '.join(report.emptied)}: enroll them again")
+        if not report.complete:
+            print("note: `verify gallery list --samples` shows what is left; enroll what is missing again")
+    return 0 if report.complete else 1
 
 
 def _reembed(args: argparse.Namespace) -> int:

@@ -23,6 +23,15 @@ BUSY_TIMEOUT_S = 60.0
 _HEADER = b"SQLite format 3\x00"
 _RECREATE = "delete the gallery folder's files to start a new, empty gallery"
 
+
+def _repair(path: Path) -> str:
+    """What to do about a damaged database, most careful first."""
+    return (
+        f"restore it from a backup, copy what can still be read into a new one with `verify gallery recover "
+        f"--gallery {path.parent}`, or {_RECREATE}"
+    )
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identities (
@@ -95,9 +104,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
             raise GalleryError(
                 f"{path}: database is locked by another process (waited {BUSY_TIMEOUT_S:.0f} s)"
             ) from None
-        raise GalleryError(
-            f"{path}: damaged gallery database ({exc}); restore it from a backup, or {_RECREATE}"
-        ) from None
+        raise GalleryError(f"{path}: damaged gallery database ({exc}); {_repair(path)}") from None
     except GalleryError:
         conn.close()
         raise
@@ -109,8 +116,7 @@ def _quick_check(conn: sqlite3.Connection, path: Path) -> None:
     problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
     if problems != ["ok"]:
         raise GalleryError(
-            f"{path}: damaged gallery database (integrity check: {' '.join(problems[0].split())}); restore it from a"
-            f" backup, recover it with `sqlite3 {path.name} .recover`, or {_RECREATE}"
+            f"{path}: damaged gallery database (integrity check: {' '.join(problems[0].split())}); {_repair(path)}"
         )
 
 

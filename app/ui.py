@@ -146,7 +146,13 @@ def render_enroll(service: VerifyService) -> SimpleNamespace:
                 elem_id="enroll-result",
                 value=views.READY_ENROLL,
             )
-            table = gr.Dataframe(views.enroll_table({"samples": []}), label="per image", interactive=False, wrap=True)
+            table = gr.Dataframe(
+                views.enroll_table({"samples": []}),
+                label="per image",
+                interactive=False,
+                wrap=True,
+                elem_id="enroll-table",
+            )
             samples = gallery_output(label="samples in the gallery", columns=6, height=160)
     gr.Examples(
         demo_examples.enroll_examples(service),

@@ -205,6 +205,8 @@ def _cleared(outputs: list[Any]) -> Callable[[str], tuple[Any, ...]]:
     def empty(component: Any) -> Any:
         if isinstance(component, (gr.Checkbox, gr.Textbox)):
             return gr.skip()
+        if isinstance(component, gr.Dataframe):  # None would show Gradio's placeholder headers "1 2 3"
+            return pd.DataFrame(columns=(component.value or {}).get("headers") or [])
         return None
 
     def on_error(message: str) -> tuple[Any, ...]:

@@ -105,7 +105,14 @@ def test_enroll_then_verify_identify_and_errors(page, app_url: str, screens: Pat
     upload(page, "enroll-files", FACES / "obama.jpg", FACES / "obama2.jpg")
     page.locator("#enroll-btn").click()
     expect(result(page, "enroll-result")).to_contain_text("2 of 2 images enrolled")
+    expect(page.locator("#enroll-table")).to_contain_text("obama2.jpg")
     shot(page, screens, "2-enroll")
+    # No name: said so, and the per-image table is emptied with its own headers (not Gradio's "1 2 3").
+    page.locator("#enroll-name textarea, #enroll-name input").first.fill("")
+    page.locator("#enroll-btn").click()
+    expect(result(page, "enroll-result")).to_contain_text("type the person's name")
+    expect(page.locator("#enroll-table")).not_to_contain_text("obama2.jpg")
+    expect(page.locator("#enroll-table")).to_contain_text("why / quality")
 
     tab(page, "Gallery")
     expect(page.locator("#gallery-stats")).to_contain_text("1 identity, 2 samples")

@@ -170,6 +170,7 @@ def test_recovery_refuses_what_it_cannot_read_and_changes_nothing(gallery_dir, d
 
     directory, _, _ = gallery_dir
     damage(directory / FaissGallery.DB_FILE)
+
     def files() -> dict[str, bytes]:  # reading a WAL database may make its empty -wal / -shm files
         return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(("-wal", "-shm"))}
 

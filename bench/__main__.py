@@ -35,6 +35,7 @@ SECTIONS = {
     "bench_scan_sessions": "Synthetic skilled forgeries: scan variation or forger?",
     "bench_forgery_oracle": "Synthetic skilled forgeries: pen-trace oracle",
     "bench_fusion": "Fused signature score: learned share chosen on validation sets",
+    "bench_writer_dependent": "Several references: best reference or a writer-dependent classifier",
     "bench_finetune": "Fine-tuning the signature teacher on a user's writers",
     "bench_synth": "Synthetic signature generation",
     "bench_synth_v2": "Synthetic signature generation v2 (names, forgers, scan randomisation)",

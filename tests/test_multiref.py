@@ -7,7 +7,14 @@ import itertools
 import numpy as np
 import pytest
 
-from verify.eval.multiref import WriterSet, aggregate, multi_reference_scores, single_reference_scores, znorm
+from verify.eval.multiref import (
+    WriterSet,
+    aggregate,
+    multi_reference_scores,
+    single_reference_scores,
+    writer_dependent_scores,
+    znorm,
+)
 
 
 @pytest.fixture
@@ -66,3 +73,27 @@ def test_multi_reference_equals_a_naive_loop(writer_set: tuple[np.ndarray, Write
     cohort = aggregate(emb[data.genuine["b"][:2] + data.genuine["c"][:2]] @ emb[data.genuine["a"][:2]].T)
     np.testing.assert_allclose(z["genuine"][:2], (raw["genuine"][:2] - cohort.mean()) / cohort.std())
     assert multi_reference_scores(emb, data, n_refs=4)["genuine"].size == 0  # no writer has a genuine probe left
+
+
+def test_writer_dependent_scores_follow_the_protocol_and_separate_writers(rng: np.random.Generator) -> None:
+    """Per writer, an SVM of its references against the cohort: the probes are those of multi_reference_scores,
+    each score is that writer's SVM's decision value (a naive loop with sklearn), and writers drawn around distinct
+    centres are told apart."""
+    from sklearn.svm import SVC
+
+    centres = rng.normal(size=(4, 8)) * 3
+    emb = np.vstack([c + 0.3 * rng.normal(size=(6, 8)) for c in centres])
+    genuine = {w: list(range(6 * i, 6 * i + 4)) for i, w in enumerate("abcd")}
+    forgeries = {w: [6 * i + 4, 6 * i + 5] for i, w in enumerate("abcd")}
+    data = WriterSet(genuine, forgeries)
+    cohort = rng.normal(size=(40, 8)) * 3
+    out = writer_dependent_scores(emb, data, n_refs=2, cohort=cohort)
+    svm = SVC(kernel="rbf", gamma="scale", class_weight="balanced").fit(
+        np.vstack([emb[genuine["a"][:2]], cohort]), np.r_[np.ones(2), np.zeros(40)]
+    )
+    np.testing.assert_allclose(out["genuine"][:2], svm.decision_function(emb[genuine["a"][2:]]))
+    np.testing.assert_allclose(out["random"][:3], svm.decision_function(emb[[genuine[v][2] for v in "bcd"]]))
+    assert {k: len(v) for k, v in out.items()} == {"genuine": 8, "skilled": 8, "random": 12}
+    assert out["genuine"].min() > out["random"].max()  # distinct writers are told apart
+    with pytest.raises(ValueError, match="cohort"):
+        writer_dependent_scores(emb, data, n_refs=2, cohort=cohort[:, :4])

@@ -11,6 +11,12 @@ every other writer (random). A probe's score is an aggregate of its R similariti
 the top k. Per-writer z-norm maps a writer's scores through the mean and standard deviation of the aggregated
 scores of a cohort (the other writers' references) against that writer's references: no labels of the probes
 are used, so it is usable in deployment (the gallery holds the cohort).
+
+Writer-dependent classifiers (Hafemann et al. 2017, "Learning features for offline handwritten signature
+verification using deep convolutional neural networks"): per writer, an RBF support-vector machine separates the
+writer's R references (positives) from a cohort of other people's signatures (negatives, e.g. a bundled synthetic
+set), with classes weighted to balance; a probe's score is its decision value. `writer_dependent_scores` measures
+it under the same R-reference protocol.
 """
 
 from __future__ import annotations
@@ -116,4 +122,37 @@ def multi_reference_scores(
                 continue
             s = aggregate(e[rows] @ r.T, method, k)
             out[kind] += list(znorm(s, cohort) if cohort is not None else s)
+    return {kind: np.array(v) for kind, v in out.items()}
+
+
+def writer_dependent_scores(
+    emb: np.ndarray, data: WriterSet, n_refs: int, cohort: np.ndarray, c: float = 1.0
+) -> dict[str, np.ndarray]:
+    """{"genuine", "skilled", "random"} decision values of a per-writer RBF SVM (module docstring) trained on the
+    writer's first `n_refs` genuine embeddings against `cohort` [M, D] (embeddings of people who are none of
+    the writers), probes as in `multi_reference_scores`.
+    """
+    from sklearn.svm import SVC
+
+    if n_refs < 1:
+        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
+    e = np.asarray(emb, np.float64)
+    negatives = np.asarray(cohort, np.float64)
+    if negatives.ndim != 2 or len(negatives) < 2 or negatives.shape[1] != e.shape[1]:
+        raise ValueError(f"the cohort must be [M >= 2, {e.shape[1]}] embeddings, got shape {negatives.shape}")
+    writers = [w for w in data.writers if len(data.genuine[w]) > n_refs]
+    outsider = {w: data.genuine[w][n_refs] for w in writers}
+    labels = np.r_[np.ones(n_refs), np.zeros(len(negatives))]
+    out: dict[str, list[float]] = {"genuine": [], "skilled": [], "random": []}
+    for w in writers:
+        x = np.vstack([e[list(data.genuine[w][:n_refs])], negatives])
+        svm = SVC(kernel="rbf", C=c, gamma="scale", class_weight="balanced").fit(x, labels)
+        probes = {
+            "genuine": list(data.genuine[w][n_refs:]),
+            "skilled": list(data.forgeries.get(w, [])),
+            "random": [outsider[v] for v in writers if v != w],
+        }
+        for kind, rows in probes.items():
+            if rows:
+                out[kind] += list(svm.decision_function(e[rows]))
     return {kind: np.array(v) for kind, v in out.items()}

@@ -209,6 +209,11 @@ def test_examples_load_on_every_tab(page, app_url: str, screens: Path) -> None:
     expect(answer).to_contain_text("test writers")
     expect(page.locator("#verify-overlay img")).to_be_visible()  # the two signatures overlaid
     shot(page, screens, "1-verify-signature-example")
+    # The example left "What the images show" on auto: a face photo uploaded next is compared as a face.
+    upload(page, "verify-a", FACES / "obama.jpg")
+    upload(page, "verify-b", FACES / "obama2.jpg")
+    page.locator("#verify-btn").click()
+    expect(result(page, "verify-result")).to_contain_text("Match: same person", timeout=3 * TIMEOUT_MS)
     for name in ("Enroll", "Identify", "Batch", "Gallery"):
         tab(page, name)
         expect(page.locator(f"#{name.lower()}-examples")).to_be_visible()

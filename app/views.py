@@ -211,7 +211,7 @@ def _enroll_gate_lines(report: dict[str, Any], refused: list[dict[str, Any]]) ->
     if gated:
         which = "it is" if gated == 1 else "they are"
         lines.append(f"If {which} {what}{hands}, tick *{ENROLL_ANYWAY.split(' (')[0]}* and enroll again.")
-    flagged = sum(1 for s in report["samples"] if str(s.get("reason") or "").startswith("flagged"))
+    flagged = sum(1 for s in report["samples"] if s.get("flagged"))
     if flagged:
         was = "was" if flagged == 1 else "were"
         lines.append(

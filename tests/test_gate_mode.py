@@ -156,6 +156,7 @@ def test_web_app_compares_anyway_only_when_asked(tmp_path: Path, blank: Path) ->
         assert "If it is a signature (some hands" in views.enroll_markdown(refused)  # once: the blank page is not
         enrolled = service.enroll("b", [str(FACE)], "signature", labels=["b.jpg"], enroll_anyway=True)
         assert enrolled["enrolled"] == 1 and enrolled["samples"][0]["reason"].startswith("flagged: not a signature")
+        assert enrolled["samples"][0]["flagged"] and not refused["samples"][0]["flagged"]
         text = views.enroll_markdown(enrolled)
         assert (
             "1 image did not look like a signature to the model and was enrolled anyway" in text and "tick" not in text

@@ -31,6 +31,7 @@ class SampleOutcome:
     sample_id: int | None = None
     quality: dict[str, float] = field(default_factory=dict)
     refused_by: RejectionKind | None = None  # a refusal by the pipeline (not quality, not a bad file): which part
+    flagged: bool = False  # enrolled although the gate refused it (gate mode "flag"); `reason` says why
 
 
 @dataclass
@@ -120,7 +121,7 @@ def enroll_images(
             continue
         outcome = SampleOutcome(label, "enrolled", quality=dict(probe.info.get("quality") or {}))
         if probe.flagged:  # gate mode "flag": enrolled, and the user told why it is worth a look
-            outcome.reason = f"flagged: {probe.flagged}"
+            outcome.reason, outcome.flagged = f"flagged: {probe.flagged}", True
         outcomes.append(outcome)
         keep = keep_images and (isinstance(src, (str, bytes)) or hasattr(src, "__fspath__"))
         accepted.append((outcome, probe, read_bytes(src) if keep else None))

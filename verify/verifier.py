@@ -28,15 +28,16 @@ if TYPE_CHECKING:
 _NOT_A = {"face": "not a face", "signature": "not a signature"}
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-_FACE_SEARCH_SIDE = 480  # signature inputs are searched for a face on a copy this long (about 26 ms a probe)
+_FACE_SEARCH_SIDE = 480  # signature inputs are searched for a face on a copy this long (about 6 ms)
 
 
 def _has_face(image: np.ndarray) -> bool:
-    """Whether dlib's face detector finds a face in a decoded image (on a copy at most `_FACE_SEARCH_SIDE`
-    long)."""
+    """Whether dlib's face detector finds a face in a decoded image, on a copy at most `_FACE_SEARCH_SIDE` long
+    and not upsampled: faces of 80 px and more there, i.e. a face that fills a sixth of the photo's long side (a
+    face photo sent as a signature), in a third of the time the default upsampling takes."""
     from verify.preprocess.face_detect import detect_faces
 
-    return bool(detect_faces(image, max_side=_FACE_SEARCH_SIDE))
+    return bool(detect_faces(image, max_side=_FACE_SEARCH_SIDE, upsample=0))
 
 
 class Verifier:

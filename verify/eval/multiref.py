@@ -22,7 +22,7 @@ it under the same R-reference protocol.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -89,6 +89,22 @@ def single_reference_scores(emb: np.ndarray, data: WriterSet) -> dict[str, np.nd
     return {"genuine": np.array(pos), "skilled": np.array(skilled), "random": np.array(rand)}
 
 
+def _reference_protocol(data: WriterSet, n_refs: int) -> Iterator[tuple[str, list[int], dict[str, list[int]]]]:
+    """Per writer with a genuine probe left: (writer, its first `n_refs` genuine rows, its probes by kind): the
+    writer's other genuine rows, its forgeries, and the first non-reference genuine row of every other writer."""
+    if n_refs < 1:
+        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
+    writers = [w for w in data.writers if len(data.genuine[w]) > n_refs]
+    outsider = {w: data.genuine[w][n_refs] for w in writers}  # the random-forgery probe each writer gives
+    for w in writers:
+        probes = {
+            "genuine": list(data.genuine[w][n_refs:]),
+            "skilled": list(data.forgeries.get(w, [])),
+            "random": [outsider[v] for v in writers if v != w],
+        }
+        yield w, list(data.genuine[w][:n_refs]), probes
+
+
 def multi_reference_scores(
     emb: np.ndarray,
     data: WriterSet,
@@ -101,21 +117,12 @@ def multi_reference_scores(
 
     Writers with fewer than n_refs + 1 genuine signatures are left out (no genuine probe).
     """
-    if n_refs < 1:
-        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
     e = np.asarray(emb, np.float64)
-    writers = [w for w in data.writers if len(data.genuine[w]) > n_refs]
-    refs = {w: list(data.genuine[w][:n_refs]) for w in writers}
-    outsider = {w: data.genuine[w][n_refs] for w in writers}  # the random-forgery probe each writer gives
     out: dict[str, list[float]] = {"genuine": [], "skilled": [], "random": []}
-    for w in writers:
-        r = e[refs[w]]
-        probes = {
-            "genuine": list(data.genuine[w][n_refs:]),
-            "skilled": list(data.forgeries.get(w, [])),
-            "random": [outsider[v] for v in writers if v != w],
-        }
-        cohort_rows = [i for v in writers if v != w for i in refs[v]]
+    protocol = list(_reference_protocol(data, n_refs))
+    for w, refs, probes in protocol:
+        r = e[refs]
+        cohort_rows = [i for v, other, _ in protocol if v != w for i in other]
         cohort = aggregate(e[cohort_rows] @ r.T, method, k) if use_znorm else None
         for kind, rows in probes.items():
             if not rows:
@@ -134,24 +141,15 @@ def writer_dependent_scores(
     """
     from sklearn.svm import SVC
 
-    if n_refs < 1:
-        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
     e = np.asarray(emb, np.float64)
     negatives = np.asarray(cohort, np.float64)
     if negatives.ndim != 2 or len(negatives) < 2 or negatives.shape[1] != e.shape[1]:
         raise ValueError(f"the cohort must be [M >= 2, {e.shape[1]}] embeddings, got shape {negatives.shape}")
-    writers = [w for w in data.writers if len(data.genuine[w]) > n_refs]
-    outsider = {w: data.genuine[w][n_refs] for w in writers}
     labels = np.r_[np.ones(n_refs), np.zeros(len(negatives))]
     out: dict[str, list[float]] = {"genuine": [], "skilled": [], "random": []}
-    for w in writers:
-        x = np.vstack([e[list(data.genuine[w][:n_refs])], negatives])
-        svm = SVC(kernel="rbf", C=c, gamma="scale", class_weight="balanced").fit(x, labels)
-        probes = {
-            "genuine": list(data.genuine[w][n_refs:]),
-            "skilled": list(data.forgeries.get(w, [])),
-            "random": [outsider[v] for v in writers if v != w],
-        }
+    for _w, refs, probes in _reference_protocol(data, n_refs):
+        svm = SVC(kernel="rbf", C=c, gamma="scale", class_weight="balanced")
+        svm.fit(np.vstack([e[refs], negatives]), labels)
         for kind, rows in probes.items():
             if rows:
                 out[kind] += list(svm.decision_function(e[rows]))

@@ -87,11 +87,12 @@ def is_damaged(path: Path) -> bool:
     store.check_header(path)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return [str(r[0]) for r in conn.execute("PRAGMA quick_check(1)").fetchall()] != ["ok"]
-    except sqlite3.DatabaseError:
+        store.quick_check(conn, path)
+    except (GalleryError, sqlite3.DatabaseError):
         return True
     finally:
         conn.close()
+    return False
 
 
 def _sequence(conn: sqlite3.Connection, table: str) -> int | None:
@@ -203,6 +204,7 @@ def recover_gallery(directory: str | Path) -> RecoveryReport:
         known = {row[0] for row in idents.rows}
         kept = [s for s in samples.rows if s[1] in known and isinstance(s[6], bytes) and len(s[6]) == 4 * dim]
         orphaned = sum(s[1] not in known for s in samples.rows)
+        with_samples = {s[1] for s in kept}
         fresh = directory / (FaissGallery.DB_FILE + ".recovering")
         for stale, _ in _companions(fresh):
             stale.unlink(missing_ok=True)
@@ -238,6 +240,6 @@ def recover_gallery(directory: str | Path) -> RecoveryReport:
         samples_unreadable=samples.unreadable,
         samples_orphaned=orphaned,
         samples_invalid=len(samples.rows) - orphaned - len(kept),
-        emptied=tuple(sorted(str(row[1]) for row in idents.rows if row[0] not in {s[1] for s in kept})),
+        emptied=tuple(sorted(str(row[1]) for row in idents.rows if row[0] not in with_samples)),
         kept_as=damaged_name,
     )

@@ -92,7 +92,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         if not create:
-            _quick_check(conn, path)
+            quick_check(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -111,7 +111,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _quick_check(conn: sqlite3.Connection, path: Path) -> None:
+def quick_check(conn: sqlite3.Connection, path: Path) -> None:
     """Refuse a database failing `PRAGMA quick_check` (damaged pages): nothing is read from or written into it."""
     problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
     if problems != ["ok"]:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from verify.decision import MATCH, NO_MATCH
 from verify.models.loading import load_model
 from verify.verifier import Verifier
@@ -34,6 +36,7 @@ def _make_models(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # about 3 min on 2 cores: kept out of the default run's 15-minute budget (make test-all runs it)
 def test_make_models_builds_every_model_from_scratch_and_resumes(tmp_path: Path) -> None:
     first = _make_models(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]

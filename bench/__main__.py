@@ -36,6 +36,7 @@ SECTIONS = {
     "bench_forgery_oracle": "Synthetic skilled forgeries: pen-trace oracle",
     "bench_fusion": "Fused signature score: learned share chosen on validation sets",
     "bench_writer_dependent": "Several references: best reference or a writer-dependent classifier",
+    "bench_score_norm": "Single-reference score normalisation (S-norm) against a synthetic cohort",
     "bench_finetune": "Fine-tuning the signature teacher on a user's writers",
     "bench_synth": "Synthetic signature generation",
     "bench_synth_v2": "Synthetic signature generation v2 (names, forgers, scan randomisation)",

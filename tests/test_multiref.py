@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from verify.eval.multiref import (
     aggregate,
     multi_reference_scores,
     single_reference_scores,
+    snorm_scores,
     writer_dependent_scores,
     znorm,
 )
@@ -54,6 +56,36 @@ def test_single_reference_equals_a_naive_loop(writer_set: tuple[np.ndarray, Writ
     np.testing.assert_allclose(out["genuine"], pos)
     np.testing.assert_allclose(out["skilled"], sk)
     np.testing.assert_allclose(out["random"], rd)
+
+
+def test_snorm_equals_a_naive_loop(writer_set: tuple[np.ndarray, WriterSet]) -> None:
+    emb, data = writer_set
+    cohort = np.random.default_rng(5).normal(size=(7, emb.shape[1]))
+    cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
+    for top_k in (0, 3):
+        out = snorm_scores(emb, data, cohort, top_k)
+
+        def norm(x: int, y: int, top_k: int = top_k) -> float:
+            s = float(emb[x] @ emb[y])
+            zs = []
+            for i in (x, y):
+                c = sorted(float(emb[i] @ v) for v in cohort)
+                c = c[-top_k:] if top_k else c
+                zs.append((s - statistics.fmean(c)) / max(statistics.pstdev(c), 1e-3))
+            return sum(zs) / 2
+
+        pos, sk, rd = [], [], []
+        for w in "abc":
+            pos += [norm(x, y) for x, y in itertools.combinations(data.genuine[w], 2)]
+            for x in data.genuine[w]:
+                sk += [norm(x, f) for f in data.forgeries[w]]
+                rd += [norm(x, data.genuine[v][0]) for v in "abc" if v != w]
+        np.testing.assert_allclose(out["genuine"], pos)
+        np.testing.assert_allclose(out["skilled"], sk)
+        np.testing.assert_allclose(out["random"], rd)
+    assert not np.allclose(snorm_scores(emb, data, cohort, 3)["genuine"], snorm_scores(emb, data, cohort)["genuine"])
+    with pytest.raises(ValueError, match="cohort"):
+        snorm_scores(emb, data, cohort[:1])
 
 
 def test_multi_reference_equals_a_naive_loop(writer_set: tuple[np.ndarray, WriterSet]) -> None:

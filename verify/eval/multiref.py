@@ -17,6 +17,9 @@ verification using deep convolutional neural networks"): per writer, an RBF supp
 writer's R references (positives) from a cohort of other people's signatures (negatives, e.g. a bundled synthetic
 set), with classes weighted to balance; a probe's score is its decision value. `writer_dependent_scores` measures
 it under the same R-reference protocol.
+
+Single-reference score normalisation (symmetric S-norm and its adaptive top-k form, as in speaker verification):
+`snorm_scores` z-norms each cosine against both images' cosines to a cohort of other people's signatures.
 """
 
 from __future__ import annotations
@@ -73,20 +76,49 @@ def znorm(scores: np.ndarray, cohort: np.ndarray, min_std: float = 1e-3) -> np.n
     return (np.asarray(scores, np.float64) - c.mean()) / max(float(c.std()), min_std)
 
 
-def single_reference_scores(emb: np.ndarray, data: WriterSet) -> dict[str, np.ndarray]:
-    """{"genuine", "skilled", "random"} cosine scores under the single-reference protocol (module docstring)."""
-    e = np.asarray(emb, np.float64)
-    pos: list[float] = []
-    skilled: list[float] = []
-    rand: list[float] = []
+def single_reference_pairs(data: WriterSet) -> dict[str, np.ndarray]:
+    """{"genuine", "skilled", "random"}: [P, 2] row pairs of the single-reference protocol (module docstring)."""
+    pos: list[tuple[int, int]] = []
+    skilled: list[tuple[int, int]] = []
+    rand: list[tuple[int, int]] = []
     firsts = {w: data.genuine[w][0] for w in data.writers if len(data.genuine[w])}
     for w in data.writers:
         g = list(data.genuine[w])
-        pos += [float(e[a] @ e[b]) for a, b in itertools.combinations(g, 2)]
+        pos += list(itertools.combinations(g, 2))
         for a in g:
-            skilled += [float(e[a] @ e[f]) for f in data.forgeries.get(w, [])]
-            rand += [float(e[a] @ e[firsts[v]]) for v in data.writers if v != w and v in firsts]
-    return {"genuine": np.array(pos), "skilled": np.array(skilled), "random": np.array(rand)}
+            skilled += [(a, f) for f in data.forgeries.get(w, [])]
+            rand += [(a, firsts[v]) for v in data.writers if v != w and v in firsts]
+    return {
+        k: np.array(v, np.int64).reshape(-1, 2) for k, v in (("genuine", pos), ("skilled", skilled), ("random", rand))
+    }
+
+
+def single_reference_scores(emb: np.ndarray, data: WriterSet) -> dict[str, np.ndarray]:
+    """{"genuine", "skilled", "random"} cosine scores under the single-reference protocol (module docstring)."""
+    e = np.asarray(emb, np.float64)
+    return {k: np.einsum("ij,ij->i", e[p[:, 0]], e[p[:, 1]]) for k, p in single_reference_pairs(data).items()}
+
+
+def snorm_scores(
+    emb: np.ndarray, data: WriterSet, cohort: np.ndarray, top_k: int = 0, min_std: float = 1e-3
+) -> dict[str, np.ndarray]:
+    """Single-reference scores under symmetric S-norm: a pair's cosine s is z-normed against each of its two
+    images' cosines to `cohort` [M, D] (other people's signatures), ((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2.
+    With `top_k` > 0, mu and sd come from an image's top_k highest cohort cosines (adaptive S-norm)."""
+    e = np.asarray(emb, np.float64)
+    c = np.asarray(cohort, np.float64)
+    if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] != e.shape[1]:
+        raise ValueError(f"the cohort must be [M >= 2, {e.shape[1]}] embeddings, got shape {c.shape}")
+    sims = e @ c.T
+    if top_k > 0:
+        sims = np.sort(sims, axis=1)[:, -min(top_k, sims.shape[1]) :]
+    mu, sd = sims.mean(axis=1), np.maximum(sims.std(axis=1), min_std)
+    out: dict[str, np.ndarray] = {}
+    for kind, p in single_reference_pairs(data).items():
+        a, b = p[:, 0], p[:, 1]
+        s = np.einsum("ij,ij->i", e[a], e[b])
+        out[kind] = 0.5 * ((s - mu[a]) / sd[a] + (s - mu[b]) / sd[b])
+    return out
 
 
 def _reference_protocol(data: WriterSet, n_refs: int) -> Iterator[tuple[str, list[int], dict[str, list[int]]]]:

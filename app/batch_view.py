@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from app.wording import clean_reason, plural, reliability_markdown, scrub_paths
+from verify.data.pairs_csv import LABELS
 
 BATCH_HELP = """**Pairs CSV**: a header `reference,questioned[,label][,id]` and one pair per row; image paths are
 relative to the top of the zip (e.g. `alice/1.png`). Or `questioned,claimed_identity[,label]` to check claims
@@ -22,8 +23,6 @@ The page lists every pair with both images, flagged ones first; the CSV download
 REVIEW_ROWS = 200  # rows shown on the page (flagged first); the CSV has them all
 THUMB_SIDE = 72
 BORDERLINE = 0.02  # |score - threshold| under this is flagged as a close call
-_LABELS = {"1": 1, "1.0": 1, "true": 1, "yes": 1, "same": 1, "genuine": 1, "match": 1}
-_LABELS |= dict.fromkeys(["0", "0.0", "false", "no", "different", "forgery", "skilled", "mismatch"], 0)
 CSS = """
 <style>
 .review {border-collapse: collapse; width: 100%; font-size: 0.9em}
@@ -37,7 +36,7 @@ CSS = """
 
 
 def _label(value: Any) -> int | None:
-    return _LABELS.get(str(value).strip().lower())
+    return LABELS.get(str(value).strip().lower())
 
 
 def _float(value: Any) -> float | None:

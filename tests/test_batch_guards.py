@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ import pandas as pd
 import pytest
 
 from verify.cli import main
+from verify.data.pairs_csv import LABEL_WORDS
 from verify.verifier import Verifier
 
 VERIFY_BIN = str(Path(sys.executable).parent / "verify")
@@ -111,7 +114,7 @@ def test_an_empty_path_or_an_unknown_label_fails_its_row_alone(images: Path, tin
     assert res["decision"].tolist()[:3] == ["error"] * 3 and res["score"].tolist()[:3] == [""] * 3
     assert res["error"].tolist()[:3] == [
         "line 2: empty questioned path; not scored",
-        "line 3: label 'maybe'; expected 1/0, true/false or same/different; not scored",
+        f"line 3: label 'maybe'; expected {LABEL_WORDS}; not scored",
         "line 4: empty reference path; not scored",
     ]
     assert res["error"][3] == "" and res["decision"][3] in ("match", "no match")
@@ -137,6 +140,18 @@ def test_merge_checks_the_inputs_content_not_its_length(images: Path, tiny_model
     )
     assert proc.returncode == 2 and "differ from the input CSV" in proc.stderr
     assert not (images / "m2.csv").exists()
+    # without --pairs, the parts' run records must cover every shard; the output must not be a part
+    before = parts[0].read_bytes()
+    proc = subprocess.run(
+        [VERIFY_BIN, "batch", "merge", str(parts[0]), "--out", str(images / "m3.csv")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "shard(s) 1/2 missing" in proc.stderr and not (images / "m3.csv").exists()
+    assert main(["batch", "merge", *map(str, parts), "--out", str(parts[1])]) == 2
+    assert (
+        parts[0].read_bytes() == before
+        and main(["batch", "merge", *map(str, parts), "--out", str(images / "m4.csv")]) == 0
+    )
+    assert len(pd.read_csv(images / "m4.csv")) == len(ROWS_A)
 
 
 @pytest.mark.parametrize("where", ["folder", "/proc/nope/x.csv"])
@@ -147,6 +162,38 @@ def test_unusable_out_is_refused_before_the_run(images: Path, tiny_model: Path, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--out" in proc.stderr
     assert not list(images.glob("*.partial*"))
+
+
+def test_a_link_or_a_special_file_at_out_is_refused_and_kept(images: Path, tiny_model: Path) -> None:
+    """The atomic rename would replace a link, a pipe or a device node (`--out /dev/null` as root) with a file."""
+    pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
+    target = images / "target.csv"
+    target.write_text("old\n")
+    link, fifo = images / "link.csv", images / "fifo.csv"
+    link.symlink_to(target)
+    os.mkfifo(fifo)
+    for out, what in ((link, "is a link"), (fifo, "not a regular file")):
+        proc = _run("--pairs", pairs, "--out", out, "--model", tiny_model)
+        assert proc.returncode == 2 and what in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert link.is_symlink() and target.read_text() == "old\n" and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert not list(images.glob("*.run.json")) and not list(images.glob("*.partial*"))
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "5", "-1.5", "abc"])
+def test_a_threshold_that_is_no_similarity_is_a_usage_error(images: Path, tiny_model: Path, threshold: str) -> None:
+    pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
+    proc = _run("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--threshold", threshold)
+    assert proc.returncode == 2 and "--threshold" in proc.stderr and not (images / "o.csv").exists()
+
+
+@pytest.mark.parametrize("root", ["missing", "a.csv"])
+def test_an_images_root_that_is_no_folder_is_one_line_not_an_error_per_row(
+    images: Path, tiny_model: Path, root: str
+) -> None:
+    pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
+    proc = _run("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--images-root", images / root)
+    assert proc.returncode == 2 and "--images-root" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (images / "o.csv").exists() and not list(images.glob("o.csv*"))
 
 
 def test_paths_outside_the_images_root_fail_unless_allowed(images: Path, tiny_model: Path, tmp_path: Path) -> None:
@@ -164,3 +211,21 @@ def test_paths_outside_the_images_root_fail_unless_allowed(images: Path, tiny_mo
     out2 = tmp_path / "out2.csv"
     assert _cli("--pairs", pairs, "--out", out2, "--model", tiny_model, "--allow-outside-root") == 0
     assert (pd.read_csv(out2, dtype=str, keep_default_na=False)["error"] == "").all()
+
+
+def test_pairs_that_is_a_folder_says_so(images: Path, tiny_model: Path, capsys) -> None:
+    assert _cli("--pairs", images, "--out", images.parent / "o.csv", "--model", tiny_model) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; name the pairs file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_gallery_given_for_a_pairs_csv_is_refused_not_ignored(images: Path, tiny_model: Path, capsys) -> None:
+    gallery = str(images.parent / "g")
+    assert (
+        main(["enroll", "--gallery", gallery, "--name", "a", "--model", str(tiny_model), str(images / "a1.png")]) == 0
+    )
+    capsys.readouterr()
+    pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
+    assert _cli("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--gallery", gallery) == 2
+    err = capsys.readouterr().err
+    assert "--gallery is for questioned,claimed_identity CSVs" in err and not (images / "o.csv").exists()

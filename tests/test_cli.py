@@ -75,7 +75,7 @@ def test_enroll_identify_list_stats_remove(
     assert report["enrolled"] == 2
     hit = _json(capsys, ["identify", "--gallery", gallery, *model, "--json", _sig(synth_signatures, 1, 1)])
     assert hit["identity"] == "w1" and hit["decision"] == "match"
-    unknown = _json(capsys, ["identify", "--gallery", gallery, *model, "--threshold", "1.01", "--json",
+    unknown = _json(capsys, ["identify", "--gallery", gallery, *model, "--threshold", "1", "--json",
                              _sig(synth_signatures, 3, 1)])  # fmt: skip
     assert unknown["identity"] is None and unknown["decision"] == "unknown"
     listing = _json(capsys, ["gallery", "list", "--gallery", gallery, "--json"])

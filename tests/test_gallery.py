@@ -106,6 +106,17 @@ def test_enroll_remove_keep_ids_and_metadata_consistent(filled):
     assert gallery.stats()["samples"] == gallery.stats()["index_ntotal"] == 15
 
 
+@pytest.mark.parametrize("name", ["", "   ", "Eve\nMallory", "Eve\rM", "a\tb", "x\x00y", "p\u2028q"])
+def test_a_name_that_is_empty_or_not_one_line_is_refused_and_nothing_is_enrolled(filled, name: str):
+    gallery, _, samples = filled
+    before = gallery.stats()
+    with pytest.raises(GalleryError, match=r"empty|line break"):
+        gallery.enroll(name, samples[0])
+    assert gallery.stats() == before and consistent(gallery)
+    gallery.enroll("Zoë Ŝmith-O'Brien", samples[0][:1])  # any one-line text is a name
+    assert "Zoë Ŝmith-O'Brien" in {i.name for i in gallery.identities()}
+
+
 def test_hnsw_remove_rebuilds(tmp_path: Path, rng: np.random.Generator):
     _, samples = clustered(rng, 5, 4)
     with FaissGallery.create(tmp_path / "g", dim=DIM, fingerprint="fp", index_type="HNSW32") as gallery:

@@ -70,6 +70,16 @@ def test_damaged_index_is_rebuilt_from_sqlite_not_searched(gallery_dir, damage, 
     assert ix.read_index(directory / FaissGallery.INDEX_FILE, sidecar["sha256"]) is not None  # rewritten whole
 
 
+def test_a_damaged_sidecar_is_logged_and_the_index_rebuilt(gallery_dir, caplog):
+    directory, centres, _ = gallery_dir
+    (directory / FaissGallery.SIDECAR_FILE).write_text('{"sha256": "x"')
+    with caplog.at_level(logging.WARNING), FaissGallery.open(directory) as gallery:
+        answers = [gallery.identify(q, threshold=0.5).name for q in centres]
+    assert f"{FaissGallery.SIDECAR_FILE} is damaged; rebuilding" in caplog.text
+    assert answers == [f"id{i}" for i in range(12)]
+    assert json.loads((directory / FaissGallery.SIDECAR_FILE).read_text())["sha256"]
+
+
 def test_index_without_recorded_checksum_is_not_trusted(gallery_dir):
     directory, centres, _ = gallery_dir
     sidecar_path = directory / FaissGallery.SIDECAR_FILE

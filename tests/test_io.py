@@ -146,11 +146,19 @@ def test_truncated_jpeg(tmp_path: Path, rgb: np.ndarray) -> None:
 
 
 def test_truncated_png(tmp_path: Path, rgb: np.ndarray, capfd: pytest.CaptureFixture[str]) -> None:
-    _ok, enc = cv2.imencode(".png", rgb)
-    capfd.readouterr()
-    with pytest.raises(InvalidImageError, match=r"<bytes>"):
-        load_image(enc.tobytes()[: len(enc) // 2])
-    assert capfd.readouterr().err == ""  # the typed error, no OpenCV warning on stderr
+    noisy = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # a long image data chunk
+    for image in (rgb, noisy):
+        data = cv2.imencode(".png", image)[1].tobytes()
+        for cut in (0.3, 0.5, 0.9, 0.999):
+            capfd.readouterr()
+            with pytest.raises(InvalidImageError, match=r"<bytes>: .*(truncated|corrupt)"):
+                load_image(data[: int(len(data) * cut)])
+            assert capfd.readouterr().err == ""  # the typed error, no libpng or OpenCV line on stderr
+        assert load_image(data + b"trailing bytes").shape[:2] == image.shape[:2]
+        broken = data[:12] + b"IHDX" + data[16:]  # a complete file whose first chunk is no header
+        with pytest.raises(InvalidImageError, match=r"<bytes>: "):
+            load_image(broken)
+        assert capfd.readouterr().err == ""
 
 
 def test_float32_tiff_on_the_0_255_scale(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from verify.errors import ImageTooLargeError, InvalidImageError
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no decoder warnings on stderr
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are typed errors, not stderr lines
 
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
@@ -141,12 +141,18 @@ def _check_pixels(label: str, hw: tuple[int, ...], max_pixels: int) -> None:
         raise _too_many_pixels(label, f"{w}x{h} ({_megapixels(w * h)})", max_pixels)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xae\x42\x60\x82"  # the IEND chunk: length 0, type, its fixed CRC
+
+
 def _decode(data: bytes, label: str, max_pixels: int) -> np.ndarray:
     """Header check with PIL, decode with OpenCV (PIL fallback), then normalise and orient."""
     header = _read_header(data, label, max_pixels)
     orientation = header[1] if header else 1
     if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
         raise InvalidImageError(f"{label}: truncated or corrupt JPEG (no end-of-image marker)")
+    if data[:8] == PNG_SIGNATURE and PNG_END not in data:  # libpng would print its own error on stderr first
+        raise InvalidImageError(f"{label}: truncated or corrupt PNG (no end chunk)")
     try:
         raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:

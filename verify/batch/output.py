@@ -162,9 +162,14 @@ class ResultJournal:
 
 
 def check_writable(out: Path) -> None:
-    """Refuse, before any work, an output path that is a folder or whose folder cannot be made or written."""
+    """Refuse, before any work, an output path that is a folder, a link or a special file (a device, a pipe: the
+    atomic rename would replace it with a plain file), or whose folder cannot be made or written."""
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name a file in it, e.g. {out / 'results.csv'}")
+    if out.is_symlink():
+        raise ConfigError(f"--out {out} is a link; name the file itself (the results replace what is at --out)")
+    if out.exists() and not out.is_file():
+        raise ConfigError(f"--out {out} is not a regular file (a device or a pipe?); name a file")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -25,7 +25,7 @@ import pandas as pd
 from verify.batch.images import ImageCache
 from verify.batch.output import ResultJournal, meta_differences
 from verify.batch.ray_images import RayOptions, iter_image_results
-from verify.batch.reader import RESULT_COLUMNS, BatchInput, read_batch_input
+from verify.batch.reader import RESULT_COLUMNS, BatchInput, check_gallery_use, read_batch_input
 from verify.batch.runner import BatchConfig, BatchSummary, _count_final, _frame, _meta, _score_row, _test_sleep
 from verify.batch.shard import merge_parts, read_results
 from verify.errors import ConfigError
@@ -77,8 +77,7 @@ def run_batch_ray(
     options = options or RayOptions()
     t0 = time.perf_counter()
     data = read_batch_input(config.pairs, config.images_root, allow_outside_root=config.allow_outside_root)
-    if data.mode == "claims" and gallery is None:
-        raise ConfigError(f"{config.pairs}: a questioned,claimed_identity CSV needs --gallery")
+    check_gallery_use(data, gallery is not None, config.pairs)
     layout = _Layout(Path(config.out), Path(config.out).suffix.lower() == ".parquet")
     columns = [*data.frame.columns, *RESULT_COLUMNS]
     meta = {**_meta(verifier, config, data), "partition_rows": options.partition_rows, "parquet": layout.parquet}

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from verify.batch import uri
-from verify.errors import DatasetError
+from verify.data.pairs_csv import LABEL_WORDS, LABELS
+from verify.errors import ConfigError, DatasetError
 
 RESULT_COLUMNS = (
     "score",
@@ -26,10 +27,6 @@ RESULT_COLUMNS = (
 )
 ROW = "row"  # 1-based row number in the input, added to every output row
 _ALIASES = {"path_a": "reference", "path_b": "questioned"}
-_LABELS = {
-    **dict.fromkeys(["1", "1.0", "true", "yes", "same", "genuine", "match"], 1),
-    **dict.fromkeys(["0", "0.0", "false", "no", "different", "forgery", "skilled", "mismatch"], 0),
-}
 
 
 @dataclass
@@ -84,7 +81,7 @@ def read_batch_input(
     (`../x.png`, or an absolute path elsewhere) gives that row an error, unless `allow_outside_root`. A row whose
     number of fields differs from the header's (a stray comma) also gets a row error and is not scored: its
     values are never shifted into other columns. So does a row with an empty path or claimed identity, or a label
-    that is none of 1/0, true/false, same/different: one bad cell never stops the other rows.
+    that is none of the label words (`LABEL_WORDS`): one bad cell never stops the other rows.
 
     Raises:
         DatasetError: unreadable CSV or URI, missing columns, a column that would clash with a result column, a
@@ -158,6 +155,17 @@ def read_batch_input(
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
+def check_gallery_use(data: BatchInput, has_gallery: bool, source: object) -> None:
+    """A claims CSV needs a gallery and a pairs CSV takes none (a --gallery it would ignore is refused)."""
+    if data.mode == "claims" and not has_gallery:
+        raise ConfigError(f"{source}: a questioned,claimed_identity CSV needs --gallery")
+    if data.mode == "pairs" and has_gallery:
+        raise ConfigError(
+            f"{source}: a reference,questioned CSV compares its own pairs; --gallery is for "
+            "questioned,claimed_identity CSVs (drop --gallery, or name the claimed identities)"
+        )
+
+
 def source_path(path: str | os.PathLike[str]) -> Path | str:
     """The input as a local `Path` (a plain path or a `file://` URI) or a remote URI string.
 
@@ -171,6 +179,10 @@ def source_path(path: str | os.PathLike[str]) -> Path | str:
         uri.open_uri(text)
         return text
     if not Path(local).is_file():
+        if Path(local).is_dir():
+            raise DatasetError(f"{text} is a folder; name the pairs file (CSV or Parquet)")
+        if Path(local).exists():
+            raise DatasetError(f"{text} is not a regular file; name the pairs file (CSV or Parquet)")
         raise DatasetError(f"{text}: no such pairs file (CSV or Parquet)")
     return Path(local)
 
@@ -180,6 +192,9 @@ def _base(src: Path | str, images_root: str | os.PathLike[str] | None) -> Path |
         return src.parent if isinstance(src, Path) else uri.parent(src)
     text = os.fspath(images_root)
     local = uri.as_local(text)
+    if local is not None and not Path(local).is_dir():
+        what = "is not a folder" if Path(local).exists() else "does not exist"
+        raise ConfigError(f"--images-root {text} {what}; name the folder the image paths start from")
     return Path(local) if local is not None else text.rstrip("/")
 
 
@@ -269,6 +284,6 @@ def _label(value: str, line: int) -> tuple[int | None, str]:
     text = value.strip().lower()
     if not text:
         return None, ""
-    if text not in _LABELS:
-        return None, f"line {line}: label {value!r}; expected 1/0, true/false or same/different; not scored"
-    return _LABELS[text], ""
+    if text not in LABELS:
+        return None, f"line {line}: label {value!r}; expected {LABEL_WORDS}; not scored"
+    return LABELS[text], ""

@@ -15,12 +15,12 @@ from verify.verifier import Verifier
 
 def labelled_scores(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(genuine [G], impostor [I]) scores of the rows that have a score and a label 1 / 0."""
-    from verify.batch.reader import _LABELS
+    from verify.data.pairs_csv import LABELS
 
     label_col = next((c for c in rows.columns if str(c).strip().lower() == "label"), None)
     if label_col is None:
         return np.zeros(0), np.zeros(0)
-    labels = rows[label_col].map(lambda v: _LABELS.get(str(v).strip().lower()))
+    labels = rows[label_col].map(lambda v: LABELS.get(str(v).strip().lower()))
     scores = pd.to_numeric(rows["score"], errors="coerce")
     ok = scores.notna() & labels.notna()
     return scores[ok & (labels == 1)].to_numpy(float), scores[ok & (labels == 0)].to_numpy(float)

@@ -16,7 +16,7 @@ import pandas as pd
 from verify.batch import uri
 from verify.batch.images import ImageCache, ImageResult, iter_embedded
 from verify.batch.output import ResultJournal
-from verify.batch.reader import RESULT_COLUMNS, BatchInput, read_batch_input, source_path
+from verify.batch.reader import RESULT_COLUMNS, BatchInput, check_gallery_use, read_batch_input, source_path
 from verify.batch.shard import Shard
 from verify.decision import MATCH, NO_MATCH, REJECTED
 from verify.errors import ConfigError, VerifyError
@@ -116,8 +116,7 @@ def run_batch(
     """
     t0 = time.perf_counter()
     data = read_batch_input(config.pairs, config.images_root, allow_outside_root=config.allow_outside_root)
-    if data.mode == "claims" and gallery is None:
-        raise ConfigError(f"{config.pairs}: a questioned,claimed_identity CSV needs --gallery")
+    check_gallery_use(data, gallery is not None, config.pairs)
     columns = [*data.frame.columns, *RESULT_COLUMNS]
     meta = _meta(verifier, config, data)
     journal = ResultJournal(Path(config.out), columns, data.key, meta)

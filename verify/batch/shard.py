@@ -7,6 +7,7 @@ Python version (Python's `hash` is salted per process, so it is not used).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,6 +96,13 @@ def merge_parts(
     """
     if not parts:
         raise DatasetError("batch merge: name at least one part")
+    from verify.batch.output import check_writable
+
+    check_writable(Path(out))
+    if any(Path(out).resolve() == Path(p).resolve() for p in parts):
+        raise DatasetError(f"batch merge: --out {out} is one of the parts; choose another path")
+    if expected is None:
+        _check_shards(parts)
     frames = [read_results(p) for p in parts]
     columns = list(frames[0].columns)
     for path, frame in zip(parts, frames, strict=True):
@@ -123,6 +131,30 @@ def merge_parts(
     merged = merged.iloc[pd.to_numeric(merged["row"]).argsort(kind="stable")]
     write_csv_atomic(merged, Path(out))
     return summary
+
+
+def _check_shards(parts: Sequence[str | os.PathLike[str]]) -> None:
+    """Without the input to check rows against: when every part has its run record (`PART.run.json`), the parts
+    must be shards i/n of one n, each i once, none missing."""
+    shards: list[tuple[int, int]] = []
+    for part in parts:
+        record = Path(f"{os.fspath(part)}.run.json")
+        try:
+            text = json.loads(record.read_text()).get("shard", "")
+            i, n = (int(x) for x in str(text).split("/"))
+        except (OSError, ValueError, AttributeError):
+            return  # no readable record: nothing to check without --pairs
+        shards.append((i, n))
+    counts = {n for _, n in shards}
+    if len(counts) > 1:
+        raise DatasetError(f"batch merge: the parts come from different --shard splits (of {sorted(counts)})")
+    (n,) = counts
+    missing = sorted(set(range(n)) - {i for i, _ in shards})
+    if missing:
+        raise DatasetError(
+            f"batch merge: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing; name every part "
+            "(--pairs IN.csv also checks that every input row is there)"
+        )
 
 
 def _check_same_input(merged: pd.DataFrame, inputs: pd.DataFrame, key: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,24 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def threshold_value(text: str) -> float:
+    """A --threshold: a finite similarity in [-1, 1] (every model's score is a cosine or a weighted mean of cosines;
+    NaN would answer every pair "no match", 5 would too)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a similarity threshold lies between -1 and 1")
+    return value
+
+
 def add_threshold_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threshold", type=float, default=None, help="similarity threshold (default: the model card's calibrated one)"
+        "--threshold",
+        type=threshold_value,
+        default=None,
+        help="similarity threshold in [-1, 1] (default: the model card's calibrated one)",
     )
 
 

@@ -10,8 +10,10 @@ import pandas as pd
 from verify.errors import DatasetError
 
 _ALIASES = {"reference": "path_a", "questioned": "path_b"}
-_TRUE = {"1", "true", "yes", "same", "genuine", "match"}
-_FALSE = {"0", "false", "no", "different", "forgery", "skilled", "mismatch"}
+_TRUE = {"1", "1.0", "true", "yes", "same", "genuine", "match"}
+_FALSE = {"0", "0.0", "false", "no", "different", "forgery", "skilled", "mismatch"}
+LABELS = {**dict.fromkeys(_TRUE, 1), **dict.fromkeys(_FALSE, 0)}  # a label cell, stripped and lower-cased -> 1 / 0
+LABEL_WORDS = "1/0, true/false, yes/no, same/different, genuine/forgery (or skilled) or match/mismatch"
 
 
 def read_pairs_csv(path: str | os.PathLike[str], images_root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
@@ -81,10 +83,8 @@ def _labels(col: pd.Series, lines: pd.Series, src: Path) -> pd.arrays.IntegerArr
         text = value.strip().lower()
         if text == "":
             values.append(None)
-        elif text in _TRUE or text == "1.0":
-            values.append(1)
-        elif text in _FALSE or text == "0.0":
-            values.append(0)
+        elif text in LABELS:
+            values.append(LABELS[text])
         else:
-            raise DatasetError(f"{src}:{line}: label {value!r}; expected 1/0, true/false or same/different")
+            raise DatasetError(f"{src}:{line}: label {value!r}; expected {LABEL_WORDS}")
     return pd.array(values, dtype="Int64")

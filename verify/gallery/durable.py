@@ -84,8 +84,13 @@ class GalleryDurabilityMixin:
         try:
             sidecar = json.loads(sidecar_path.read_text())
             sidecar = sidecar if isinstance(sidecar, dict) else {}
+        except FileNotFoundError:
+            sidecar = {}
         except (OSError, ValueError):
             sidecar = {}
+            log.warning(
+                "%s: %s is damaged; rebuilding the index from %s", self.directory, self.SIDECAR_FILE, self.DB_FILE
+            )
         index = None
         if sidecar.get("generation") == generation and index_path.exists():
             index = ix.read_index(index_path, sidecar.get("sha256"))

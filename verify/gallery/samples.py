@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,12 @@ TEMPLATES = ("max", "mean")
 
 
 def check_name(name: str) -> str:
-    """An identity name: non-empty text without surrounding whitespace."""
+    """An identity name: non-empty text without surrounding whitespace, on one line (no line breaks, tabs or other
+    control characters: a name is printed in lists and claimed from one CSV cell)."""
     if not isinstance(name, str) or not name.strip():
         raise GalleryError(f"identity name {name!r} is empty; give a non-empty name")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+        raise GalleryError(f"identity name {name!r} holds a line break or another control character; give one line")
     return name.strip()
 
 

@@ -164,7 +164,7 @@ def test_unusable_out_is_refused_before_the_run(images: Path, tiny_model: Path, 
     assert not list(images.glob("*.partial*"))
 
 
-def test_a_link_or_a_special_file_at_out_is_refused_and_kept(images: Path, tiny_model: Path) -> None:
+def test_a_link_or_a_special_file_at_out_is_refused_and_kept(images: Path, tiny_model: Path, capsys) -> None:
     """The atomic rename would replace a link, a pipe or a device node (`--out /dev/null` as root) with a file."""
     pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
     target = images / "target.csv"
@@ -173,27 +173,34 @@ def test_a_link_or_a_special_file_at_out_is_refused_and_kept(images: Path, tiny_
     link.symlink_to(target)
     os.mkfifo(fifo)
     for out, what in ((link, "is a link"), (fifo, "not a regular file")):
-        proc = _run("--pairs", pairs, "--out", out, "--model", tiny_model)
-        assert proc.returncode == 2 and what in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert _cli("--pairs", pairs, "--out", out, "--model", tiny_model) == 2
+        err = capsys.readouterr().err
+        assert what in err and len(err.strip().splitlines()) == 1
     assert link.is_symlink() and target.read_text() == "old\n" and stat.S_ISFIFO(fifo.lstat().st_mode)
     assert not list(images.glob("*.run.json")) and not list(images.glob("*.partial*"))
 
 
-@pytest.mark.parametrize("threshold", ["nan", "inf", "5", "-1.5", "abc"])
-def test_a_threshold_that_is_no_similarity_is_a_usage_error(images: Path, tiny_model: Path, threshold: str) -> None:
+def test_a_threshold_that_is_no_similarity_is_a_usage_error(images: Path, tiny_model: Path, capsys) -> None:
     pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
-    proc = _run("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--threshold", threshold)
-    assert proc.returncode == 2 and "--threshold" in proc.stderr and not (images / "o.csv").exists()
+    for threshold in ("nan", "inf", "5", "-1.5", "abc"):
+        with pytest.raises(SystemExit) as exit_info:
+            _cli("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--threshold", threshold)
+        assert exit_info.value.code == 2 and "--threshold" in capsys.readouterr().err
+    assert not (images / "o.csv").exists()
 
 
-@pytest.mark.parametrize("root", ["missing", "a.csv"])
 def test_an_images_root_that_is_no_folder_is_one_line_not_an_error_per_row(
-    images: Path, tiny_model: Path, root: str
+    images: Path, tiny_model: Path, capsys
 ) -> None:
     pairs = _write(images / "a.csv", [HEADER, *ROWS_A])
-    proc = _run("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--images-root", images / root)
-    assert proc.returncode == 2 and "--images-root" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert not (images / "o.csv").exists() and not list(images.glob("o.csv*"))
+    for root in ("missing", "a.csv"):
+        assert (
+            _cli("--pairs", pairs, "--out", images / "o.csv", "--model", tiny_model, "--images-root", images / root)
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert "--images-root" in err and len(err.strip().splitlines()) == 1
+    assert not list(images.glob("o.csv*"))
 
 
 def test_paths_outside_the_images_root_fail_unless_allowed(images: Path, tiny_model: Path, tmp_path: Path) -> None:

@@ -53,6 +53,23 @@ def test_an_input_error_with_json_prints_a_json_error_too(tmp_path: Path) -> Non
     assert plain.returncode == 2 and plain.stdout == "" and plain.stderr == proc.stderr  # no --json: stderr only
 
 
+def test_ctrl_c_exits_130_with_a_json_error_under_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import verify.cli.match as match_cmd
+
+    def stopped(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(match_cmd, "run", stopped)
+    argv = ["match", "a.png", "b.png"]
+    assert main([*argv, "--json"]) == 130
+    out, err = capsys.readouterr()
+    assert err.strip() == "verify match: interrupted"
+    assert json.loads(out) == {"error": {"type": "Interrupted", "message": "interrupted"}, "exit_code": 130}
+    assert main(argv) == 130 and capsys.readouterr().out == ""
+
+
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["match", "only-one-image"])

@@ -26,6 +26,7 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader closed the pipe
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, "MissingDependency", message)
     except KeyboardInterrupt:
         print(f"verify {args.command}: interrupted", file=sys.stderr)
-        return 130
+        if getattr(args, "json", False):
+            print_json({"error": {"type": "Interrupted", "message": "interrupted"}, "exit_code": EXIT_INTERRUPTED})
+        return EXIT_INTERRUPTED
 
 
 def _fail(args: argparse.Namespace, kind: str, message: str) -> int:

@@ -62,7 +62,7 @@ class ResultJournal:
     @property
     def record_path(self) -> Path:
         """The record of the run that wrote the finished `out`."""
-        return self.out.with_name(self.out.name + ".run.json")
+        return run_record_path(self.out)
 
     def open(self, resume: bool) -> set[str]:
         """Start the journal (or take up an interrupted one with `resume`); returns keys already done.
@@ -159,6 +159,11 @@ class ResultJournal:
         self.journal.unlink(missing_ok=True)
         self.meta_path.unlink(missing_ok=True)
         return rows
+
+
+def run_record_path(out: Path) -> Path:
+    """Where the record of the run that wrote the finished `out` lies: `OUT.run.json` beside it."""
+    return out.with_name(out.name + ".run.json")
 
 
 def check_writable(out: Path) -> None:

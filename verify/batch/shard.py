@@ -136,20 +136,19 @@ def merge_parts(
 def _check_shards(parts: Sequence[str | os.PathLike[str]]) -> None:
     """Without the input to check rows against: when every part has its run record (`PART.run.json`), the parts
     must be shards i/n of one n, each i once, none missing."""
-    shards: list[tuple[int, int]] = []
+    from verify.batch.output import run_record_path
+
+    shards: list[Shard] = []
     for part in parts:
-        record = Path(f"{os.fspath(part)}.run.json")
         try:
-            text = json.loads(record.read_text()).get("shard", "")
-            i, n = (int(x) for x in str(text).split("/"))
-        except (OSError, ValueError, AttributeError):
+            shards.append(parse_shard(json.loads(run_record_path(Path(part)).read_text()).get("shard", "")))
+        except (OSError, ValueError, AttributeError, ConfigError):
             return  # no readable record: nothing to check without --pairs
-        shards.append((i, n))
-    counts = {n for _, n in shards}
+    counts = {s.count for s in shards}
     if len(counts) > 1:
         raise DatasetError(f"batch merge: the parts come from different --shard splits (of {sorted(counts)})")
     (n,) = counts
-    missing = sorted(set(range(n)) - {i for i, _ in shards})
+    missing = sorted(set(range(n)) - {s.index for s in shards})
     if missing:
         raise DatasetError(
             f"batch merge: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing; name every part "

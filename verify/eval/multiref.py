@@ -99,6 +99,14 @@ def single_reference_scores(emb: np.ndarray, data: WriterSet) -> dict[str, np.nd
     return {k: np.einsum("ij,ij->i", e[p[:, 0]], e[p[:, 1]]) for k, p in single_reference_pairs(data).items()}
 
 
+def _cohort_matrix(cohort: np.ndarray, dim: int) -> np.ndarray:
+    """`cohort` as float64 [M >= 2, dim] embeddings of other people's signatures, else ValueError."""
+    c = np.asarray(cohort, np.float64)
+    if c.ndim != 2 or len(c) < 2 or c.shape[1] != dim:
+        raise ValueError(f"the cohort must be [M >= 2, {dim}] embeddings, got shape {c.shape}")
+    return c
+
+
 def snorm_scores(
     emb: np.ndarray, data: WriterSet, cohort: np.ndarray, top_k: int = 0, min_std: float = 1e-3
 ) -> dict[str, np.ndarray]:
@@ -106,10 +114,7 @@ def snorm_scores(
     images' cosines to `cohort` [M, D] (other people's signatures), ((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2.
     With `top_k` > 0, mu and sd come from an image's top_k highest cohort cosines (adaptive S-norm)."""
     e = np.asarray(emb, np.float64)
-    c = np.asarray(cohort, np.float64)
-    if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] != e.shape[1]:
-        raise ValueError(f"the cohort must be [M >= 2, {e.shape[1]}] embeddings, got shape {c.shape}")
-    sims = e @ c.T
+    sims = e @ _cohort_matrix(cohort, e.shape[1]).T
     if top_k > 0:
         sims = np.sort(sims, axis=1)[:, -min(top_k, sims.shape[1]) :]
     mu, sd = sims.mean(axis=1), np.maximum(sims.std(axis=1), min_std)
@@ -174,9 +179,7 @@ def writer_dependent_scores(
     from sklearn.svm import SVC
 
     e = np.asarray(emb, np.float64)
-    negatives = np.asarray(cohort, np.float64)
-    if negatives.ndim != 2 or len(negatives) < 2 or negatives.shape[1] != e.shape[1]:
-        raise ValueError(f"the cohort must be [M >= 2, {e.shape[1]}] embeddings, got shape {negatives.shape}")
+    negatives = _cohort_matrix(cohort, e.shape[1])
     labels = np.r_[np.ones(n_refs), np.zeros(len(negatives))]
     out: dict[str, list[float]] = {"genuine": [], "skilled": [], "random": []}
     for _w, refs, probes in _reference_protocol(data, n_refs):

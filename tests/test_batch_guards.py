@@ -120,6 +120,36 @@ def test_an_empty_path_or_an_unknown_label_fails_its_row_alone(images: Path, tin
     assert res["error"][3] == "" and res["decision"][3] in ("match", "no match")
 
 
+def test_an_overlong_path_cell_or_file_name_fails_its_row_alone(images: Path, tiny_model: Path) -> None:
+    """A 2 MB cell (over the csv module's 128 KiB default) and names longer than the file system allows are row
+    errors with their length, not a whole-input error or a traceback; the other rows are scored."""
+    long_name = "x" * 300 + "/a1.png"  # one name over Linux's 255: stat() raises ENAMETOOLONG
+    pairs = _write(images / "pairs.csv", [HEADER, ["a1.png", "a2.png", "1"], ["z" * 2_000_000, "b1.png", "0"],
+                                          ["a1.png", long_name, "1"], ["b2.png", "b3.png", "1"]])  # fmt: skip
+    out = images / "out.csv"
+    assert _cli("--pairs", pairs, "--out", out, "--model", tiny_model) == 1  # ran; some rows failed
+    res = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert res["decision"].tolist()[1:3] == ["error", "error"]
+    assert res["error"][1] == "line 3: reference path of 2,000,000 characters; not scored"
+    assert "longer than the file system allows" in res["error"][2] and " characters): no such file" in res["error"][2]
+    assert len(res["error"][2]) < 400  # the path is shortened in the message
+    assert [res["error"][i] for i in (0, 3)] == ["", ""] and res["decision"][3] in ("match", "no match")
+
+
+def test_a_path_argument_the_file_system_refuses_is_one_line(images: Path, tiny_model: Path, capsys) -> None:
+    """Names longer than the file system allows, given as --pairs, --out or --model: exit 2, one shortened line."""
+    long_name = str(images / ("y" * 300))
+    pairs = _write(images / "pairs.csv", [HEADER, *ROWS_A])
+    for args in (["--pairs", long_name, "--out", images / "o.csv", "--model", tiny_model],
+                 ["--pairs", pairs, "--out", long_name + "/o.csv", "--model", tiny_model],
+                 ["--pairs", pairs, "--out", images / "o.csv", "--model", long_name]):  # fmt: skip
+        assert _cli(*args) == 2
+        err = capsys.readouterr().err
+        assert "longer than the file system allows" in err and len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err and len(err) < 400
+    assert not (images / "o.csv").exists()
+
+
 def test_id_with_a_line_break_is_refused_with_one_line(images: Path, tiny_model: Path, capsys) -> None:
     pairs = _write(images / "p.csv", [["id", *HEADER], ["x\ny", *ROWS_A[0]], ["z", *ROWS_A[1]]])
     assert _cli("--pairs", pairs, "--out", images / "out.csv", "--model", tiny_model) == 2

@@ -74,6 +74,9 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["match", "only-one-image"])
     assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", "pairs.csv", "--out", "out.csv"])  # the input given without --pairs
+    assert exc.value.code == 2 and "verify batch --pairs IN.csv --out OUT.csv" in capsys.readouterr().err
 
 
 def test_match_json(capsys: pytest.CaptureFixture[str], tiny_model: Path, synth_signatures: Path) -> None:

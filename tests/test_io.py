@@ -186,6 +186,9 @@ def test_zero_byte_and_missing(tmp_path: Path) -> None:
         load_image(tmp_path / "nope.png")
     with pytest.raises(InvalidImageError, match="not a file"):
         load_image(tmp_path)
+    long_name = tmp_path / ("n" * 300) / "a.png"  # a name over the file system's 255: stat() raises ENAMETOOLONG
+    with pytest.raises(InvalidImageError, match=r"\(\d+ characters\): no such file \(the path or one of its names"):
+        load_image(long_name)
 
 
 def test_too_small(tmp_path: Path) -> None:

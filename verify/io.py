@@ -10,10 +10,12 @@ log lines (e.g. "PNG input buffer is incomplete") are silenced at import: the ty
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,12 +44,14 @@ def read_bytes(
         data, label = bytes(source), name or "<bytes>"
     else:
         path = Path(source)
-        label = name or str(path)
-        if not path.exists():
-            raise InvalidImageError(f"{label}: no such file")
-        if not path.is_file():
+        label = shown_name(name or str(path))
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise InvalidImageError(f"{label}: {_stat_problem(exc)}") from exc
+        if not stat.S_ISREG(info.st_mode):
             raise InvalidImageError(f"{label}: not a file")
-        size = path.stat().st_size
+        size = info.st_size
         if size > max_bytes:
             raise ImageTooLargeError(f"{label}: file is {_mb(size)}; the largest accepted is {_mb(max_bytes)}")
         try:
@@ -59,6 +63,23 @@ def read_bytes(
     if len(data) > max_bytes:
         raise ImageTooLargeError(f"{label}: file is {_mb(len(data))}; the largest accepted is {_mb(max_bytes)}")
     return data
+
+
+def shown_name(name: str, limit: int = 160) -> str:
+    """A path or name as an error message shows it: whole up to `limit` characters, else its start and end and
+    its length (a CSV cell or an argument can be megabytes long)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit // 2]}...{name[-(limit // 4) :]} ({len(name):,} characters)"
+
+
+def _stat_problem(exc: OSError) -> str:
+    """Why a path cannot be opened, in words (no such file, a name too long, no permission, ...)."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "no such file (the path or one of its names is longer than the file system allows)"
+    return f"cannot read file ({exc.strerror or exc})"
 
 
 def image_sha256(data: bytes | np.ndarray) -> str:
@@ -107,7 +128,7 @@ def load_image(
         _check_pixels(label, source.size[::-1], max_pixels)
         image = _normalise(_pil_to_array(ImageOps.exif_transpose(source), label), label)
     elif isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-        label = name or ("<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source))
+        label = shown_name(name or ("<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)))
         data = read_bytes(source, max_bytes=max_bytes, name=label)
         image = _decode(data, label, max_pixels)
     else:

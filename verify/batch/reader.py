@@ -26,6 +26,10 @@ RESULT_COLUMNS = (
     "elapsed_ms",
 )
 ROW = "row"  # 1-based row number in the input, added to every output row
+MAX_PATH_CHARS = 4096  # Linux's PATH_MAX: a longer image path cell is a row error, never opened
+# Python's csv module refuses a whole file over one cell longer than 128 KiB. A cell that long is one bad row:
+# read cells up to 64 MiB, so that the row check above names it and the other rows are scored.
+csv.field_size_limit(max(csv.field_size_limit(), 64 * 2**20))
 _ALIASES = {"path_a": "reference", "path_b": "questioned"}
 
 
@@ -125,6 +129,9 @@ def read_batch_input(
             text = values[names[col]].strip()
             if not text and not errors[i]:
                 errors[i] = f"line {line}: empty {col} path; not scored"
+            if len(text) > MAX_PATH_CHARS:
+                errors[i] = errors[i] or f"line {line}: {col} path of {len(text):,} characters; not scored"
+                text = ""
             resolved, outside = resolver(text)
             paths[col].append(resolved)
             if outside and not errors[i]:

@@ -11,6 +11,7 @@ Each command module defines `register(subparsers)`, which adds its parser(s) and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from verify.cli.common import print_json
 from verify.errors import VerifyError
+from verify.io import shown_name
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -33,6 +35,8 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors exit with code 2 and one line, as the CLI conventions ask."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if self.prog.endswith(" batch") and message.startswith("argument {merge}: invalid choice"):
+            message += "; the input is named with --pairs: verify batch --pairs IN.csv --out OUT.csv"
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -96,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         return _fail(args, type(exc).__name__, str(exc))
+    except OSError as exc:  # a path the file system refuses: a name too long, no permission, a full disk
+        if args.debug:
+            traceback.print_exc()
+        return _fail(args, "FileSystemError", os_error_message(exc))
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").partition(".")[0])
         if extra is None:
@@ -117,6 +125,14 @@ def _fail(args: argparse.Namespace, kind: str, message: str) -> int:
     if getattr(args, "json", False):
         print_json({"error": {"type": kind, "message": message}, "exit_code": EXIT_USAGE})
     return EXIT_USAGE
+
+
+def os_error_message(exc: OSError) -> str:
+    """An operating-system error as one line: the path (shortened when long) and the reason in words."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENAMETOOLONG:
+        reason = "the path or one of its names is longer than the file system allows"
+    return f"{shown_name(os.fsdecode(exc.filename))}: {reason}" if exc.filename is not None else reason
 
 
 def _discard_stdout() -> None:

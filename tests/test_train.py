@@ -296,6 +296,34 @@ def test_init_with_replay_reports_old_and_new(cli_run, sig_data, tmp_path):
     assert split["replay_train"] and split["replay_val"]
 
 
+def test_init_may_change_the_input_size_but_not_the_network(cli_run, sig_data, tmp_path, capsys):
+    """`verify train --init` honours --set height/width (the saved card and config agree, and the model embeds
+    crops of the new size); another backbone, dim or channels is refused, not silently ignored."""
+    from verify.cli import main
+    from verify.models.card import read_card
+    from verify.models.loading import load_model
+
+    base, _ = cli_run
+    out = tmp_path / "ft"
+    args = ["train", "--init", str(base), "--data", str(sig_data), "--out", str(out), "--quiet"]
+    tiny = ["--set", "steps_per_epoch=1", "--set", "epochs=1", "--set", "p=4", "--set", "k=3"]
+    assert main([*args, *tiny, "--set", "height=48", "--set", "width=72"]) == 0
+    card, old = read_card(out), read_card(base)
+    assert (
+        (card["input"]["height"], card["input"]["width"]) == (48, 72) != (old["input"]["height"], old["input"]["width"])
+    )
+    assert json.loads((out / "config.json").read_text())["height"] == 48
+    model = load_model(out)
+    crop = model.preprocess(np.random.default_rng(0).integers(0, 255, (60, 120), dtype=np.uint8)).image
+    assert crop.shape[:2] == (48, 72)
+    assert model.embed_crops([crop]).shape == (1, card["architecture"]["dim"])
+    capsys.readouterr()
+    for bad in ("backbone=resnet18", "dim=8", "channels=3"):
+        assert main([*args[:-3], "--out", str(tmp_path / bad), "--quiet", *tiny, "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert "the --init network has" in err and "cannot change it" in err and not (tmp_path / bad).exists()
+
+
 def test_ddp_two_cpu_processes(sig_data, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", VERIFY_BIN]

@@ -48,13 +48,18 @@ class Model:
 
 
 def build_model(config: TrainConfig, init: str | Path | None = None) -> Model:
-    """A fresh `SiameseEmbedder`, or the network of model directory `init` (keeping its input/preprocessing)."""
+    """A fresh `SiameseEmbedder`, or the network of model directory `init`: its architecture, normalisation and
+    preprocessing, at the config's input height and width (`verify train --init` makes them the init model's
+    unless set: the backbones pool globally, so a fine-tune may change the input size). The init network's
+    backbone, embedding size and channels win over the config's (the command line refuses a config that differs).
+    """
     if init is not None:
         net, old = load_network(init)
         if old["modality"] != config.modality:
             raise ConfigError(f"--init model is a {old['modality']} model, but --modality is {config.modality}")
         pre = {**old["preprocessing"], **config.preprocessing_params}
-        card = new_card(config.name, config.modality, old["architecture"], old["input"], pre)
+        size = {**old["input"], "height": config.height, "width": config.width}
+        card = new_card(config.name, config.modality, old["architecture"], size, pre)
         return Model(net, card, {"path": str(init), "fingerprint": old.get("fingerprint"), "name": old.get("name")})
     from verify.models.network import SiameseEmbedder
 

@@ -10,11 +10,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verify.cli.common import add_set_flag, print_json
 from verify.data.protocols import FOLDER_LAYOUTS
 from verify.modality import MODALITIES
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 _PROTOCOLS = ("auto", *FOLDER_LAYOUTS)
 
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is not None and args.init is None and not args.resume:
         raise ConfigError("--replay needs --init (it replays the data of the model being fine-tuned)")
     config = load_config(args.config, _overrides(args), base=base)
+    if init is not None and not args.resume:
+        check_init_network(config, base or {})
     summary = train(config, data, args.out, init=init, resume=args.resume, replay=replay, progress=not args.quiet)
     if not _is_main():
         return 0
@@ -127,6 +132,24 @@ def init_defaults(init: str | Path) -> dict[str, Any]:
     if "dim" in arch:
         values["dim"] = int(arch["dim"])
     return values
+
+
+def check_init_network(config: TrainConfig, defaults: dict[str, Any]) -> None:
+    """Refuse a fine-tuning config (YAML or --set) that asks for another backbone, embedding size or number of
+    channels than the --init network has: those cannot change under fine-tuning (they were ignored before). The
+    input height and width may change (the backbones pool globally).
+
+    Raises:
+        ConfigError: naming the setting, the network's value and the asked one.
+    """
+    from verify.errors import ConfigError
+
+    for key in ("backbone", "dim", "channels"):
+        if key in defaults and str(getattr(config, key)) != str(defaults[key]):
+            raise ConfigError(
+                f"the --init network has {key} {defaults[key]}; {key}={getattr(config, key)} cannot change it "
+                "(fine-tuning keeps the network; train from scratch for another)"
+            )
 
 
 def _is_main() -> bool:

@@ -101,6 +101,9 @@ def test_export_cli_json(tiny_model: Path, tmp_path: Path, capsys: pytest.Captur
 
     assert main([*cmd[1:-1], "--opset", "3"]) == 2
     assert "opset" in capsys.readouterr().err
+    assert main(["export", "--model", str(tiny_model), "--format", "onnx", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; name the file to write" in err and ".tmp" not in err
 
 
 def test_load_model_takes_an_onnx_file(tiny_model: Path, exported: tuple[Path, dict], rng) -> None:

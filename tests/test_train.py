@@ -324,6 +324,51 @@ def test_init_may_change_the_input_size_but_not_the_network(cli_run, sig_data, t
         assert "the --init network has" in err and "cannot change it" in err and not (tmp_path / bad).exists()
 
 
+def test_run_folders_are_never_mixed_or_overwritten(cli_run, sig_data, tmp_path, capsys):
+    """train and distill refuse an --out holding a model or a run (the teacher itself included); --resume refuses
+    other data, another --init and settings its checkpoint is tied to, before rewriting config.json."""
+    import shutil
+
+    from verify.cli import main
+
+    base, _ = cli_run
+    model = tmp_path / "model"
+    shutil.copytree(base, model)
+    tiny = ["--quiet", "--set", "steps_per_epoch=1", "--set", "epochs=1", "--set", "p=4", "--set", "k=3"]
+    before = (model / "model.safetensors").read_bytes()
+    cases = [
+        (["train", "--data", str(sig_data), "--out", str(model), *tiny, *_sets()], "already holds a model or a run"),
+        (["train", "--init", str(model), "--data", str(sig_data), "--out", str(model), *tiny], "starts from"),
+        (["distill", "--teacher", str(model), "--student", "test_resnet", "--data", str(sig_data), "--out", str(model),
+          "--quiet"], "starts from"),
+        (["distill", "--teacher", str(base), "--student", "test_resnet", "--data", str(sig_data), "--out", str(model),
+          "--quiet"], "already holds a model or a run"),
+        (["train", "--out", str(model), "--resume", "--data", str(tmp_path)], "on its own data"),
+        (["train", "--out", str(model), "--resume", "--init", str(base)], "from its own --init"),
+        (["train", "--out", str(model), "--resume", "--set", "dim=64"], "cannot change it"),
+        (["train", "--out", str(model), "--resume", "--set", "height=48"], "cannot change it"),
+        (["train", "--data", str(sig_data), "--out", str(tmp_path / "dev"), "--device", "tpu", *tiny], "device must"),
+    ]  # fmt: skip
+    config = (model / "config.json").read_text()
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert (model / "model.safetensors").read_bytes() == before and (model / "config.json").read_text() == config
+    for argv in (["eval", "--model", str(model), "--data", str(sig_data), "--out", str(tmp_path / "e"),
+                  "--batch-size", "0"],
+                 ["synth", "signatures", "--writers", "1", "--genuine", "1", "--forgeries", "1", "--seed", "-1",
+                  "--out", str(tmp_path / "s")],
+                 ["synth", "signatures", "--writers", "1", "--genuine", "1", "--forgeries", "1", "--height", "100000",
+                  "--out", str(tmp_path / "s")],
+                 ["ood", "fit", "--model", str(model), "--data", str(sig_data), "--keep", "0"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "error: argument" in err and "Traceback" not in err, argv
+    assert not (tmp_path / "s").exists()
+
+
 def test_ddp_two_cpu_processes(sig_data, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", VERIFY_BIN]

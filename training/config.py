@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,10 @@ class TrainConfig:
             f"synth_all_caps_share must be in [0, 1], got {self.synth_all_caps_share}",
         )
         _check(self.max_impostor_pairs >= 1000, "max_impostor_pairs must be >= 1000 (TAR@FAR=1e-3 needs it)")
+        _check(
+            re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+            f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}",
+        )
         _check(self.val_metric in _VAL_METRICS, f"val_metric must be one of {_VAL_METRICS}, got {self.val_metric!r}")
         for key in ("loss_params", "miner_params", "preprocessing_params"):
             _check(isinstance(getattr(self, key), dict), f"{key} must be a mapping")

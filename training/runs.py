@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,32 @@ def write_run_info(out: Path, data: tuple[Path, ...], init: str | Path | None, r
     opt = {"init": init, "replay": replay}
     folders: str | list[str] = str(data[0]) if len(data) == 1 else [str(d) for d in data]
     write_json(out / "run.json", {"data": folders, **{k: None if v is None else str(v) for k, v in opt.items()}})
+
+
+RUN_MARKERS = ("model.json", "model.safetensors", "state", "summary.json")  # what a model or a started run leaves
+
+
+def check_new_run_folder(out: Path, sources: Sequence[Path] = ()) -> None:
+    """Refuse an --out that is a file, one of the `sources` (the teacher, the --init model), or a folder that already
+    holds a model or a run (a new run would mix its files with the old ones: the old report, gate and trust
+    figures would be read as the new model's). A folder left by a run that failed before its first checkpoint
+    (config.json, run.json, split.json) may be reused.
+
+    Raises:
+        ConfigError: naming what is there.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; name a new folder")
+    for src in sources:
+        if out.exists() and Path(src).exists() and out.resolve() == Path(src).resolve():
+            raise ConfigError(f"--out {out} is the model this run starts from; name a new folder")
+    found = [name for name in RUN_MARKERS if (out / name).exists()]
+    if found:
+        raise ConfigError(
+            f"--out {out} already holds a model or a run ({', '.join(found)}); name a new folder"
+            + (" or use --resume to continue it" if "state" in found else "")
+        )
 
 
 def read_run_info(out: Path) -> dict[str, Any]:

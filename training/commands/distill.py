@@ -75,8 +75,10 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.distill import create_distill_config, distill, split_config_values, teacher_defaults
+    from training.runs import check_new_run_folder
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    check_new_run_folder(args.out, [args.teacher])  # a distillation has no --resume: a used folder is refused
     train_values, distill_values = split_config_values(_values(args))
     dc = create_distill_config(distill_values)
     config = load_config(None, (), base={**teacher_defaults(args.teacher, args.student), **train_values})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from verify.cli.common import add_json_flag, print_json
+from verify.cli.common import add_json_flag, int_at_least, print_json, share_value
 from verify.data.protocols import FOLDER_LAYOUTS
 
 
@@ -58,14 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fit.add_argument(
         "--keep",
-        type=float,
+        type=share_value,
         default=None,
         help="share of held-out inputs to accept (default 0.97 for exposure, 0.95 for gaussian)",
     )
     fit.add_argument("--held-out", type=float, default=0.3, help="share of identities held out (default 0.3)")
     fit.add_argument(
         "--max-identities",
-        type=int,
+        type=int_at_least(0),
         default=0,
         help="fit on a seeded sample of this many identities (0: all); a large training set needs only a few hundred",
     )

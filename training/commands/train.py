@@ -69,7 +69,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from training.config import load_config
-    from training.runs import read_run_info
+    from training.runs import check_new_run_folder, read_run_info
     from training.trainer import train
     from verify.errors import ConfigError
 
@@ -78,20 +78,24 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         saved = read_run_info(args.out)
         base = json.loads((args.out / "config.json").read_text())
+        check_same_run(saved, data, init, replay)
         data = data or list(saved["data"])
         init = init or (Path(saved["init"]) if saved.get("init") else None)
         replay = replay or (Path(saved["replay"]) if saved.get("replay") else None)
     elif data is None:
         raise ConfigError("--data is required (or --resume a run)")
-    elif (args.out / "state").exists() and _is_main():
-        raise ConfigError(f"{args.out} already holds a run; use --resume to continue it, or another --out")
-    elif init is not None:
-        base = init_defaults(init)
+    else:
+        if _is_main():
+            check_new_run_folder(args.out, [init] if init is not None else [])
+        if init is not None:
+            base = init_defaults(init)
     if args.replay is not None and args.init is None and not args.resume:
         raise ConfigError("--replay needs --init (it replays the data of the model being fine-tuned)")
     config = load_config(args.config, _overrides(args), base=base)
     if init is not None and not args.resume:
         check_init_network(config, base or {})
+    if args.resume:
+        check_resume_settings(config, base or {})
     summary = train(config, data, args.out, init=init, resume=args.resume, replay=replay, progress=not args.quiet)
     if not _is_main():
         return 0
@@ -149,6 +153,50 @@ def check_init_network(config: TrainConfig, defaults: dict[str, Any]) -> None:
             raise ConfigError(
                 f"the --init network has {key} {defaults[key]}; {key}={getattr(config, key)} cannot change it "
                 "(fine-tuning keeps the network; train from scratch for another)"
+            )
+
+
+# Settings a checkpoint is tied to: resuming with another value would load weights into another network, or go on
+# training one network on other inputs.
+RUN_FIXED = ("modality", "backbone", "dim", "channels", "height", "width", "preprocessing", "preprocessing_params")
+
+
+def check_resume_settings(config: TrainConfig, saved: dict[str, Any]) -> None:
+    """Refuse a --resume whose --set (or YAML) changes a setting the run's checkpoint is tied to (`RUN_FIXED`),
+    before anything is written (config.json was rewritten, then loading the checkpoint failed).
+
+    Raises:
+        ConfigError: naming the setting, the run's value and the asked one.
+    """
+    from verify.errors import ConfigError
+
+    for key in RUN_FIXED:
+        if key in saved and getattr(config, key) != saved[key]:
+            raise ConfigError(
+                f"the run was started with {key}={saved[key]}; --resume cannot change it to {getattr(config, key)} "
+                "(start a new run, or --init from this run's model)"
+            )
+
+
+def check_same_run(saved: dict[str, Any], data: Any, init: Path | None, replay: Path | None) -> None:
+    """Refuse --resume with --data, --init or --replay other than the run's own (run.json): the run's split and
+    validation writers come from its data, so other data would be validated on writers it lacks.
+
+    Raises:
+        ConfigError: naming the flag and the run's value.
+    """
+    from verify.errors import ConfigError
+
+    def same(a: Any, b: Any) -> bool:
+        return Path(a).resolve() == Path(b).resolve()
+
+    if data and (len(data) != len(saved["data"]) or not all(map(same, data, saved["data"]))):
+        run_data = ", ".join(str(d) for d in saved["data"])
+        raise ConfigError(f"--resume continues the run on its own data ({run_data}); drop --data or start a new run")
+    for flag, given, key in (("--init", init, "init"), ("--replay", replay, "replay")):
+        if given is not None and (not saved.get(key) or not same(given, saved[key])):
+            raise ConfigError(
+                f"--resume continues the run from its own {flag} ({saved.get(key) or 'none'}); drop {flag}"
             )
 
 

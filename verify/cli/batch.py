@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from verify.cli.common import add_gate_flag, add_json_flag, add_model_flags, add_threshold_flag, print_json
+from verify.cli.common import (
+    add_gate_flag,
+    add_json_flag,
+    add_model_flags,
+    add_threshold_flag,
+    int_at_least,
+    print_json,
+)
 from verify.errors import ConfigError
 
 _EPILOG = """\
@@ -46,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", type=Path, help="gallery directory, for questioned,claimed_identity CSVs")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping rows already done")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0: main process)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default 32)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=32, help="images per embedding batch (default 32)")
     p.add_argument("--shard", default="0/1", help="do only shard i of n, as i/n with 0 <= i < n (default 0/1)")
     p.add_argument("--chunk-rows", type=int, default=256, help="rows per durable write to the output (default 256)")
     p.add_argument(

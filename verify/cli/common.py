@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from verify.decision import GATE_MODES
@@ -48,6 +49,33 @@ def threshold_value(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or not -1.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r}: a similarity threshold lies between -1 and 1")
+    return value
+
+
+def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (e.g. a batch size >= 1, a seed >= 0, an image side)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {span}")
+        return value
+
+    return parse
+
+
+def share_value(text: str) -> float:
+    """An argparse type: a share in (0, 1] (e.g. --keep)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r}: a share lies in (0, 1]")
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verify.cli.common import add_gate_flag, add_json_flag, add_model_flags, print_json
+from verify.cli.common import add_gate_flag, add_json_flag, add_model_flags, int_at_least, print_json
 from verify.errors import ConfigError
 
 _EPILOG = """\
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster address (--engine ray; default: RAY_ADDRESS or a local cluster)")
     p.add_argument("--actors", type=int, help="embedding actors (--engine ray; default: one per CPU, or per GPU)")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (--engine local; default 0)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per embedding batch (default 64)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per embedding batch (default 64)")
     add_model_flags(p)
     add_gate_flag(p)
     add_json_flag(p)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from verify.cli.common import add_json_flag, add_model_flags, print_json
+from verify.cli.common import add_json_flag, add_model_flags, int_at_least, print_json
 from verify.data.protocols import EVAL_PROTOCOLS, PAIR_FORMATS
 from verify.errors import ConfigError
 
@@ -57,8 +57,10 @@ def register(subparsers: Any) -> None:
         default=0.5,
         help="share of identities (LFW: folds) used to choose the threshold (default 0.5)",
     )
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for 95%% CIs (0: none)")
-    p.add_argument("--batch-size", type=int, default=32, help="embedding batch size (default 32)")
+    p.add_argument(
+        "--bootstrap", type=int_at_least(0), default=1000, help="bootstrap replicates for 95%% CIs (0: none)"
+    )
+    p.add_argument("--batch-size", type=int_at_least(1), default=32, help="embedding batch size (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, pair sampling and bootstrap")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(p)

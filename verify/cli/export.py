@@ -31,8 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify.errors import ConfigError
     from verify.export import export_onnx
 
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; name the file to write, e.g. {args.out}/model.onnx")
     report = export_onnx(args.model, args.out, opset=args.opset, quantize=None if args.quantize == "none" else "int8")
     if args.json:
         print_json(report)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from verify.cli.common import add_json_flag, print_json
+from verify.cli.common import add_json_flag, int_at_least, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -30,10 +30,10 @@ def register(subparsers: Any) -> None:
     sig.add_argument("--writers", type=int, required=True, help="number of writers")
     sig.add_argument("--genuine", type=int, required=True, help="genuine signatures per writer")
     sig.add_argument("--forgeries", type=int, required=True, help="skilled forgeries per writer")
-    sig.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default: 0)")
+    sig.add_argument("--seed", type=int_at_least(0), default=0, help="random seed; same seed, same bytes (default: 0)")
     sig.add_argument("--out", type=Path, required=True, help="output folder")
-    sig.add_argument("--height", type=int, default=150, help="image height in pixels (default: 150)")
-    sig.add_argument("--width", type=int, default=220, help="image width in pixels (default: 220)")
+    sig.add_argument("--height", type=int_at_least(16, 4096), default=150, help="image height in pixels (default: 150)")
+    sig.add_argument("--width", type=int_at_least(16, 4096), default=220, help="image width in pixels (default: 220)")
     sig.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     sig.add_argument(
         "--generator",

@@ -148,3 +148,13 @@ def test_gallery_enroll_identify_and_other_model_refused(
     assert json.dumps(found).count("w2") >= 1
     assert main(["identify", _sig(synth_signatures, 2, 3), "--gallery", gallery, "--model", str(tiny_model)]) == 2
     assert "model" in capsys.readouterr().err
+
+
+def test_a_classical_or_fused_model_has_no_network_to_fine_tune() -> None:
+    """`verify train --init` / `verify distill --teacher` on them say so (they said "unknown architecture")."""
+    from verify.models.card import load_network
+
+    root = Path(__file__).resolve().parents[1] / "assets" / "models"
+    for name, kind in (("signature-hog", "classical-hog"), ("signature-teacher-hog", "fused")):
+        with pytest.raises(ModelError, match=f"a {kind} model has no network to fine-tune or distil"):
+            load_network(root / name)

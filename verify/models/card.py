@@ -193,13 +193,25 @@ def load_state(path: Path | str, card: Mapping[str, Any] | None = None) -> dict[
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+# Model kinds with no torch network of their own, and what to do instead.
+NO_NETWORK = {
+    "classical-hog": "it is a fixed feature; train a learned model instead",
+    "fused": "use its learned component (a subfolder: the card's architecture.components), then `verify fuse` again",
+}
+
+
 def load_network(path: Path | str) -> tuple[nn.Module, ModelCard]:
     """Rebuild the exact torch network of a model directory from its card, with its weights loaded."""
     from verify.models.registry import get_architecture
 
     card = read_card(path)
     arch = card.get("architecture") or {}
-    net = get_architecture(str(arch.get("kind", "timm")))(arch)
+    kind = str(arch.get("kind", "timm"))
+    if kind in NO_NETWORK:
+        raise ModelError(
+            f"{model_dir(path)}: a {kind} model has no network to fine-tune or distil ({NO_NETWORK[kind]})"
+        )
+    net = get_architecture(kind)(arch)
     state = load_state(path, card)
     try:
         net.load_state_dict(state, strict=True)

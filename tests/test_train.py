@@ -418,6 +418,27 @@ def test_ood_fit_on_a_sample_of_identities(tmp_path: Path, tiny_model: Path) -> 
     assert counts == {0: 4, 6: 3}
 
 
+def test_ood_fit_skips_an_unreadable_image_as_training_does(tmp_path: Path, tiny_model: Path, caplog) -> None:
+    """One corrupt scan in the folder is skipped with a warning (it stopped the whole fit). Both gate kinds read
+    images through `training.ood_fit.readable`; the Gaussian one is fitted here (the exposure gate's outlier
+    material would add half a minute)."""
+    import shutil
+
+    from verify.cli import main
+    from verify.synth import generate_dataset
+
+    data = generate_dataset(tmp_path / "data", 8, 4, 2, seed=1, height=64, width=96, progress=False)
+    bad = sorted((data / "full_org").glob("*.png"))
+    bad[0].write_bytes(b"not an image")
+    bad[-1].write_bytes(b"")
+    for gate in ("gaussian",):
+        model = shutil.copytree(tiny_model, tmp_path / f"model-{gate}")
+        args = ["ood", "fit", "--model", str(model), "--data", str(data), "--gate", gate, "--held-out", "0.5"]
+        assert main(args) == 0
+        assert "ood" in json.loads((model / "model.json").read_text())
+    assert "images skipped" in caplog.text
+
+
 def test_ood_fit_pools_several_datasets_and_keeps_their_writers_apart(tmp_path: Path, tiny_model: Path) -> None:
     """`verify ood fit --data A B`: both sets' writers are fitted on, and the same writer name in two sets is two
     writers (two copies of one 8-writer set give 16, half of them held out)."""

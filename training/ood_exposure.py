@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from tqdm import tqdm
 
+from training.ood_fit import readable
 from training.ood_material import ood_material
 from verify.data import Sample
 from verify.errors import ConfigError
-from verify.io import load_image
 from verify.models.base import Embedder
 from verify.ood import GaussianOODScorer
 from verify.ood_gate import OutlierExposureGate
@@ -222,8 +222,7 @@ def _signatures(
     mode = "gray" if int(model.card["input"]["channels"]) == 1 else "rgb"
     picked = [samples[i] for i in sorted(rng.choice(len(samples), size=min(cap, len(samples)), replace=False))]
     crops, writers, genuine, bw = [], [], [], []
-    for k, s in enumerate(picked):
-        image = load_image(s.path, mode=mode)
+    for k, (s, image) in enumerate(readable(picked, mode)):
         copy = binarised(image) if k % 2 == 0 else with_guides(image, rng)
         for variant, is_bw in ((image, False), (copy, k % 2 == 0)):
             got = _crops(model, [variant])

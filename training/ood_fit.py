@@ -10,7 +10,9 @@ card) and into its card (`card["ood"]`), where the `Verifier` finds it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,12 +20,14 @@ from tqdm import tqdm
 
 from verify.data import Sample
 from verify.data.splits import split_identities, split_samples
-from verify.errors import ConfigError
+from verify.errors import ConfigError, VerifyError
 from verify.io import load_image
 from verify.models.base import Embedder
 from verify.models.card import write_card
 from verify.ood import GaussianOODScorer
 from verify.ood_gate import file_sha256
+
+log = logging.getLogger(__name__)
 
 OOD_FILE = "ood.safetensors"
 
@@ -51,16 +55,34 @@ def embed_images(
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
+def readable(samples: Sequence[Sample], mode: str) -> Iterator[tuple[Sample, np.ndarray]]:
+    """(sample, decoded image) of every sample that decodes; the others are skipped with one warning at the end,
+    as training skips them (one bad scan in a user's folder does not stop a gate fit)."""
+    skipped: list[str] = []
+    for s in samples:
+        try:
+            yield s, load_image(s.path, mode=mode)
+        except VerifyError as exc:
+            skipped.append(str(exc))
+    if skipped:
+        log.warning("OOD fit: %d of %d images skipped (first: %s)", len(skipped), len(samples), skipped[0])
+
+
 def embed_samples(
     model: Embedder, samples: Sequence[Sample], batch_size: int = 32, desc: str = "", features: str = "embedding"
-) -> np.ndarray:
-    """Load and preprocess dataset samples, then compute `features` as `embed_images` does."""
+) -> tuple[np.ndarray, list[Sample]]:
+    """Load and preprocess dataset samples, then compute `features` as `embed_images` does; returns the features
+    and the samples they belong to (unreadable ones skipped, `readable`)."""
     mode = "gray" if int(model.card["input"]["channels"]) == 1 else "rgb"
-    out = []
-    for start in tqdm(range(0, len(samples), batch_size), desc=desc or "embed", leave=False, disable=not desc):
-        images = [load_image(s.path, mode=mode) for s in samples[start : start + batch_size]]
-        out.append(embed_images(model, images, batch_size, features=features))
-    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
+    out, kept = [], []
+    pairs = readable(samples, mode)
+    for _ in tqdm(range(0, len(samples), batch_size), desc=desc or "embed", leave=False, disable=not desc):
+        batch = list(itertools.islice(pairs, batch_size))
+        if batch:
+            kept += [s for s, _ in batch]
+            out.append(embed_images(model, [image for _, image in batch], batch_size, features=features))
+    list(pairs)  # drain: the skipped-images warning
+    return (np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)), kept
 
 
 def gate_split(
@@ -134,9 +156,10 @@ def fit_ood_gate(
     if len({s.identity for s in train}) < 2 or len(held_out) < 10:
         raise ConfigError("the OOD gate needs >= 2 training identities and >= 10 held-out in-distribution inputs")
     features = features or default_features(model)
-    feats = embed_samples(model, train, batch_size, desc="OOD fit: embed train", features=features)
+    feats, train = embed_samples(model, train, batch_size, desc="OOD fit: embed train", features=features)
     scorer = GaussianOODScorer(covariance=covariance).fit(feats, np.array([s.identity for s in train]))
-    held = scorer.score(embed_samples(model, held_out, batch_size, desc="OOD fit: embed held-out", features=features))
+    held_feats, held_out = embed_samples(model, held_out, batch_size, desc="OOD fit: embed held-out", features=features)
+    held = scorer.score(held_feats)
     threshold = scorer.choose_threshold(held, keep=keep)
     section = {
         "file": OOD_FILE,

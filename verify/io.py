@@ -73,13 +73,20 @@ def shown_name(name: str, limit: int = 160) -> str:
     return f"{name[: limit // 2]}...{name[-(limit // 4) :]} ({len(name):,} characters)"
 
 
+def os_reason(exc: OSError) -> str:
+    """An operating-system error's reason in words (its strerror; a name too long said plainly)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the path or one of its names is longer than the file system allows"
+    return exc.strerror or str(exc)
+
+
 def _stat_problem(exc: OSError) -> str:
     """Why a path cannot be opened, in words (no such file, a name too long, no permission, ...)."""
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return "no such file"
     if exc.errno == errno.ENAMETOOLONG:
-        return "no such file (the path or one of its names is longer than the file system allows)"
-    return f"cannot read file ({exc.strerror or exc})"
+        return f"no such file ({os_reason(exc)})"
+    return f"cannot read file ({os_reason(exc)})"
 
 
 def image_sha256(data: bytes | np.ndarray) -> str:

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,12 +149,13 @@ def check_init_network(config: TrainConfig, defaults: dict[str, Any]) -> None:
     """
     from verify.errors import ConfigError
 
-    for key in ("backbone", "dim", "channels"):
-        if key in defaults and str(getattr(config, key)) != str(defaults[key]):
-            raise ConfigError(
-                f"the --init network has {key} {defaults[key]}; {key}={getattr(config, key)} cannot change it "
-                "(fine-tuning keeps the network; train from scratch for another)"
-            )
+    changed = _changed(config, defaults, ("backbone", "dim", "channels"))
+    if changed:
+        key, have, want = changed
+        raise ConfigError(
+            f"the --init network has {key} {have}; {key}={want} cannot change it "
+            "(fine-tuning keeps the network; train from scratch for another)"
+        )
 
 
 # Settings a checkpoint is tied to: resuming with another value would load weights into another network, or go on
@@ -170,12 +172,21 @@ def check_resume_settings(config: TrainConfig, saved: dict[str, Any]) -> None:
     """
     from verify.errors import ConfigError
 
-    for key in RUN_FIXED:
-        if key in saved and getattr(config, key) != saved[key]:
-            raise ConfigError(
-                f"the run was started with {key}={saved[key]}; --resume cannot change it to {getattr(config, key)} "
-                "(start a new run, or --init from this run's model)"
-            )
+    changed = _changed(config, saved, RUN_FIXED)
+    if changed:
+        key, have, want = changed
+        raise ConfigError(
+            f"the run was started with {key}={have}; --resume cannot change it to {want} "
+            "(start a new run, or --init from this run's model)"
+        )
+
+
+def _changed(config: TrainConfig, fixed: dict[str, Any], keys: Sequence[str]) -> tuple[str, Any, Any] | None:
+    """The first of `keys` whose config value differs from `fixed`'s, as (key, fixed value, config value)."""
+    for key in keys:
+        if key in fixed and getattr(config, key) != fixed[key]:
+            return key, fixed[key], getattr(config, key)
+    return None
 
 
 def check_same_run(saved: dict[str, Any], data: Any, init: Path | None, replay: Path | None) -> None:

@@ -11,7 +11,6 @@ Each command module defines `register(subparsers)`, which adds its parser(s) and
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import importlib.util
 import os
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 
 from verify.cli.common import print_json
 from verify.errors import VerifyError
-from verify.io import shown_name
+from verify.io import os_reason, shown_name
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -129,9 +128,7 @@ def _fail(args: argparse.Namespace, kind: str, message: str) -> int:
 
 def os_error_message(exc: OSError) -> str:
     """An operating-system error as one line: the path (shortened when long) and the reason in words."""
-    reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENAMETOOLONG:
-        reason = "the path or one of its names is longer than the file system allows"
+    reason = os_reason(exc)
     return f"{shown_name(os.fsdecode(exc.filename))}: {reason}" if exc.filename is not None else reason
 
 
